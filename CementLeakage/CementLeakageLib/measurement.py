@@ -1,0 +1,146 @@
+"""Volumes and ratios of given body and cement masks (no segmentation here).
+
+Slicer's Segment Statistics counts a segment's volume as voxel count times voxel volume on
+its binary labelmap; this module does the same, so numbers agree with what a Slicer user
+sees for the same segments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import CementLeakageError
+from .geometry import VolumeGeometry
+from .parameters import MeasurementParameters
+from .results import VertebraMeasurement
+from .split_plane import SplitPlane, check_side, split_plane_from_endplates
+
+MM3_PER_CM3 = 1000.0
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The smallest ``[k, j, i]`` slices holding every true voxel of a 3D mask, or None if empty."""
+    boxes = []
+    for axis in range(3):
+        other_axes = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(np.any(mask, axis=other_axes))
+        if present.size == 0:
+            return None
+        boxes.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(boxes)
+
+
+def puncture_side_voxels(mask: np.ndarray, geometry: VolumeGeometry, plane: SplitPlane) -> np.ndarray:
+    """Boolean array, same shape as ``mask``: its voxels whose centre lies on the puncture side.
+
+    A voxel centre exactly on the plane counts as contralateral (strictly positive distance).
+    """
+    result = np.zeros(mask.shape, dtype=bool)
+    box = bounding_box(mask)
+    if box is None:
+        return result
+    local = np.nonzero(mask[box])
+    kji = tuple(index + box[axis].start for axis, index in enumerate(local))
+    on_side = plane.signed_distance_mm(geometry.voxel_centers_ras(kji)) > 0.0
+    result[tuple(index[on_side] for index in kji)] = True
+    return result
+
+
+def _check_mask(name: str, mask: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != geometry.shape:
+        raise CementLeakageError(
+            f"the {name} mask has shape {mask.shape} but its grid is {geometry.shape}; "
+            "resample the masks onto one grid"
+        )
+    return mask.astype(bool, copy=False)
+
+
+def measure_masks(
+    body_mask: np.ndarray,
+    cement_mask: np.ndarray,
+    geometry: VolumeGeometry,
+    upper_ras: np.ndarray,
+    lower_ras: np.ndarray,
+    side: str,
+    *,
+    level: str = "",
+    parameters: MeasurementParameters | None = None,
+) -> VertebraMeasurement:
+    """Measure VBV, BCV, PSBCV and both ratios from masks on one grid.
+
+    Args:
+        body_mask: vertebral body, boolean ``[k, j, i]`` on ``geometry``.
+        cement_mask: cement belonging to this vertebra (inside and outside the body),
+            boolean ``[k, j, i]`` on ``geometry``. Cement outside the body is reported as
+            extravertebral cement, never in BCV.
+        geometry: the masks' grid (IJK-to-RAS, mm).
+        upper_ras, lower_ras: upper and lower endplate midpoints (RAS mm).
+        side: puncture side, ``left`` (patient left) or ``right``.
+        level: vertebra label such as ``L1`` (free text).
+        parameters: cut-off and thresholds (only the cut-off is used here).
+
+    Returns:
+        The measurement; volumes are voxel count times voxel volume (cm³).
+    """
+    parameters = parameters or MeasurementParameters()
+    side = check_side(side)
+    body = _check_mask("vertebral body", body_mask, geometry)
+    cement = _check_mask("cement", cement_mask, geometry)
+    plane = split_plane_from_endplates(upper_ras, lower_ras, side)
+
+    body_voxels = int(np.count_nonzero(body))
+    if body_voxels == 0:
+        raise CementLeakageError(
+            "the vertebral body mask is empty, so VBV is zero and no ratio exists: segment the body first"
+        )
+    body_box = bounding_box(body)
+    distances = plane.signed_distance_mm(
+        geometry.voxel_centers_ras(
+            tuple(index + body_box[axis].start for axis, index in enumerate(np.nonzero(body[body_box])))
+        )
+    )
+    if distances.min() > 0.0 or distances.max() <= 0.0:
+        raise CementLeakageError(
+            "the split plane through the endplate points misses the vertebral body (all of the body lies "
+            "on one side): check that the points mark the midpoints of this vertebra's endplates"
+        )
+
+    cement_in_body = body & cement
+    cement_in_body_voxels = int(np.count_nonzero(cement_in_body))
+    puncture_side_cement_voxels = int(np.count_nonzero(puncture_side_voxels(cement_in_body, geometry, plane)))
+    extravertebral_voxels = int(np.count_nonzero(cement)) - cement_in_body_voxels
+
+    voxel_cm3 = geometry.voxel_volume_mm3 / MM3_PER_CM3
+    vbv = body_voxels * voxel_cm3
+    bcv = cement_in_body_voxels * voxel_cm3
+    psbcv = puncture_side_cement_voxels * voxel_cm3
+    bcv_pct = 100.0 * cement_in_body_voxels / body_voxels
+    psbcv_pct = 100.0 * puncture_side_cement_voxels / body_voxels
+    warnings = []
+    if cement_in_body_voxels == 0:
+        warnings.append(
+            "no cement inside the vertebral body (BCV = 0): check the level, the endplate points and the "
+            "cement threshold"
+        )
+    return VertebraMeasurement(
+        level=level,
+        side=side,
+        vbv_cm3=vbv,
+        bcv_cm3=bcv,
+        psbcv_cm3=psbcv,
+        bcv_vbv_pct=bcv_pct,
+        psbcv_vbv_pct=psbcv_pct,
+        cutoff_pct=float(parameters.cutoff_pct),
+        exceeds_cutoff=bool(psbcv_pct > parameters.cutoff_pct),
+        extravertebral_cement_cm3=extravertebral_voxels * voxel_cm3,
+        upper_ras=[float(v) for v in np.asarray(upper_ras, float)],
+        lower_ras=[float(v) for v in np.asarray(lower_ras, float)],
+        plane_normal_ras=[float(v) for v in plane.normal_ras],
+        body_voxels=body_voxels,
+        cement_in_body_voxels=cement_in_body_voxels,
+        puncture_side_cement_voxels=puncture_side_cement_voxels,
+        voxel_volume_mm3=geometry.voxel_volume_mm3,
+        parameters=parameters.as_dict(),
+        warnings=warnings,
+    )

@@ -1,0 +1,50 @@
+"""Measurement results as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import __version__
+from .evidence import GAO_2022_PSBCV, risk_note
+
+
+@dataclass
+class VertebraMeasurement:
+    """Volumes (cm³) and ratios (%) of one treated vertebra.
+
+    Points and the plane normal are RAS (mm, unit vector). ``exceeds_cutoff`` is
+    ``psbcv_vbv_pct > cutoff_pct``.
+    """
+
+    level: str
+    side: str
+    vbv_cm3: float
+    bcv_cm3: float
+    psbcv_cm3: float
+    bcv_vbv_pct: float
+    psbcv_vbv_pct: float
+    cutoff_pct: float
+    exceeds_cutoff: bool
+    extravertebral_cement_cm3: float
+    upper_ras: list[float]
+    lower_ras: list[float]
+    plane_normal_ras: list[float]
+    body_voxels: int
+    cement_in_body_voxels: int
+    puncture_side_cement_voxels: int
+    voxel_volume_mm3: float
+    cutoff_sensitivity_pct: float = GAO_2022_PSBCV.sensitivity_pct
+    cutoff_specificity_pct: float = GAO_2022_PSBCV.specificity_pct
+    cutoff_auc: float = GAO_2022_PSBCV.auc
+    cutoff_source: str = GAO_2022_PSBCV.citation
+    interpretation: str = field(default_factory=risk_note)
+    segmentation_source: str = "given"
+    software_version: str = __version__
+    input_sha256: str = ""
+    input_source: str = ""
+    parameters: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """All fields as JSON-ready Python values."""
+        return asdict(self)

@@ -1,0 +1,24 @@
+"""Names and colours of the segments the package writes."""
+
+from __future__ import annotations
+
+BODY = "Vertebral body"
+CEMENT = "Cement"
+PUNCTURE_SIDE_CEMENT = "Puncture-side cement"
+EXTRAVERTEBRAL_CEMENT = "Extravertebral cement"
+
+SEGMENT_NAMES = (BODY, CEMENT, PUNCTURE_SIDE_CEMENT, EXTRAVERTEBRAL_CEMENT)
+"""The four output segments, in the order they are written."""
+
+SEGMENT_COLORS_RGB = {
+    BODY: (0.945, 0.839, 0.569),
+    CEMENT: (0.35, 0.75, 1.0),
+    PUNCTURE_SIDE_CEMENT: (0.85, 0.25, 0.85),
+    EXTRAVERTEBRAL_CEMENT: (1.0, 0.2, 0.15),
+}
+"""Display colours (RGB, 0-1): bone beige, cement light blue, puncture side magenta, leakage red."""
+
+
+def level_segment_name(level: str, name: str) -> str:
+    """Segment name inside a case's segmentation that holds several levels, e.g. ``L1 Cement``."""
+    return f"{level} {name}" if level else name
