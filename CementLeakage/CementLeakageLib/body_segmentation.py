@@ -4,11 +4,14 @@ The body is found slice by slice in a grid aligned with the vertebra (see
 :mod:`vertebra_frame`): bone is thresholded (226 HU and above by default, cement included),
 small gaps in the cortical shell are closed, the enclosed trabecular interior around the
 vertebral axis is taken with the shell around it, holes (cement, low-density trabecular bone)
-are filled, and anything attached through a neck narrower than the pedicles (pedicles,
-ribs, leaked cement) is cut off by a morphological opening of the cross-section. Slices
+are filled, and anything attached through a neck narrower than the pedicles (ribs, leaked
+cement) is cut off by a morphological opening of the cross-section. The pedicles are cut at
+the posterior wall and, in the slices that carry them, at the outline of the slices that do
+not (the pedicle's anterior edge). The outer surface is then moved from the 226 HU iso-level,
+which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_level`). Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
 that has one. The mask is then resampled onto the CT grid and clipped to the slab between
-the two endplate points.
+the two endplate points (beyond them only where a concave endplate's rim continues).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from .geometry import VolumeGeometry
 from .parameters import MeasurementParameters
 from .sitk_bridge import box_around_ras_points, crop_geometry, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
+
+EDGE_PEAK_FRACTION = 0.4
+"""Where the outer surface level lies between the inflection (0) and the cortical peak (1)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class BodySegmentationSettings:
     posterior_wall_quantile: float = 0.2
     slab_margin_mm: float = 2.0
     closing_3d_radius_mm: float = 0.0
+    reference_margin_mm: float = 0.0
+    refine_outer_edge: bool = True
+    edge_band_mm: float = 1.5
 
 
 @dataclass
@@ -149,31 +158,78 @@ def _cut_necks(cross_section: np.ndarray, centre: tuple[int, int], radius: list[
 
 
 def _cut_at_posterior_wall(
-    body: np.ndarray, slices: list[int], centre: tuple[int, int], quantile: float
-) -> None:
+    body: np.ndarray, slices: list[int], centre: tuple[int, int], quantile: float, tolerance_px: int
+) -> list[int]:
     """Cut every slice at the body's posterior wall, i.e. at the pedicles' anterior edge.
 
     The wall is where the cross-sections that reach least far back end (the slices below the
     pedicles, where the body stands alone); ``quantile`` picks that depth among all slices.
+    Returns the slices that reached more than ``tolerance_px`` behind the wall (those that
+    carry the pedicles).
     """
-    depths = []
+    depths = {}
     for z in slices:
         rows = np.flatnonzero(body[z].any(axis=1))
         if rows.size:
-            depths.append(centre[0] - rows.min())
+            depths[z] = centre[0] - rows.min()
     if not depths:
+        return []
+    wall = int(np.floor(centre[0] - np.quantile(list(depths.values()), quantile)))
+    if wall <= 0:
+        return []
+    body[:, :wall, :] = False
+    return [z for z, depth in depths.items() if centre[0] - depth < wall - tolerance_px]
+
+
+def _restrict_to_pedicle_free_outline(
+    body: np.ndarray, slices: list[int], pedicle_slices: list[int], margin_px: int
+) -> None:
+    """Remove pedicle roots left in front of the posterior wall.
+
+    Slices that do not carry pedicles stand free; the union of their outlines, grown by
+    ``margin_px``, bounds the body in the slices that do, which cuts each pedicle at its
+    anterior edge.
+    """
+    free = [z for z in slices if z not in set(pedicle_slices)]
+    if len(free) < 3 or not pedicle_slices:
         return
-    wall = int(np.floor(centre[0] - np.quantile(depths, quantile)))
-    if wall > 0:
-        body[:, :wall, :] = False
+    reference = body[free].any(axis=0)
+    if margin_px > 0:
+        reference = (
+            sitk.GetArrayFromImage(
+                sitk.BinaryDilate(sitk.GetImageFromArray(reference.astype(np.uint8)), [margin_px, margin_px])
+            )
+            > 0
+        )
+    for z in pedicle_slices:
+        body[z] &= reference
 
 
-def body_extent_mm(body: np.ndarray, axial_mm: np.ndarray) -> tuple[float, float]:
-    """Axial extent (mm along the vertebral axis) of the slices that hold body voxels."""
-    present = np.flatnonzero(body.any(axis=(1, 2)))
-    if present.size == 0:
-        return 0.0, 0.0
-    return float(axial_mm[present[0]]), float(axial_mm[present[-1]])
+RIM_WIDTH_MM = 3.0
+"""Width (mm) of the band along the body's outline where a concave endplate's rim lies."""
+RIM_SECTORS = 12
+RIM_SECTORS_NEEDED = 9
+
+
+def _is_ring(rim: np.ndarray, outline: np.ndarray, core_px: int) -> bool:
+    """Whether bone pixels ``rim`` form a ring along ``outline`` rather than part of a plate.
+
+    A concave endplate's rim runs all around the body near its outline and leaves the centre
+    (the disc) free; a flat plate seen at an angle or through partial volume covers one side
+    or the centre. The rim must leave the core (outline eroded by ``core_px``) nearly empty
+    and reach ``RIM_SECTORS_NEEDED`` of ``RIM_SECTORS`` angular sectors around the centroid.
+    """
+    core = sitk.GetArrayFromImage(
+        sitk.BinaryErode(sitk.GetImageFromArray(outline.astype(np.uint8)), [core_px] * 2)
+    )
+    core = core > 0
+    if core.any() and np.count_nonzero(rim & core) > 0.1 * np.count_nonzero(core):
+        return False
+    rows, cols = np.nonzero(outline)
+    rim_rows, rim_cols = np.nonzero(rim)
+    angles = np.arctan2(rim_rows - rows.mean(), rim_cols - cols.mean())
+    sectors = np.unique(np.floor((angles + np.pi) / (2 * np.pi) * RIM_SECTORS).astype(int) % RIM_SECTORS)
+    return sectors.size >= RIM_SECTORS_NEEDED
 
 
 def _add_concave_endplate_rims(
@@ -183,17 +239,20 @@ def _add_concave_endplate_rims(
     axial_mm: np.ndarray,
     height_mm: float,
     settings: BodySegmentationSettings,
-) -> None:
+) -> tuple[float, float]:
     """Extend the body beyond the endplate points where a concave endplate's bony rim continues.
 
     A slice beyond a point belongs to the body only where bone covers part of the body's
     outline as a rim (a full plate is the endplate surface the point was marked on); the
     extension stops at the first slice without such a rim (the disc) and at
-    ``endplate_extension`` times the height.
+    ``endplate_extension`` times the height. Returns how far (mm, along the axis) the body
+    now reaches below the lower and above the upper endplate point (0 without a rim).
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
-    for edge, step in ((int(slab[0]), -1), (int(slab[-1]), 1)):
+    core_px = max(1, int(round(RIM_WIDTH_MM / abs(axial_mm[1] - axial_mm[0]))))
+    reach = [0.0, 0.0]
+    for index, (edge, step) in enumerate(((int(slab[0]), -1), (int(slab[-1]), 1))):
         outline = body[edge]
         area = outline.sum()
         if area == 0:
@@ -202,10 +261,72 @@ def _add_concave_endplate_rims(
         while 0 <= z < body.shape[0] and abs(axial_mm[z] - axial_mm[edge]) <= limit:
             rim = bone[z] & outline
             coverage = rim.sum() / area
-            if not low_cover <= coverage <= high_cover:
+            if not low_cover <= coverage <= high_cover or not _is_ring(rim, outline, core_px):
                 break
             body[z] = rim
+            endplate_mm = 0.0 if step < 0 else height_mm
+            reach[index] = abs(axial_mm[z] - endplate_mm) + 0.5 * abs(axial_mm[1] - axial_mm[0])
             z += step
+    return reach[0], reach[1]
+
+
+def _outer_edge_level(hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int) -> float | None:
+    """HU level of the cortex's outer surface, or None when it cannot be told.
+
+    Blur moves a fixed iso-level such as 226 HU outward of the cortex surface. In a band of
+    ``band_px`` around the outline, the outer flank of the cortex is where intensity falls
+    going outward; its steepest pixels (strongest fifth of the in-plane gradient) give the
+    level of the inflection, and the brightest pixels on the inner side give the cortical
+    peak. The surface level lies ``EDGE_PEAK_FRACTION`` of the way from the first to the
+    second: for a thick cortex the surface is at the inflection, while for a cortex thinner
+    than the blur the inflection lies outside the surface; in between keeps the bias within
+    a fraction of the blur either way.
+    """
+    values = []
+    peaks = []
+    for z in slices:
+        mask = sitk.GetImageFromArray(body[z].astype(np.uint8))
+        outer = sitk.GetArrayFromImage(sitk.BinaryDilate(mask, [band_px, band_px])) > 0
+        inner = sitk.GetArrayFromImage(sitk.BinaryErode(mask, [band_px, band_px])) > 0
+        band = outer & ~inner
+        if band.sum() < 20:
+            continue
+        inward = np.gradient(
+            sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(mask, sitk.sitkFloat32), 2.0))
+        )
+        slope = np.gradient(hu[z].astype(np.float64))
+        falls_outward = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
+        flank = band & falls_outward
+        if flank.sum() < 20:
+            continue
+        magnitude = np.hypot(slope[0], slope[1])[flank]
+        values.append(hu[z][flank][magnitude >= np.quantile(magnitude, 0.8)])
+        peaks.append(np.quantile(hu[z][band & ~falls_outward], 0.9))
+    if not values:
+        return None
+    steepest = float(np.median(np.concatenate(values)))
+    return steepest + EDGE_PEAK_FRACTION * (float(np.median(peaks)) - steepest)
+
+
+def _trim_outer_edge(
+    hu: np.ndarray, body: np.ndarray, slices: list[int], level: float, band_px: int, centre: tuple[int, int]
+) -> None:
+    """Remove outline pixels below ``level`` that the outside reaches within ``band_px``."""
+    for z in slices:
+        mask = body[z]
+        inner = (
+            sitk.GetArrayFromImage(
+                sitk.BinaryErode(sitk.GetImageFromArray(mask.astype(np.uint8)), [band_px, band_px])
+            )
+            > 0
+        )
+        candidates = mask & ~inner & (hu[z] < level)
+        open_space = ~mask | candidates
+        labels = _labels_2d(open_space)
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        reached = np.isin(labels, border[border > 0]) & candidates
+        trimmed = _fill_holes_2d(mask & ~reached)
+        body[z] = _largest_component_near(trimmed, centre)
 
 
 def segment_vertebral_body(
@@ -250,7 +371,7 @@ def segment_vertebral_body(
     axial_mm = np.arange(grid.shape[0]) * spacing - (
         settings.slab_margin_mm + settings.endplate_extension * frame.height_mm
     )
-    slab = np.flatnonzero((axial_mm >= -spacing) & (axial_mm <= frame.height_mm + spacing))
+    slab = np.flatnonzero((axial_mm >= -0.5 * spacing) & (axial_mm <= frame.height_mm + 0.5 * spacing))
 
     interiors: dict[int, np.ndarray] = {}
     shell_levels = [level for level in settings.shell_levels_hu if level <= parameters.bone_min_hu]
@@ -281,7 +402,16 @@ def segment_vertebral_body(
     body = np.zeros(grid.shape, dtype=bool)
     for z, cross_section in interiors.items():
         body[z] = _cut_necks(cross_section, centre, neck_radius)
-    _cut_at_posterior_wall(body, list(interiors), centre, settings.posterior_wall_quantile)
+    margin_px = int(round(settings.reference_margin_mm / spacing))
+    pedicle_slices = _cut_at_posterior_wall(
+        body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
+    )
+    _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
+    if settings.refine_outer_edge:
+        band_px = max(1, int(round(settings.edge_band_mm / spacing)))
+        level = _outer_edge_level(hu, body, list(interiors), band_px)
+        if level is not None and level > parameters.bone_min_hu:
+            _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
     typical = float(np.median(list(areas.values())))
     interiors = {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
@@ -290,7 +420,9 @@ def segment_vertebral_body(
         if int(z) not in interiors:
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
-    _add_concave_endplate_rims(body, bone, slab, axial_mm, frame.height_mm, settings)
+    reach_below, reach_above = _add_concave_endplate_rims(
+        body, bone, slab, axial_mm, frame.height_mm, settings
+    )
     warnings = []
     missing = len(slab) - len(interiors)
     if missing > 0.5 * len(slab):
@@ -303,12 +435,9 @@ def segment_vertebral_body(
         resample_onto(to_sitk(body.astype(np.float32), grid), crop_grid, linear=True, default_value=0.0)
         >= 0.5
     )
-    extension = settings.endplate_extension * frame.height_mm
-    below, above = body_extent_mm(body, axial_mm)
     k, j, i = np.nonzero(native)
     axial = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))[:, 2]
-    outside_slab = (axial < min(0.0, below)) | (axial > max(frame.height_mm, above)) | (axial < -extension)
-    outside_slab |= axial > frame.height_mm + extension
+    outside_slab = (axial < -reach_below) | (axial > frame.height_mm + reach_above)
     native[k[outside_slab], j[outside_slab], i[outside_slab]] = False
     return BodySegmentation(
         mask=native,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -105,6 +106,7 @@ def _add_common_options(command: argparse.ArgumentParser) -> None:
         "--out", type=Path, help="folder for <level>.seg.nrrd, <level>.mrk.json, <level>.json"
     )
     command.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    command.add_argument("--force", action="store_true", help="replace results already in --out")
 
 
 def parameters_from(arguments: argparse.Namespace) -> MeasurementParameters:
@@ -151,16 +153,34 @@ def run_measure(arguments: argparse.Namespace) -> tuple[dict, object]:
     return result.measurement.as_dict(), result
 
 
+def output_paths(out: Path, level: str) -> list[Path]:
+    """``<level>.seg.nrrd``, ``<level>.mrk.json`` and ``<level>.json`` in ``out``."""
+    stem = file_stem(level)
+    return [out / f"{stem}.seg.nrrd", out / f"{stem}.mrk.json", out / f"{stem}.json"]
+
+
+def check_outputs_free(out: Path, level: str, force: bool) -> None:
+    """Refuse to replace earlier results unless ``force`` is set."""
+    if out.exists() and not out.is_dir():
+        raise CementLeakageError(f"--out {out} is a file, not a folder: give a folder for the results")
+    existing = [path.name for path in output_paths(out, level) if path.exists()]
+    if existing and not force:
+        raise CementLeakageError(
+            f"{out} already holds {', '.join(existing)}: "
+            "choose another --out folder or pass --force to replace them"
+        )
+
+
 def write_outputs(out: Path, record: dict, result: object) -> list[Path]:
     """Write ``<level>.seg.nrrd``, ``<level>.mrk.json`` and ``<level>.json`` into ``out``.
 
-    Each file is written to a temporary name and renamed into place; the JSON comes last.
+    All three are written into a temporary folder beside them first and then renamed into
+    place, so a failure half-way leaves none of them behind.
     """
     from .markups_files import write_endplate_markups_file
     from .segmentation_files import write_segmentation_file
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = file_stem(record["level"])
     metadata = {
         "level": record["level"],
         "side": record["side"],
@@ -168,24 +188,15 @@ def write_outputs(out: Path, record: dict, result: object) -> list[Path]:
         "input_source": record["input_source"],
         "software_version": record["software_version"],
     }
-    segmentation_path = out / f"{stem}.seg.nrrd"
-    markups_path = out / f"{stem}.mrk.json"
-    json_path = out / f"{stem}.json"
-    write_segmentation_file(
-        segmentation_path, result.masks_by_segment_name(), result.geometry, metadata=metadata
-    )
-    write_endplate_markups_file(markups_path, record["upper_ras"], record["lower_ras"], record["level"])
-    _write_text_atomically(json_path, json.dumps(record, indent=2) + "\n")
-    return [segmentation_path, markups_path, json_path]
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-    ) as handle:
-        handle.write(text)
-        temporary = Path(handle.name)
-    temporary.replace(path)
+    final_paths = output_paths(out, record["level"])
+    with tempfile.TemporaryDirectory(dir=out, prefix=".cementleakage-") as scratch:
+        staged = [Path(scratch) / path.name for path in final_paths]
+        write_segmentation_file(staged[0], result.masks_by_segment_name(), result.geometry, metadata=metadata)
+        write_endplate_markups_file(staged[1], record["upper_ras"], record["lower_ras"], record["level"])
+        staged[2].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        for source, target in zip(staged, final_paths):
+            os.replace(source, target)
+    return final_paths
 
 
 def format_measurement(record: dict) -> str:
@@ -210,6 +221,8 @@ def run_demo(arguments: argparse.Namespace) -> int:
 
     phantom = make_phantom(PhantomSpec(side=arguments.side))
     truth = phantom.truth
+    if arguments.out:
+        check_outputs_free(arguments.out, truth.level, arguments.force)
     with tempfile.TemporaryDirectory() as scratch:
         folder = arguments.out or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
@@ -264,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         arguments = build_parser().parse_args(_join_negative_points(argv))
         if arguments.command == "demo":
             return run_demo(arguments)
+        if arguments.out:
+            check_outputs_free(arguments.out, arguments.level, arguments.force)
         record, result = run_measure(arguments)
         if arguments.out:
             write_outputs(arguments.out, record, result)

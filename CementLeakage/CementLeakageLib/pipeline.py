@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .body_segmentation import BodySegmentationSettings, segment_vertebral_body
+from .cement_segmentation import segment_cement
 from .ct_checks import check_ct_intensities, check_points_in_volume
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
@@ -51,11 +52,6 @@ class VertebraResult:
         }
 
 
-def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
-    """Cement mask: voxels in ``[cement_min_hu, cement_max_hu]`` (HU, inclusive)."""
-    return (array_hu >= parameters.cement_min_hu) & (array_hu <= parameters.cement_max_hu)
-
-
 def automatic_masks(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -65,6 +61,7 @@ def automatic_masks(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Body and cement masks of the vertebra between the endplate points, on the CT grid.
 
+    Cement is thresholded with its edges at half maximum (see :mod:`cement_segmentation`).
     The cement mask holds the cement within the body's neighbourhood: the region searched for
     the body, up to ``CEMENT_SEARCH_MARGIN_MM`` beyond its axial extent.
     """
@@ -72,7 +69,7 @@ def automatic_masks(
     body = np.zeros(ct.geometry.shape, dtype=bool)
     body[body_result.box] = body_result.mask
 
-    crop_cement = threshold_cement(ct.array_hu[body_result.box], parameters)
+    crop_cement, _ = segment_cement(ct.array_hu[body_result.box], parameters)
     k, j, i = np.nonzero(crop_cement)
     if k.size:
         axial = body_result.frame.to_frame(body_result.geometry.voxel_centers_ras((k, j, i)))[:, 2]

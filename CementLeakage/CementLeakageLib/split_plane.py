@@ -62,6 +62,11 @@ def check_endplate_points(upper_ras: np.ndarray, lower_ras: np.ndarray) -> tuple
             f"{MINIMUM_ENDPLATE_DISTANCE_MM:.0f} mm needed): mark the midpoints of the upper and lower "
             "endplates of the same vertebra"
         )
+    if upper[2] < lower[2]:
+        raise CementLeakageError(
+            f"the upper endplate point (S {upper[2]:.1f} mm) lies below the lower one (S {lower[2]:.1f} mm): "
+            "swap them (upper = superior endplate)"
+        )
     return upper, lower
 
 

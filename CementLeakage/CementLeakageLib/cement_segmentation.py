@@ -1,0 +1,56 @@
+"""Cement mask of a CT: the 1500 HU threshold with the blob edges placed at half maximum.
+
+Cement is far brighter than the bone around it (about 2500-3000 HU against 100-300 HU), so
+partial volume and blur spread each blob's edge over a voxel or two. A fixed threshold of
+1500 HU lies above the halfway level between cement and its surroundings and trims a thin
+rim off every blob, a few per cent of the volume. The edge is therefore refined: voxels
+touching the thresholded cement are added when they are brighter than halfway between the
+cement's median intensity and that of the voxels around it. The refinement only ever adds
+voxels next to thresholded cement and never goes below ``CEMENT_EDGE_FLOOR_HU``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .parameters import MeasurementParameters
+
+CEMENT_EDGE_FLOOR_HU = 1000.0
+"""Lowest level (HU) the refined cement edge may reach."""
+
+
+def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
+    """Cement mask: voxels in ``[cement_min_hu, cement_max_hu]`` (HU, inclusive), ``[k, j, i]``."""
+    return (array_hu >= parameters.cement_min_hu) & (array_hu <= parameters.cement_max_hu)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    return sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius] * 3)) > 0
+
+
+def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: MeasurementParameters) -> float:
+    """Half-maximum level (HU) between the cement ``core`` and the voxels one to two voxels around it."""
+    if not core.any():
+        return parameters.cement_min_hu
+    near = _dilate(core, 1)
+    around = _dilate(near, 1) & ~near
+    if not around.any():
+        return parameters.cement_min_hu
+    level = 0.5 * (float(np.median(array_hu[core])) + float(np.median(array_hu[around])))
+    return float(np.clip(level, CEMENT_EDGE_FLOOR_HU, parameters.cement_min_hu))
+
+
+def segment_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> tuple[np.ndarray, float]:
+    """Cement mask ``[k, j, i]`` of ``array_hu`` (HU) and the edge level (HU) it used.
+
+    The thresholded cement is grown by one voxel (26-neighbourhood) into voxels at or above
+    the half-maximum level of :func:`cement_edge_level` and at or below ``cement_max_hu``.
+    """
+    core = threshold_cement(array_hu, parameters)
+    level = cement_edge_level(array_hu, core, parameters)
+    if level >= parameters.cement_min_hu:
+        return core, level
+    edge = _dilate(core, 1) & (array_hu >= level) & (array_hu <= parameters.cement_max_hu)
+    return core | edge, level

@@ -1,0 +1,320 @@
+"""Thin adapters between the library's arrays and Slicer's MRML nodes.
+
+Everything here takes the scene or node explicitly, so it runs the same in desktop Slicer
+and on ``slicer-core``. Masks are boolean ``[k, j, i]`` arrays on a :class:`VolumeGeometry`
+(IJK-to-RAS, mm); markups positions are RAS mm (world coordinates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+from .ct_volume import CtVolume
+from .errors import CementLeakageError
+from .geometry import VolumeGeometry
+from .sitk_bridge import resample_onto, to_sitk
+
+MASK_SHA256_TAG = "CementLeakage.MaskSHA256"
+"""Segment tag: SHA-256 of the mask as the package wrote it (a different mask was edited)."""
+SOURCE_TAG = "CementLeakage.Source"
+BINARY_LABELMAP = "Binary labelmap"
+
+
+def ensure_segmentation_converters() -> None:
+    """Register Slicer's segmentation representation converters if nothing has yet.
+
+    Desktop Slicer registers them when its Segmentations module starts; a bare
+    ``slicer-core`` process has none, and segments could not hold a labelmap without them.
+    """
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    if factory.GetConverterRules():
+        return
+    for rule in (
+        slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+        slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
+        slicer.vtkClosedSurfaceToFractionalLabelmapConversionRule,
+        slicer.vtkFractionalLabelmapToClosedSurfaceConversionRule,
+    ):
+        factory.RegisterConverterRule(rule())
+
+
+def vtk_matrix(matrix: np.ndarray) -> vtk.vtkMatrix4x4:
+    """A vtkMatrix4x4 holding a 4x4 numpy matrix."""
+    result = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            result.SetElement(row, column, float(matrix[row, column]))
+    return result
+
+
+def numpy_matrix(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
+    """A 4x4 numpy matrix from a vtkMatrix4x4."""
+    return np.array([[matrix.GetElement(row, column) for column in range(4)] for row in range(4)])
+
+
+def mask_sha256(mask: np.ndarray) -> str:
+    """SHA-256 (hex) of a boolean mask's voxels and shape, independent of its dtype."""
+    packed = np.packbits(np.asarray(mask, dtype=bool).ravel())
+    return hashlib.sha256(str(np.shape(mask)).encode() + packed.tobytes()).hexdigest()
+
+
+def _image_data(array: np.ndarray, image: vtk.vtkImageData) -> vtk.vtkImageData:
+    nk, nj, ni = array.shape
+    image.SetDimensions(ni, nj, nk)
+    flat = np.ascontiguousarray(array).reshape(-1)
+    scalars = numpy_support.numpy_to_vtk(flat, deep=True)
+    scalars.SetName("ImageScalars")
+    image.GetPointData().SetScalars(scalars)
+    return image
+
+
+def _array_of(image: vtk.vtkImageData) -> np.ndarray:
+    extent = image.GetExtent()
+    shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    if min(shape) <= 0 or image.GetPointData().GetScalars() is None:
+        return np.zeros((0, 0, 0))
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(shape).copy()
+
+
+def add_volume_node(scene, ct: CtVolume, name: str):
+    """Add ``ct`` to ``scene`` as a vtkMRMLScalarVolumeNode (IJK-to-RAS from its geometry)."""
+    node = slicer.vtkMRMLScalarVolumeNode()
+    node.SetName(name)
+    scene.AddNode(node)
+    node.SetAndObserveImageData(_image_data(np.asarray(ct.array_hu), vtk.vtkImageData()))
+    node.SetIJKToRASMatrix(vtk_matrix(ct.geometry.ijk_to_ras))
+    node.CreateDefaultDisplayNodes()
+    if ct.sha256:
+        node.SetAttribute("CementLeakage.InputSHA256", ct.sha256)
+    return node
+
+
+def geometry_of_volume_node(volume_node) -> VolumeGeometry:
+    """The RAS geometry of a scalar volume node."""
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    image = volume_node.GetImageData()
+    if image is None:
+        raise CementLeakageError(f"volume {volume_node.GetName()} holds no image: load the CT first")
+    ni, nj, nk = image.GetDimensions()
+    return VolumeGeometry(numpy_matrix(matrix), (nk, nj, ni))
+
+
+def ct_from_volume_node(volume_node) -> CtVolume:
+    """The CT held by a scalar volume node: HU ``[k, j, i]`` (a copy) on its RAS geometry."""
+    geometry = geometry_of_volume_node(volume_node)
+    array = _array_of(volume_node.GetImageData())
+    storage = volume_node.GetStorageNode()
+    source = storage.GetFileName() if storage is not None and storage.GetFileName() else volume_node.GetName()
+    sha256 = (
+        volume_node.GetAttribute("CementLeakage.InputSHA256")
+        or hashlib.sha256(geometry.ijk_to_ras.tobytes() + np.ascontiguousarray(array).tobytes()).hexdigest()
+    )
+    return CtVolume(array_hu=array, geometry=geometry, source=source, sha256=sha256)
+
+
+def _reference_geometry(reference) -> VolumeGeometry:
+    return reference if isinstance(reference, VolumeGeometry) else geometry_of_volume_node(reference)
+
+
+def oriented_image_from_mask(mask: np.ndarray, geometry: VolumeGeometry):
+    """A vtkOrientedImageData (unsigned char, 0/1) holding ``mask`` on ``geometry``."""
+    image = slicer.vtkOrientedImageData()
+    _image_data(np.asarray(mask, dtype=np.uint8), image)
+    image.SetImageToWorldMatrix(vtk_matrix(geometry.ijk_to_ras))
+    return image
+
+
+def mask_from_oriented_image(image, geometry: VolumeGeometry, label: int | None = None) -> np.ndarray:
+    """Boolean ``[k, j, i]`` mask on ``geometry`` from an oriented image (non-zero, or ``label``).
+
+    A labelmap on the same axes and spacing is placed voxel for voxel by its extent; any other
+    grid is resampled (nearest neighbour) through both IJK-to-RAS matrices.
+    """
+    values = _array_of(image)
+    result = np.zeros(geometry.shape, dtype=bool)
+    if values.size == 0:
+        return result
+    inside = values == label if label is not None else values != 0
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    image_to_ras = numpy_matrix(matrix)
+    extent = image.GetExtent()
+    start_ijk = np.array([extent[0], extent[2], extent[4], 1.0])
+    corner_ras = image_to_ras @ start_ijk
+    if np.allclose(image_to_ras[:3, :3], geometry.ijk_to_ras[:3, :3], atol=1e-6):
+        offset = geometry.ras_to_ijk @ corner_ras
+        if np.allclose(offset[:3], np.round(offset[:3]), atol=1e-3):
+            i0, j0, k0 = (int(v) for v in np.round(offset[:3]))
+            nk, nj, ni = inside.shape
+            target = [(k0, k0 + nk), (j0, j0 + nj), (i0, i0 + ni)]
+            source_slices, target_slices = [], []
+            for (low, high), size in zip(target, geometry.shape):
+                clipped_low, clipped_high = max(low, 0), min(high, size)
+                if clipped_high <= clipped_low:
+                    return result
+                source_slices.append(slice(clipped_low - low, clipped_high - low))
+                target_slices.append(slice(clipped_low, clipped_high))
+            result[tuple(target_slices)] = inside[tuple(source_slices)]
+            return result
+    source_matrix = image_to_ras.copy()
+    source_matrix[:, 3] = corner_ras
+    source = VolumeGeometry(source_matrix, inside.shape)
+    resampled = resample_onto(
+        to_sitk(inside.astype(np.uint8), source), geometry, linear=False, default_value=0
+    )
+    return resampled > 0
+
+
+def segment_names(segmentation_node) -> list[str]:
+    """Names of the segments in a segmentation node, in order."""
+    segmentation = segmentation_node.GetSegmentation()
+    return [
+        segmentation.GetNthSegment(index).GetName() for index in range(segmentation.GetNumberOfSegments())
+    ]
+
+
+def segment_id_by_name(segmentation_node, name: str) -> str | None:
+    """The ID of the segment called ``name`` (None if absent)."""
+    segmentation = segmentation_node.GetSegmentation()
+    for index in range(segmentation.GetNumberOfSegments()):
+        if segmentation.GetNthSegment(index).GetName() == name:
+            return segmentation.GetNthSegmentID(index)
+    return None
+
+
+def segment_mask(segmentation_node, segment_name: str, reference) -> np.ndarray:
+    """The segment ``segment_name`` as a boolean ``[k, j, i]`` mask on the reference grid.
+
+    ``reference`` is a :class:`VolumeGeometry` or a scalar volume node (the CT).
+    """
+    ensure_segmentation_converters()
+    geometry = _reference_geometry(reference)
+    segment_id = segment_id_by_name(segmentation_node, segment_name)
+    if segment_id is None:
+        present = ", ".join(repr(name) for name in segment_names(segmentation_node)) or "none"
+        raise CementLeakageError(
+            f"the segmentation has no segment named {segment_name!r} (segments: {present}): "
+            "choose the segment that holds it"
+        )
+    image = slicer.vtkOrientedImageData()
+    segmentation_node.GetBinaryLabelmapRepresentation(segment_id, image)
+    return mask_from_oriented_image(image, geometry)
+
+
+def segment_tag(segmentation_node, segment_name: str, tag: str) -> str | None:
+    """A segment's tag value (None when the segment or the tag is absent)."""
+    segment_id = segment_id_by_name(segmentation_node, segment_name)
+    if segment_id is None:
+        return None
+    value = vtk.reference("")
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    return str(value) if segment.GetTag(tag, value) else None
+
+
+def set_segment_mask(
+    segmentation_node,
+    segment_name: str,
+    mask: np.ndarray,
+    reference,
+    color: tuple[float, float, float],
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Create or replace the segment ``segment_name`` with ``mask`` (boolean ``[k, j, i]``).
+
+    The segmentation's reference geometry is set from ``reference`` (CT geometry or volume
+    node) so volumes are counted on the CT grid; the segment keeps its own labelmap, so
+    overlapping segments (cement inside the body) keep all their voxels. The segment is
+    tagged with the mask's SHA-256 (see :func:`segment_was_edited`) and ``tags``.
+    """
+    ensure_segmentation_converters()
+    geometry = _reference_geometry(reference)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != geometry.shape:
+        raise CementLeakageError(f"mask shape {mask.shape} does not match the CT grid {geometry.shape}")
+    if not isinstance(reference, VolumeGeometry):
+        segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
+    segmentation = segmentation_node.GetSegmentation()
+    segment_id = segment_id_by_name(segmentation_node, segment_name)
+    if segment_id is None:
+        segment_id = segmentation.AddEmptySegment("", segment_name, [float(c) for c in color])
+    segment = segmentation.GetSegment(segment_id)
+    segment.SetColor(*[float(c) for c in color])
+    segment.SetNameAutoGenerated(False)
+    segment.SetColorAutoGenerated(False)
+    image = oriented_image_from_mask(mask, geometry)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    if not logic.SetBinaryLabelmapToSegment(
+        image, segmentation_node, segment_id, logic.MODE_REPLACE, image.GetExtent(), False
+    ):
+        raise CementLeakageError(f"segment {segment_name!r} could not be written into the segmentation")
+    segment.SetTag(MASK_SHA256_TAG, mask_sha256(mask))
+    for key, value in (tags or {}).items():
+        segment.SetTag(key, str(value))
+    return segment_id
+
+
+def segment_was_edited(segmentation_node, segment_name: str, reference) -> bool:
+    """Whether a segment exists and differs from what the package wrote (or was drawn by hand)."""
+    if segment_id_by_name(segmentation_node, segment_name) is None:
+        return False
+    written = segment_tag(segmentation_node, segment_name, MASK_SHA256_TAG)
+    if written is None:
+        return True
+    return mask_sha256(segment_mask(segmentation_node, segment_name, reference)) != written
+
+
+def endplate_labels(level: str) -> tuple[str, str]:
+    """Control point labels of a level's endplate midpoints."""
+    prefix = f"{level} " if level else ""
+    return f"{prefix}upper endplate midpoint", f"{prefix}lower endplate midpoint"
+
+
+def add_endplate_markups(scene, upper_ras, lower_ras, level: str):
+    """A point list node holding a level's two endplate midpoints (RAS mm), labelled for the level."""
+    node = slicer.vtkMRMLMarkupsFiducialNode()
+    node.SetName(f"{level} endplate midpoints" if level else "Endplate midpoints")
+    scene.AddNode(node)
+    node.CreateDefaultDisplayNodes()
+    for label, point in zip(endplate_labels(level), (upper_ras, lower_ras)):
+        index = node.AddControlPoint(vtk.vtkVector3d(*[float(v) for v in point]), label)
+        node.SetNthControlPointLabel(index, label)
+    return node
+
+
+def endplate_points(markups_node, level: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The upper and lower endplate midpoints (RAS mm, world) from a point list node.
+
+    Points are found by their labels (``<level> upper/lower endplate midpoint``); a list of
+    exactly two unlabelled points gives the higher one (larger S) as the upper.
+    """
+    if markups_node is None:
+        raise CementLeakageError("no endplate points: place the upper and lower endplate midpoints")
+    count = markups_node.GetNumberOfControlPoints()
+    positions = {}
+    for index in range(count):
+        point = [0.0, 0.0, 0.0]
+        markups_node.GetNthControlPointPositionWorld(index, point)
+        positions.setdefault(markups_node.GetNthControlPointLabel(index), []).append(np.array(point))
+    wanted = endplate_labels(level or "")
+    found = [positions.get(label, []) for label in wanted]
+    if all(len(points) == 1 for points in found):
+        return found[0][0], found[1][0]
+    if any(len(points) > 1 for points in found):
+        raise CementLeakageError(
+            f"several control points are labelled {wanted[0]!r} or {wanted[1]!r}: keep one of each"
+        )
+    if count == 2:
+        first, second = (np.array(p) for p in (points[0] for points in positions.values()))
+        if len(positions) == 1:
+            first, second = positions[next(iter(positions))]
+        return (first, second) if first[2] >= second[2] else (second, first)
+    raise CementLeakageError(
+        f"expected the two endplate midpoints ({wanted[0]!r}, {wanted[1]!r}) in {markups_node.GetName()}, "
+        f"found {count} point(s): place both points"
+    )

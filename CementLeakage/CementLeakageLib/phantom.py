@@ -1,0 +1,405 @@
+"""Synthetic postoperative spine CT with analytic truth.
+
+:func:`make_phantom` renders a stack of osteoporotic vertebrae with cement in the middle
+(target) body, a cement tail in the puncture-side pedicle tract and a paravertebral leak,
+surrounded by discs, soft tissue, fat and air. Anatomy is defined in RAS millimetres (see
+:mod:`phantom_anatomy`); the voxel grid is separate and may be axis-aligned, stored like an
+LPS CT (``lps``: i to -R, j to -A), fully flipped (``flipped``: i to -R, j to -A, k to -S) or
+oblique (rotated 20 degrees about R and 15 degrees about A), with anisotropic spacing.
+
+Rendering: every solid is evaluated at voxel centres with partial volume (occupancy
+``clip(0.5 - d / voxel_size, 0, 1)`` from its signed distance ``d``), composited from the
+outside in, blurred with a Gaussian (physical sigma), given Gaussian noise and clipped to
+-1024..3071 HU (or -1024 and above with ``extended_scale``).
+
+The truth comes from the shapes, never from the voxels: VBV is ``pi * a * b * h`` of the
+body's elliptic cylinder (cortex included, between the endplate surfaces); BCV is the sum of
+the blob ellipsoids (disjoint, inside the trabecular region with 1.5 mm clearance); PSBCV
+is the sum of the blobs' parts on the puncture side of the sagittal plane through the
+endplate midpoints (closed-form ellipsoid caps); extravertebral cement is the tail cylinder
+plus the leak ellipsoid. The truth masks are voxel-centre-in-shape tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import SimpleITK as sitk
+
+from .ct_volume import CtVolume
+from .errors import CementLeakageError
+from .evidence import GAO_2022_PSBCV
+from .geometry import VolumeGeometry
+from .phantom_anatomy import CEMENT_PRESETS, PhantomAnatomy, build_anatomy, side_sign
+from .phantom_shapes import ImplicitShape, Inset
+from .sitk_bridge import to_sitk
+from .split_plane import check_side
+
+MM3_PER_CM3 = 1000.0
+CT_SCALE_HU = (-1024.0, 3071.0)
+"""The usual 12-bit CT scale (HU)."""
+
+AIR_HU = -1000.0
+FAT_HU = -100.0
+SOFT_TISSUE_HU = 40.0
+DISC_HU = 80.0
+CORTEX_HU = 750.0
+POSTERIOR_MARROW_HU = 260.0
+POSTERIOR_CORTEX_MM = 1.2
+TRABECULAR_MEAN_HU = 110.0
+TRABECULAR_SD_HU = 55.0
+"""SD of the trabecular texture before the final blur (about 40 HU after it, noise excluded)."""
+CEMENT_MEAN_HU = 2700.0
+CEMENT_SD_HU = 120.0
+EXTENDED_CEMENT_MEAN_HU = 3450.0
+EXTENDED_CEMENT_SD_HU = 100.0
+TEXTURE_SIGMA_MM = 1.0
+"""Smoothing (mm) of the white noise that textures bone and cement."""
+
+FOV_MARGIN_MM = 3.0
+"""Field of view beyond the patient outline (mm), in the plane."""
+
+SUBVOXEL_OFFSET = (0.37, 0.29, 0.41)
+"""Grid shift (voxels, i j k) so that no symmetry plane of the anatomy falls on voxel centres."""
+
+
+def _rotation(about_r_deg: float, about_a_deg: float) -> np.ndarray:
+    ax, ay = np.radians(about_r_deg), np.radians(about_a_deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    return ry @ rx
+
+
+ORIENTATIONS: dict[str, np.ndarray] = {
+    "axial": np.eye(3),
+    "lps": np.diag([-1.0, -1.0, 1.0]),
+    "flipped": np.diag([-1.0, -1.0, -1.0]),
+    "oblique": _rotation(20.0, 15.0),
+}
+"""Grid axis directions (columns: RAS direction of i, j, k) by orientation name."""
+
+
+@dataclass
+class PhantomSpec:
+    """What to build. Lengths in mm, intensities in HU; every default gives a clean lumbar case.
+
+    ``spacing_mm`` is the voxel size along i, j and k; ``orientation`` is one of
+    :data:`ORIENTATIONS` (``axial``, ``lps``, ``flipped``, ``oblique``). ``body_centre_ras`` is
+    the centre of the target body (RAS mm). ``cement_preset`` is ``high`` (PSBCV/VBV 18.8% for
+    the default body, less for small bodies or thick cortices) or ``low`` (6.3%).
+    ``cement_in_body=False`` makes a phantom without any cement
+    (no blobs, no pedicle tail, no leak).
+    """
+
+    level: str = "L1"
+    side: str = "left"
+    spacing_mm: tuple[float, float, float] = (0.8, 0.8, 1.0)
+    orientation: str = "axial"
+    n_vertebrae: int = 3
+    body_semi_axes_mm: tuple[float, float] = (20.0, 15.0)
+    body_height_mm: float = 25.0
+    disc_height_mm: float = 9.0
+    cortex_mm: float = 1.0
+    cement_preset: str = "high"
+    cement_in_body: bool = True
+    pedicle_tail: bool = True
+    paravertebral_leak: bool = True
+    with_ribs: bool = False
+    extended_scale: bool = False
+    noise_sd_hu: float = 20.0
+    blur_sigma_mm: float = 0.6
+    seed: int = 0
+    body_centre_ras: tuple[float, float, float] = (4.0, -8.0, 25.0)
+
+
+@dataclass
+class PhantomTruth:
+    """Analytic truth of a phantom: volumes in cm³, ratios in %, endplate midpoints in RAS mm."""
+
+    level: str
+    side: str
+    upper_ras: np.ndarray
+    lower_ras: np.ndarray
+    vbv_cm3: float
+    bcv_cm3: float
+    psbcv_cm3: float
+    bcv_vbv_pct: float
+    psbcv_vbv_pct: float
+    exceeds_cutoff: bool
+    extravertebral_cement_cm3: float
+    body_centre_ras: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    cutoff_pct: float = GAO_2022_PSBCV.cutoff_pct
+
+
+@dataclass
+class Phantom:
+    """A rendered phantom: the CT, its truth, voxel-centre truth masks (bool ``[k, j, i]``) and shapes."""
+
+    ct: CtVolume
+    truth: PhantomTruth
+    body_mask: np.ndarray
+    cement_in_body_mask: np.ndarray
+    extravertebral_cement_mask: np.ndarray
+    anatomy: PhantomAnatomy | None = None
+
+
+def _check_range(name: str, value: object, low: float, high: float) -> None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (np.isfinite(number) and low <= number <= high):
+        raise CementLeakageError(f"phantom {name} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def check_spec(spec: PhantomSpec) -> PhantomSpec:
+    """Validate a spec (raises CementLeakageError); returns a copy with the side name normalised."""
+    side = check_side(spec.side)
+    if spec.orientation not in ORIENTATIONS:
+        raise CementLeakageError(
+            f"unknown phantom orientation {spec.orientation!r}: use one of {', '.join(ORIENTATIONS)}"
+        )
+    if spec.cement_preset not in CEMENT_PRESETS:
+        raise CementLeakageError(
+            f"unknown cement preset {spec.cement_preset!r}: use one of {', '.join(sorted(CEMENT_PRESETS))}"
+        )
+    if len(tuple(spec.spacing_mm)) != 3:
+        raise CementLeakageError("phantom spacing needs three values (i, j, k) in mm")
+    for value in spec.spacing_mm:
+        _check_range("voxel spacing (mm)", value, 0.3, 2.0)
+    _check_range("number of vertebrae", spec.n_vertebrae, 1, 7)
+    if int(spec.n_vertebrae) != spec.n_vertebrae:
+        raise CementLeakageError(
+            f"phantom number of vertebrae must be a whole number, got {spec.n_vertebrae!r}"
+        )
+    if len(tuple(spec.body_semi_axes_mm)) != 2:
+        raise CementLeakageError("phantom body semi-axes need two values (lateral, AP) in mm")
+    _check_range("body lateral semi-axis (mm)", spec.body_semi_axes_mm[0], 14.0, 35.0)
+    _check_range("body AP semi-axis (mm)", spec.body_semi_axes_mm[1], 10.0, 30.0)
+    _check_range("body height (mm)", spec.body_height_mm, 15.0, 45.0)
+    _check_range("disc height (mm)", spec.disc_height_mm, 3.0, 20.0)
+    _check_range("cortex thickness (mm)", spec.cortex_mm, 0.4, 3.0)
+    _check_range("noise SD (HU)", spec.noise_sd_hu, 0.0, 200.0)
+    _check_range("blur sigma (mm)", spec.blur_sigma_mm, 0.0, 3.0)
+    if len(tuple(spec.body_centre_ras)) != 3:
+        raise CementLeakageError("the phantom body centre needs three RAS coordinates (mm)")
+    for value in spec.body_centre_ras:
+        _check_range("body centre coordinate (RAS mm)", value, -1000.0, 1000.0)
+    return replace(spec, side=side, n_vertebrae=int(spec.n_vertebrae), level=str(spec.level))
+
+
+def phantom_truth(anatomy: PhantomAnatomy, level: str) -> PhantomTruth:
+    """Closed-form truth of an anatomy layout (volumes cm³, ratios %, points RAS mm)."""
+    body = anatomy.target.body
+    upper, lower = body.upper_face_centre_ras, body.lower_face_centre_ras
+    plane_r = 0.5 * (upper[0] + lower[0])
+    vbv = body.volume_mm3
+    bcv = float(sum(blob.volume_mm3 for blob in anatomy.cement_blobs))
+    psbcv = float(
+        sum(
+            blob.volume_beyond_plane_mm3(0, plane_r, side_sign(anatomy.side)) for blob in anatomy.cement_blobs
+        )
+    )
+    extravertebral = float(sum(shape.volume_mm3 for shape in anatomy.extravertebral_cement))
+    psbcv_pct = 100.0 * psbcv / vbv
+    return PhantomTruth(
+        level=level,
+        side=anatomy.side,
+        upper_ras=upper,
+        lower_ras=lower,
+        vbv_cm3=vbv / MM3_PER_CM3,
+        bcv_cm3=bcv / MM3_PER_CM3,
+        psbcv_cm3=psbcv / MM3_PER_CM3,
+        bcv_vbv_pct=100.0 * bcv / vbv,
+        psbcv_vbv_pct=psbcv_pct,
+        exceeds_cutoff=bool(psbcv_pct > GAO_2022_PSBCV.cutoff_pct),
+        extravertebral_cement_cm3=extravertebral / MM3_PER_CM3,
+        body_centre_ras=np.asarray(body.centre_ras, float),
+    )
+
+
+def phantom_geometry(spec: PhantomSpec, anatomy: PhantomAnatomy) -> VolumeGeometry:
+    """The voxel grid: the patient outline (plus a margin) over the vertebral stack's S range.
+
+    The grid's box, in its own (possibly rotated) axes, is the smallest that holds the
+    outline's elliptic cylinder between the S limits.
+    """
+    directions = ORIENTATIONS[spec.orientation]
+    spacing = np.asarray(spec.spacing_mm, float)
+    (a, b), centre = anatomy.outline.semi_axes_mm, np.asarray(anatomy.outline.centre_ras, float)
+    angles = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
+    rim = np.stack([(a + FOV_MARGIN_MM) * np.cos(angles), (b + FOV_MARGIN_MM) * np.sin(angles)], axis=1)
+    points = np.concatenate([np.column_stack([rim, np.full(len(rim), s)]) for s in anatomy.s_range_mm])
+    points[:, :2] += centre[:2]
+    reference = np.array([centre[0], centre[1], np.mean(anatomy.s_range_mm)])
+    along = (points - reference) @ directions
+    low, high = along.min(axis=0), along.max(axis=0)
+    shape_ijk = np.ceil((high - low) / spacing).astype(int) + 1
+    origin_frame = (
+        0.5 * (low + high) - 0.5 * (shape_ijk - 1) * spacing + np.asarray(SUBVOXEL_OFFSET) * spacing
+    )
+    origin = reference + directions @ origin_frame
+    return VolumeGeometry.from_origin_spacing_directions(
+        origin, spacing, directions, (int(shape_ijk[2]), int(shape_ijk[1]), int(shape_ijk[0]))
+    )
+
+
+def _index_box(geometry: VolumeGeometry, shape: ImplicitShape, margin_mm: float):
+    """``[k, j, i]`` slices of the grid covering the shape's RAS bounds plus a margin; None if outside."""
+    lower, upper = shape.bounds_ras()
+    size = np.array(geometry.shape[::-1])
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        return tuple(slice(0, n) for n in geometry.shape)
+    lower, upper = lower - margin_mm, upper + margin_mm
+    corners = np.array(
+        [[x, y, z] for x in (lower[0], upper[0]) for y in (lower[1], upper[1]) for z in (lower[2], upper[2])]
+    )
+    ijk = geometry.ras_to_ijk_points(corners)
+    start = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, size)
+    stop = np.clip(np.ceil(ijk.max(axis=0)).astype(int) + 1, 0, size)
+    if np.any(stop <= start):
+        return None
+    return (slice(start[2], stop[2]), slice(start[1], stop[1]), slice(start[0], stop[0]))
+
+
+def _coordinates(geometry: VolumeGeometry, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RAS x, y, z (mm, float64) of the voxel centres in ``box``, broadcastable to the box's shape.
+
+    A coordinate that does not change along a grid axis keeps a length-1 dimension there
+    (e.g. x and y on an axial grid are ``(1, nj, ni)``), which makes S-invariant solids cheap.
+    """
+    indices = [
+        np.arange(box[2].start, box[2].stop, dtype=float)[None, None, :],
+        np.arange(box[1].start, box[1].stop, dtype=float)[None, :, None],
+        np.arange(box[0].start, box[0].stop, dtype=float)[:, None, None],
+    ]
+    m = geometry.ijk_to_ras
+    coordinates = []
+    for row in range(3):
+        value = np.full((1, 1, 1), m[row, 3])
+        for column in range(3):
+            if m[row, column] != 0.0:
+                value = value + m[row, column] * indices[column]
+        coordinates.append(value)
+    return tuple(coordinates)
+
+
+def _slabs(box, max_voxels: int = 1_000_000):
+    """Split a ``[k, j, i]`` box along k into slabs of at most about ``max_voxels`` (bounds memory)."""
+    if box is None:
+        return
+    per_slice = max(1, (box[1].stop - box[1].start) * (box[2].stop - box[2].start))
+    step = max(1, max_voxels // per_slice)
+    for start in range(box[0].start, box[0].stop, step):
+        yield (slice(start, min(start + step, box[0].stop)), box[1], box[2])
+
+
+def shape_mask(geometry: VolumeGeometry, shapes) -> np.ndarray:
+    """Boolean ``[k, j, i]``: voxels whose centre lies in any of ``shapes`` (exact inside test)."""
+    mask = np.zeros(geometry.shape, dtype=bool)
+    for shape in shapes:
+        for slab in _slabs(_index_box(geometry, shape, 0.0)):
+            mask[slab] |= shape.contains(*_coordinates(geometry, slab))
+    return mask
+
+
+class _Canvas:
+    """A float32 HU image on a grid, painted shape by shape with partial volume."""
+
+    def __init__(self, geometry: VolumeGeometry, background_hu: float) -> None:
+        self.geometry = geometry
+        self.image = np.full(geometry.shape, background_hu, dtype=np.float32)
+        self.voxel_mm = geometry.voxel_volume_mm3 ** (1.0 / 3.0)
+
+    def paint(self, shape: ImplicitShape, value) -> None:
+        """Composite ``value`` (HU, scalar or full-grid array) over the image where ``shape`` is."""
+        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * self.voxel_mm)):
+            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab))
+            occupancy = np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
+            region = self.image[slab]
+            target = value[slab] if isinstance(value, np.ndarray) else np.float32(value)
+            region += occupancy * (target - region)
+
+    def paint_bone(self, shape: ImplicitShape, cortex_mm: float, marrow) -> None:
+        """Cortical shell of ``cortex_mm`` around a marrow interior (HU scalar or array)."""
+        self.paint(shape, CORTEX_HU)
+        self.paint(Inset(shape, cortex_mm), marrow)
+
+
+def _texture(geometry: VolumeGeometry, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random field (float32 ``[k, j, i]``, mean 0, SD 1): white noise smoothed by TEXTURE_SIGMA_MM."""
+    noise = rng.standard_normal(geometry.shape, dtype=np.float32)
+    smooth = sitk.GetArrayFromImage(_blur(to_sitk(noise, geometry), TEXTURE_SIGMA_MM))
+    smooth -= smooth.mean()
+    smooth /= max(float(smooth.std()), 1e-6)
+    return smooth
+
+
+def _blur(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+    return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
+
+
+def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry) -> np.ndarray:
+    rng_texture = np.random.default_rng([spec.seed, 1])
+    rng_noise = np.random.default_rng([spec.seed, 2])
+    texture = _texture(geometry, rng_texture)
+    canvas = _Canvas(geometry, AIR_HU)
+    canvas.paint(anatomy.outline, FAT_HU)
+    canvas.paint(anatomy.muscle_outline, SOFT_TISSUE_HU)
+    for pocket in anatomy.fat_pockets:
+        canvas.paint(pocket, FAT_HU)
+    for disc in anatomy.discs:
+        canvas.paint(disc, DISC_HU)
+    marrow = POSTERIOR_MARROW_HU + 30.0 * texture
+    trabecular = TRABECULAR_MEAN_HU + TRABECULAR_SD_HU * texture
+    for vertebra in anatomy.vertebrae:
+        for element in vertebra.ribs + tuple(vertebra.posterior_elements.values()):
+            canvas.paint_bone(element, POSTERIOR_CORTEX_MM, marrow)
+        canvas.paint(vertebra.body, CORTEX_HU)
+        canvas.paint(vertebra.trabecular, trabecular)
+    del marrow, trabecular
+    cement_shapes = anatomy.cement_blobs + anatomy.extravertebral_cement
+    if cement_shapes:
+        mean, sd = (
+            (EXTENDED_CEMENT_MEAN_HU, EXTENDED_CEMENT_SD_HU)
+            if spec.extended_scale
+            else (CEMENT_MEAN_HU, CEMENT_SD_HU)
+        )
+        cement = mean + sd * np.roll(texture, (7, 11, 13), axis=(0, 1, 2))
+        for shape in cement_shapes:
+            canvas.paint(shape, cement)
+        del cement
+    del texture
+    image = canvas.image
+    if spec.blur_sigma_mm > 0:
+        image = sitk.GetArrayFromImage(_blur(to_sitk(image, geometry), spec.blur_sigma_mm))
+    if spec.noise_sd_hu > 0:
+        image += np.float32(spec.noise_sd_hu) * rng_noise.standard_normal(geometry.shape, dtype=np.float32)
+    top = np.iinfo(np.int16).max if spec.extended_scale else CT_SCALE_HU[1]
+    np.clip(image, CT_SCALE_HU[0], top, out=image)
+    return np.rint(image).astype(np.int16)
+
+
+def make_phantom(spec: PhantomSpec | None = None) -> Phantom:
+    """Render the phantom described by ``spec`` (defaults: clean lumbar L1, left puncture, high PSBCV).
+
+    Deterministic for a given spec (seed included). The CT is int16 HU ``[k, j, i]`` on a grid
+    whose IJK-to-RAS matrix follows ``spec.orientation``; masks are bool ``[k, j, i]`` on it.
+    """
+    spec = check_spec(spec or PhantomSpec())
+    anatomy = build_anatomy(spec)
+    geometry = phantom_geometry(spec, anatomy)
+    truth = phantom_truth(anatomy, spec.level)
+    array = _render(spec, anatomy, geometry)
+    cement = spec.cement_preset if spec.cement_in_body else "no"
+    source = f"phantom {spec.level} {spec.side} puncture, {cement} cement, "
+    source += f"{spec.orientation} grid, seed {spec.seed}"
+    return Phantom(
+        ct=CtVolume(array, geometry, source=source, sha256="", metadata={"phantom_spec": asdict(spec)}),
+        truth=truth,
+        body_mask=shape_mask(geometry, [anatomy.target.body]),
+        cement_in_body_mask=shape_mask(geometry, anatomy.cement_blobs),
+        extravertebral_cement_mask=shape_mask(geometry, anatomy.extravertebral_cement),
+        anatomy=anatomy,
+    )

@@ -1,0 +1,113 @@
+"""Slicer segmentation files (``.seg.nrrd``): writing masks and reading named segments.
+
+Files go through Slicer's own ``vtkMRMLSegmentationStorageNode`` in a private scene, so what
+is written is what Slicer reads (names, colours, overlapping segments in separate layers).
+Masks are boolean ``[k, j, i]`` arrays on a :class:`VolumeGeometry` (RAS).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import slicer
+
+from .errors import CementLeakageError
+from .geometry import VolumeGeometry
+from .mrml_nodes import (
+    ensure_segmentation_converters,
+    segment_mask,
+    segment_names,
+    segment_tag,
+    set_segment_mask,
+)
+from .segments import SEGMENT_COLORS_RGB
+
+METADATA_TAG_PREFIX = "CementLeakage."
+DEFAULT_COLOR = (0.8, 0.8, 0.8)
+
+
+def write_segmentation_file(
+    path: str | os.PathLike,
+    masks_by_name: dict[str, np.ndarray],
+    geometry: VolumeGeometry,
+    metadata: dict | None = None,
+) -> Path:
+    """Write the named masks as a ``.seg.nrrd`` (atomically: temporary name, then rename).
+
+    ``metadata`` (level, side, input SHA-256, software version...) is kept in every segment's
+    tags as ``CementLeakage.<key>``, which the file stores and Slicer shows.
+    """
+    ensure_segmentation_converters()
+    path = Path(path)
+    scene = slicer.vtkMRMLScene()
+    node = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(node)
+    tags = {f"{METADATA_TAG_PREFIX}{key}": str(value) for key, value in (metadata or {}).items()}
+    for name, mask in masks_by_name.items():
+        set_segment_mask(node, name, mask, geometry, SEGMENT_COLORS_RGB.get(name, DEFAULT_COLOR), tags)
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    scene.AddNode(storage)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".seg.nrrd")
+    os.close(handle)
+    try:
+        storage.SetFileName(temporary)
+        if not storage.WriteData(node):
+            raise CementLeakageError(f"{path.name} could not be written: check the folder")
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return path
+
+
+def _read_node(path: str | os.PathLike):
+    ensure_segmentation_converters()
+    path = Path(path)
+    if not path.is_file():
+        raise CementLeakageError(f"{path} does not exist: check the path of the segmentation")
+    scene = slicer.vtkMRMLScene()
+    node = slicer.vtkMRMLSegmentationNode()
+    scene.AddNode(node)
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(path))
+    if path.stat().st_size == 0 or not storage.ReadData(node):
+        raise CementLeakageError(
+            f"{path.name} could not be read as a Slicer segmentation: give a .seg.nrrd saved by Slicer"
+        )
+    return scene, node
+
+
+def read_segment_names(path: str | os.PathLike) -> list[str]:
+    """Names of the segments in a ``.seg.nrrd``."""
+    _, node = _read_node(path)
+    return segment_names(node)
+
+
+def read_segment_masks(
+    path: str | os.PathLike, names: list[str], geometry: VolumeGeometry
+) -> dict[str, np.ndarray]:
+    """The named segments of a ``.seg.nrrd`` as boolean masks on the CT grid ``geometry``."""
+    _, node = _read_node(path)
+    present = segment_names(node)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise CementLeakageError(
+            f"{Path(path).name} has no segment named {', '.join(repr(n) for n in missing)} "
+            f"(segments: {', '.join(repr(n) for n in present) or 'none'}): "
+            "name them with --body-segment and --cement-segment"
+        )
+    return {name: segment_mask(node, name, geometry) for name in names}
+
+
+def read_segment_metadata(path: str | os.PathLike, name: str) -> dict[str, str]:
+    """The ``CementLeakage.*`` tags of one segment of a ``.seg.nrrd``."""
+    _, node = _read_node(path)
+    result = {}
+    for key in ("level", "side", "input_sha256", "input_source", "software_version"):
+        value = segment_tag(node, name, f"{METADATA_TAG_PREFIX}{key}")
+        if value is not None:
+            result[key] = value
+    return result

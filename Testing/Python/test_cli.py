@@ -1,0 +1,371 @@
+"""The ``cementleakage`` command line: its JSON contract, its files and its bad-input messages.
+
+Every bad input must give a non-zero exit, one line on stderr naming the problem, no
+traceback, and no result files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from CementLeakageLib.cli import EXIT_BAD_INPUT, main
+from CementLeakageLib.geometry import VolumeGeometry
+from CementLeakageLib.image_io import read_ct, write_volume
+from CementLeakageLib.markups_files import read_endplate_markups_file
+from CementLeakageLib.phantom import PhantomSpec, make_phantom
+from CementLeakageLib.pipeline import measure_vertebra
+from CementLeakageLib.segmentation_files import read_segment_masks, write_segmentation_file
+from CementLeakageLib.segments import BODY, CEMENT, EXTRAVERTEBRAL_CEMENT, PUNCTURE_SIDE_CEMENT
+
+REQUIRED_KEYS = {
+    "level",
+    "side",
+    "vbv_cm3",
+    "bcv_cm3",
+    "psbcv_cm3",
+    "bcv_vbv_pct",
+    "psbcv_vbv_pct",
+    "cutoff_pct",
+    "exceeds_cutoff",
+    "extravertebral_cement_cm3",
+    "upper_ras",
+    "lower_ras",
+    "plane_normal_ras",
+    "software_version",
+    "input_sha256",
+    "warnings",
+}
+
+
+def point(ras) -> str:
+    return ",".join(f"{value:.4f}" for value in ras)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(PhantomSpec(level="L1", side="left", spacing_mm=(0.9, 0.9, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def ct_file(phantom, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ct") / "phantom.nrrd"
+    write_volume(phantom.ct.array_hu, phantom.ct.geometry, path)
+    return path
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def measure_args(ct: Path, upper, lower, *extra: str) -> list[str]:
+    return ["measure", str(ct), "--upper", point(upper), "--lower", point(lower), "--side", "left", *extra]
+
+
+def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("cementleakage: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment.lower() in err.lower()
+
+
+def test_json_is_one_object_with_the_contract_keys_and_the_api_numbers(phantom, ct_file, capsys):
+    truth = phantom.truth
+    code, out, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--level", "L1", "--json"), capsys
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert REQUIRED_KEYS <= set(record)
+    assert isinstance(record["warnings"], list)
+
+    api = measure_vertebra(read_ct(ct_file), truth.upper_ras, truth.lower_ras, "left", level="L1").measurement
+    for key in (
+        "vbv_cm3",
+        "bcv_cm3",
+        "psbcv_cm3",
+        "bcv_vbv_pct",
+        "psbcv_vbv_pct",
+        "extravertebral_cement_cm3",
+    ):
+        assert record[key] == pytest.approx(getattr(api, key), abs=1e-12)
+    assert record["exceeds_cutoff"] is api.exceeds_cutoff is True
+    assert record["input_sha256"] == api.input_sha256 and len(record["input_sha256"]) == 64
+    assert record["upper_ras"] == pytest.approx(list(truth.upper_ras), abs=1e-4)
+    # Left puncture: the plane's normal points to patient left (-R).
+    assert record["plane_normal_ras"][0] < -0.99
+
+
+def test_cutoff_option_moves_the_flag(phantom, ct_file, capsys):
+    truth = phantom.truth
+    args = measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--json", "--cutoff", "25")
+    code, out, _ = run(args, capsys)
+    record = json.loads(out)
+    assert code == 0 and record["cutoff_pct"] == 25.0
+    assert record["exceeds_cutoff"] is (record["psbcv_vbv_pct"] > 25.0) is False
+
+
+def test_out_writes_the_segmentation_markups_and_json(phantom, ct_file, tmp_path, capsys):
+    truth = phantom.truth
+    out = tmp_path / "results"
+    code, stdout, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--level", "L1", "--json", "--out", str(out)),
+        capsys,
+    )
+    assert code == 0, err
+    assert sorted(path.name for path in out.iterdir()) == ["L1.json", "L1.mrk.json", "L1.seg.nrrd"]
+    assert json.loads((out / "L1.json").read_text()) == json.loads(stdout)
+
+    ct = read_ct(ct_file)
+    result = measure_vertebra(ct, truth.upper_ras, truth.lower_ras, "left", level="L1")
+    names = [BODY, CEMENT, PUNCTURE_SIDE_CEMENT, EXTRAVERTEBRAL_CEMENT]
+    masks = read_segment_masks(out / "L1.seg.nrrd", names, ct.geometry)
+    for name, expected in result.masks_by_segment_name().items():
+        assert np.array_equal(masks[name], expected), name
+    upper, lower = read_endplate_markups_file(out / "L1.mrk.json", level="L1")
+    assert upper == pytest.approx(truth.upper_ras, abs=1e-6)
+    assert lower == pytest.approx(truth.lower_ras, abs=1e-6)
+
+    # A second run refuses to replace the results without --force.
+    code, stdout, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--level", "L1", "--out", str(out)), capsys
+    )
+    assert_one_line_error(code, stdout, err, "--force")
+
+
+def test_given_segmentation_is_measured_as_it_is(phantom, ct_file, tmp_path, capsys):
+    """Volumes of a given .seg.nrrd are voxel count times voxel volume, identical to the API."""
+    truth = phantom.truth
+    geometry = phantom.ct.geometry
+    cement = phantom.cement_in_body_mask | phantom.extravertebral_cement_mask
+    segmentation = tmp_path / "manual.seg.nrrd"
+    write_segmentation_file(segmentation, {"Body (edited)": phantom.body_mask, "Cement": cement}, geometry)
+    args = measure_args(
+        ct_file,
+        truth.upper_ras,
+        truth.lower_ras,
+        "--json",
+        "--segmentation",
+        str(segmentation),
+        "--body-segment",
+        "Body (edited)",
+        "--cement-segment",
+        "Cement",
+    )
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    record = json.loads(out)
+    voxel_cm3 = geometry.voxel_volume_mm3 / 1000.0
+    assert record["vbv_cm3"] == pytest.approx(np.count_nonzero(phantom.body_mask) * voxel_cm3, abs=1e-9)
+    assert record["bcv_cm3"] == pytest.approx(
+        np.count_nonzero(phantom.body_mask & cement) * voxel_cm3, abs=1e-9
+    )
+    api = measure_vertebra(
+        read_ct(ct_file),
+        truth.upper_ras,
+        truth.lower_ras,
+        "left",
+        body_mask=phantom.body_mask,
+        cement_mask=cement,
+    ).measurement
+    assert record["psbcv_cm3"] == pytest.approx(api.psbcv_cm3, abs=1e-12)
+    assert record["segmentation_source"] == "given"
+
+
+def test_missing_named_segment_is_named(phantom, ct_file, tmp_path, capsys):
+    truth = phantom.truth
+    segmentation = tmp_path / "manual.seg.nrrd"
+    write_segmentation_file(segmentation, {"Bone": phantom.body_mask}, phantom.ct.geometry)
+    args = measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--segmentation", str(segmentation))
+    code, out, err = run(args, capsys)
+    assert_one_line_error(code, out, err, "Vertebral body", "Bone")
+
+
+def test_no_cement_gives_zero_bcv_and_a_warning(tmp_path, capsys):
+    spec = PhantomSpec(cement_in_body=False, spacing_mm=(1.0, 1.0, 1.0))
+    phantom = make_phantom(spec)
+    ct_path = tmp_path / "preoperative.nrrd"
+    write_volume(phantom.ct.array_hu, phantom.ct.geometry, ct_path)
+    code, out, err = run(
+        measure_args(ct_path, phantom.truth.upper_ras, phantom.truth.lower_ras, "--json"), capsys
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["bcv_cm3"] == 0.0 and record["psbcv_vbv_pct"] == 0.0 and record["exceeds_cutoff"] is False
+    assert any("no cement" in warning for warning in record["warnings"])
+    assert record["vbv_cm3"] == pytest.approx(phantom.truth.vbv_cm3, rel=0.03)
+
+
+BAD_POINTS = {
+    "point outside the volume": (lambda u, lo: (u + (0.0, 0.0, 400.0), lo), ("upper", "outside")),
+    "points closer than 5 mm": (lambda u, lo: (lo + (0.0, 0.0, 3.0), lo), ("5 mm",)),
+    "coincident points": (lambda u, lo: (lo.copy(), lo), ("5 mm",)),
+    "upper point below the lower one": (lambda u, lo: (lo, u), ("upper", "below")),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_POINTS))
+def test_bad_points_are_refused(phantom, ct_file, tmp_path, capsys, case):
+    truth = phantom.truth
+    move, fragments = BAD_POINTS[case]
+    upper, lower = move(np.asarray(truth.upper_ras, float), np.asarray(truth.lower_ras, float))
+    out = tmp_path / "never"
+    code, stdout, err = run(measure_args(ct_file, upper, lower, "--out", str(out)), capsys)
+    assert_one_line_error(code, stdout, err, *fragments)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_plane_that_misses_the_body_is_refused(phantom, ct_file, tmp_path, capsys):
+    """Points 40 mm to the patient's right of the body put all of the body on one side."""
+    truth = phantom.truth
+    shift = np.array([40.0, 0.0, 0.0])
+    cement = phantom.cement_in_body_mask
+    segmentation = tmp_path / "manual.seg.nrrd"
+    write_segmentation_file(
+        segmentation, {"Vertebral body": phantom.body_mask, "Cement": cement}, phantom.ct.geometry
+    )
+    args = measure_args(
+        ct_file,
+        np.asarray(truth.upper_ras) + shift,
+        np.asarray(truth.lower_ras) + shift,
+        "--segmentation",
+        str(segmentation),
+    )
+    code, out, err = run(args, capsys)
+    assert_one_line_error(code, out, err, "misses the vertebral body")
+
+
+def test_mr_like_intensities_are_refused(phantom, tmp_path, capsys):
+    truth = phantom.truth
+    mr = np.clip((phantom.ct.array_hu + 1024.0) * 0.25, 0, 1000).astype(np.float32)
+    path = tmp_path / "mr.nrrd"
+    write_volume(mr, phantom.ct.geometry, path)
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "Hounsfield")
+
+
+def test_zero_spacing_is_refused(phantom, tmp_path, capsys):
+    truth = phantom.truth
+    path = tmp_path / "zero_spacing.nhdr"
+    raw = tmp_path / "zero_spacing.raw"
+    array = phantom.ct.array_hu.astype(np.int16)
+    raw.write_bytes(array.tobytes())
+    nk, nj, ni = array.shape
+    path.write_text(
+        "NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
+        f"sizes: {ni} {nj} {nk}\nspace directions: (0,0,0) (0,0.9,0) (0,0,1)\n"
+        "kinds: domain domain domain\nendian: little\nencoding: raw\nspace origin: (0,0,0)\n"
+        f"data file: {raw.name}\n"
+    )
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "spacing")
+
+
+@pytest.mark.parametrize("content", [b"", b"this is a text file, not an image\n" * 10], ids=["empty", "text"])
+def test_unreadable_file_is_refused(phantom, tmp_path, capsys, content):
+    truth = phantom.truth
+    path = tmp_path / "scan.nrrd"
+    path.write_bytes(content)
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "scan.nrrd")
+
+
+def test_missing_file_is_refused(phantom, tmp_path, capsys):
+    truth = phantom.truth
+    code, out, err = run(measure_args(tmp_path / "nowhere.nrrd", truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "nowhere.nrrd")
+
+
+def _write_dicom_series(
+    folder: Path, array_hu: np.ndarray, geometry: VolumeGeometry, series_uid: str
+) -> None:
+    """Write ``array_hu`` as a CT series of single-frame DICOM files (LPS on disk)."""
+    image = sitk.GetImageFromArray(array_hu.astype(np.int16))
+    lps = np.diag([-1.0, -1.0, 1.0]) @ geometry.ijk_to_ras[:3, :]
+    spacing = np.linalg.norm(lps[:, :3], axis=0)
+    image.SetSpacing([float(v) for v in spacing])
+    image.SetDirection([float(v) for v in (lps[:, :3] / spacing).ravel()])
+    image.SetOrigin([float(v) for v in lps[:, 3]])
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    orientation = "\\".join(f"{v:.6f}" for v in (*direction[:, 0], *direction[:, 1]))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        slice_image = image[:, :, k]
+        origin = image.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, value in (
+            ("0008|0060", "CT"),
+            ("0020|000e", series_uid),
+            ("0020|000d", "1.2.826.0.1.3680043.8.498.1"),
+            ("0020|0032", "\\".join(f"{v:.4f}" for v in origin)),
+            ("0020|0013", str(k + 1)),
+            ("0020|0037", orientation),
+            ("0028|1053", "1"),
+            ("0028|1052", "0"),
+        ):
+            slice_image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{series_uid[-4:]}_{k:04d}.dcm"))
+        writer.Execute(slice_image)
+
+
+def test_dicom_folder_with_two_series_asks_for_one(tmp_path, capsys):
+    small = make_phantom(PhantomSpec(spacing_mm=(1.5, 1.5, 1.5), n_vertebrae=1, pedicle_tail=False))
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    crop = small.ct.array_hu[:12]
+    _write_dicom_series(folder, crop, small.ct.geometry, "1.2.826.0.1.3680043.8.498.1001")
+    _write_dicom_series(folder, crop, small.ct.geometry, "1.2.826.0.1.3680043.8.498.1002")
+    truth = small.truth
+    code, out, err = run(measure_args(folder, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "--series-uid", "1001", "1002")
+
+
+def test_console_script_reports_bad_input_without_traceback(tmp_path):
+    """The installed entry point, run as a process with no stdin: exit 2 and one stderr line."""
+    missing = tmp_path / "missing.nrrd"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "CementLeakageLib.cli",
+            "measure",
+            str(missing),
+            "--upper",
+            "0,0,30",
+            "--lower",
+            "-1,-2,3",
+            "--side",
+            "left",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=120,
+    )
+    assert process.returncode == EXIT_BAD_INPUT
+    assert process.stdout == ""
+    assert process.stderr.count("\n") == 1 and "missing.nrrd" in process.stderr
+
+
+def test_demo_prints_the_phantom_truth_beside_the_measurement(tmp_path, capsys):
+    code, out, err = run(["demo", "--json", "--out", str(tmp_path / "demo")], capsys)
+    assert code == 0, err
+    record = json.loads(out)
+    truth = record["phantom_truth"]
+    for key in ("vbv_cm3", "bcv_cm3", "psbcv_cm3"):
+        assert record[key] == pytest.approx(truth[key], rel=0.03)
+    assert record["psbcv_vbv_pct"] == pytest.approx(truth["psbcv_vbv_pct"], abs=0.5)
+    assert record["exceeds_cutoff"] is truth["exceeds_cutoff"]
+    assert (tmp_path / "demo" / "L1.seg.nrrd").exists() and (tmp_path / "demo" / "L1.json").exists()

@@ -1,0 +1,116 @@
+"""Speed of measuring one vertebra on a 512 x 512 x 300 CT.
+
+Builds the default synthetic phantom, embeds it in a 512 x 512 x 300 CT (0.7 x 0.7 x 1.0 mm),
+and times, over repeated runs:
+
+* ``measure_masks`` on given body and cement masks (target: under 0.5 s);
+* ``measure_vertebra`` with automatic segmentation, on the CT in memory (target: under 3 s);
+* the ``cementleakage measure`` command end to end on an uncompressed NRRD file (reading
+  the file included), for reference.
+
+Run: ``python benchmarks/benchmark_measure.py [--repeats 5]``. Prints medians and the machine.
+This is a benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from CementLeakageLib.ct_volume import CtVolume
+from CementLeakageLib.geometry import VolumeGeometry
+from CementLeakageLib.image_io import write_volume
+from CementLeakageLib.measurement import measure_masks
+from CementLeakageLib.phantom import PhantomSpec, make_phantom
+from CementLeakageLib.pipeline import measure_vertebra
+
+SHAPE = (300, 512, 512)
+SPACING = (0.7, 0.7, 1.0)
+
+
+def embedded_phantom() -> tuple[CtVolume, object]:
+    """The default phantom placed in the middle of a 512 x 512 x 300 CT of soft tissue and air."""
+    phantom = make_phantom(PhantomSpec(spacing_mm=SPACING, orientation="axial"))
+    small = phantom.ct
+    large = np.full(SHAPE, 40, dtype=np.int16)
+    yy, xx = np.mgrid[: SHAPE[1], : SHAPE[2]]
+    outside_patient = (yy - SHAPE[1] / 2) ** 2 / (0.45 * SHAPE[1]) ** 2 + (xx - SHAPE[2] / 2) ** 2 / (
+        0.48 * SHAPE[2]
+    ) ** 2 > 1
+    large[:, outside_patient] = -1000
+    offset = [(big - little) // 2 for big, little in zip(SHAPE, small.array_hu.shape)]
+    region = tuple(slice(o, o + n) for o, n in zip(offset, small.array_hu.shape))
+    large[region] = small.array_hu
+    matrix = small.geometry.ijk_to_ras.copy()
+    matrix[:3, 3] = small.geometry.ijk_to_ras_points([[-offset[2], -offset[1], -offset[0]]])[0]
+    geometry = VolumeGeometry(matrix, SHAPE)
+    return CtVolume(large, geometry, source="benchmark phantom"), (phantom, region)
+
+
+def median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    arguments = parser.parse_args()
+
+    ct, (phantom, region) = embedded_phantom()
+    truth = phantom.truth
+    body = np.zeros(SHAPE, dtype=bool)
+    cement = np.zeros(SHAPE, dtype=bool)
+    body[region] = phantom.body_mask
+    cement[region] = phantom.cement_in_body_mask | phantom.extravertebral_cement_mask
+
+    given = median_seconds(
+        lambda: measure_masks(body, cement, ct.geometry, truth.upper_ras, truth.lower_ras, truth.side),
+        arguments.repeats,
+    )
+    automatic = median_seconds(
+        lambda: measure_vertebra(ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level),
+        arguments.repeats,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "ct.nrrd"
+        write_volume(ct.array_hu, ct.geometry, path, compress=False)
+        command = [
+            sys.executable,
+            "-m",
+            "CementLeakageLib.cli",
+            "measure",
+            str(path),
+            "--upper=" + ",".join(f"{v:.3f}" for v in truth.upper_ras),
+            "--lower=" + ",".join(f"{v:.3f}" for v in truth.lower_ras),
+            "--side",
+            truth.side,
+            "--json",
+        ]
+        end_to_end = median_seconds(lambda: subprocess.run(command, check=True, capture_output=True), 3)
+
+    cpu = platform.processor() or platform.machine()
+    print(f"machine: {platform.node()} {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"CT: {SHAPE[2]} x {SHAPE[1]} x {SHAPE[0]} voxels, {SPACING} mm; medians of {arguments.repeats} runs"
+    )
+    print(f"measure_masks (given masks):              {given:7.3f} s")
+    print(f"measure_vertebra (automatic segmentation): {automatic:7.3f} s")
+    print(f"cementleakage measure (file, end to end):  {end_to_end:7.3f} s")
+
+
+if __name__ == "__main__":
+    main()
