@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import slicer
 
 from .errors import CementLeakageError
 from .mrml_nodes import add_endplate_markups, endplate_points
+from .storage_files import write_node_atomically
 
 
 def _private_scene():
@@ -29,18 +29,7 @@ def write_endplate_markups_file(path: str | os.PathLike, upper_ras, lower_ras, l
     path = Path(path)
     scene = _private_scene()
     node = add_endplate_markups(scene, upper_ras, lower_ras, level)
-    storage = slicer.vtkMRMLMarkupsJsonStorageNode()
-    scene.AddNode(storage)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".mrk.json")
-    os.close(handle)
-    try:
-        storage.SetFileName(temporary)
-        if not storage.WriteData(node):
-            raise CementLeakageError(f"{path.name} could not be written: check the folder")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    return write_node_atomically(scene, slicer.vtkMRMLMarkupsJsonStorageNode(), node, path, ".mrk.json")
 
 
 def read_endplate_markups_file(

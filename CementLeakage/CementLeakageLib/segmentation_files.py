@@ -8,7 +8,6 @@ Masks are boolean ``[k, j, i]`` arrays on a :class:`VolumeGeometry` (RAS).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from .mrml_nodes import (
     set_segment_mask,
 )
 from .segments import SEGMENT_COLORS_RGB
+from .storage_files import write_node_atomically
 
 METADATA_TAG_PREFIX = "CementLeakage."
 DEFAULT_COLOR = (0.8, 0.8, 0.8)
@@ -48,18 +48,7 @@ def write_segmentation_file(
     tags = {f"{METADATA_TAG_PREFIX}{key}": str(value) for key, value in (metadata or {}).items()}
     for name, mask in masks_by_name.items():
         set_segment_mask(node, name, mask, geometry, SEGMENT_COLORS_RGB.get(name, DEFAULT_COLOR), tags)
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    scene.AddNode(storage)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".seg.nrrd")
-    os.close(handle)
-    try:
-        storage.SetFileName(temporary)
-        if not storage.WriteData(node):
-            raise CementLeakageError(f"{path.name} could not be written: check the folder")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    return write_node_atomically(scene, slicer.vtkMRMLSegmentationStorageNode(), node, path, ".seg.nrrd")
 
 
 def _read_node(path: str | os.PathLike):
