@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from CementLeakageLib.cli import EXIT_BAD_INPUT, main
+from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.image_io import read_ct, write_volume
 from CementLeakageLib.markups_files import read_endplate_markups_file
@@ -369,3 +370,30 @@ def test_demo_prints_the_phantom_truth_beside_the_measurement(tmp_path, capsys):
     assert record["psbcv_vbv_pct"] == pytest.approx(truth["psbcv_vbv_pct"], abs=0.5)
     assert record["exceeds_cutoff"] is truth["exceeds_cutoff"]
     assert (tmp_path / "demo" / "L1.seg.nrrd").exists() and (tmp_path / "demo" / "L1.json").exists()
+
+
+def test_missing_spacing_is_refused(phantom, tmp_path, capsys):
+    """An NRRD header without spacing would silently read as 1 mm voxels: refused instead."""
+    truth = phantom.truth
+    raw = tmp_path / "no_spacing.raw"
+    array = phantom.ct.array_hu.astype(np.int16)
+    raw.write_bytes(array.tobytes())
+    nk, nj, ni = array.shape
+    path = tmp_path / "no_spacing.nhdr"
+    path.write_text(
+        f"NRRD0004\ntype: short\ndimension: 3\nsizes: {ni} {nj} {nk}\n"
+        f"endian: little\nencoding: raw\ndata file: {raw.name}\n"
+    )
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "no voxel spacing")
+
+
+def test_api_raises_the_message_the_command_line_prints(phantom, ct_file, capsys):
+    """Bad input gives the API a CementLeakageError whose text is the command line's message."""
+    truth = phantom.truth
+    upper = np.asarray(truth.upper_ras) + (0.0, 0.0, 400.0)
+    code, _, err = run(measure_args(ct_file, upper, truth.lower_ras), capsys)
+    with pytest.raises(CementLeakageError) as raised:
+        measure_vertebra(read_ct(ct_file), upper, truth.lower_ras, "left")
+    assert code == EXIT_BAD_INPUT
+    assert err.strip() == f"cementleakage: error: {raised.value}"
