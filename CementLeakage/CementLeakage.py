@@ -8,8 +8,11 @@ supported Python is 3.9.
 
 import html
 import logging
+import os
+import tempfile
 from typing import Annotated, Optional
 
+import qt
 import slicer
 import vtk
 from slicer import (
@@ -50,6 +53,21 @@ is detected by the library, which then raises the upper bounds itself."""
 
 DEFAULT_PARAMETERS = MeasurementParameters()
 """The library's thresholds (HU) and cut-off (%), the panel's starting values."""
+
+LIVE_UPDATE_DELAY_MS = 300
+"""After the last point drag or segment edit, wait this long (ms) before measuring again, so
+dragging stays smooth: a burst of edits gives one measurement."""
+
+PRESET_BUTTONS = {
+    "thresholdCementButton": "threshold_cement",
+    "thresholdBoneButton": "threshold_bone",
+    "islandsButton": "islands",
+    "scissorsButton": "scissors",
+    "paintButton": "paint",
+    "eraseButton": "erase",
+    "logicalOperatorsButton": "logical",
+}
+"""Panel buttons and the Segment Editor preset each opens (see CementLeakageLib.editor_presets)."""
 
 
 #
@@ -124,6 +142,7 @@ class CementLeakageParameterNode:
     boneThresholdHu - intensity window of bone (HU).
     cutoffPercent - PSBCV/VBV% above which the vertebra is flagged.
     resultsTable - table shown in the panel; after a measurement, the logic's results table.
+    autoUpdate - measure the level again when its endplate points move or its segments change.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -145,6 +164,7 @@ class CementLeakageParameterNode:
     ]
     cutoffPercent: Annotated[float, WithinRange(0, 100)] = DEFAULT_PARAMETERS.cutoff_pct
     resultsTable: vtkMRMLTableNode
+    autoUpdate: bool = True
 
 
 def getParameterNode() -> CementLeakageParameterNode:
@@ -171,7 +191,7 @@ def measurementParameters(parameterNode: CementLeakageParameterNode) -> Measurem
 
 
 class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """The module panel: inputs, segmentation choices, thresholds, Apply and the results."""
+    """The module panel: inputs, endplate points, segmentation, manual correction, results, export."""
 
     def __init__(self, parent=None) -> None:
         """Called when the user opens the module the first time, before ``setup``."""
@@ -180,6 +200,10 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._observedPointsNode = None
+        self._observedSegmentationNode = None
+        self._writingSegments = False
+        self._liveUpdateTimer = None
 
     def setup(self) -> None:
         """Build the panel from Resources/UI/CementLeakage.ui and connect it."""
@@ -192,22 +216,36 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # setMRMLScene slot of every MRML widget.
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
+        from CementLeakageLib.editor_presets import editor_presets
         from CementLeakageLib.logic import CementLeakageLogic
 
         self.logic = CementLeakageLogic(slicer.mrmlScene)
 
-        self.ui.endplatePointsWidget.setNodeBaseName(_("Endplate midpoints"))
+        self._liveUpdateTimer = qt.QTimer()
+        self._liveUpdateTimer.setSingleShot(True)
+        self._liveUpdateTimer.setInterval(LIVE_UPDATE_DELAY_MS)
+        self._liveUpdateTimer.connect("timeout()", self.onLiveUpdateTimeout)
+
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.segment_editor_node())
+        presets = editor_presets()
+        for buttonName, presetKey in PRESET_BUTTONS.items():
+            button = getattr(self.ui, buttonName)
+            button.toolTip = presets[presetKey].tooltip
+            button.connect("clicked(bool)", lambda checked, key=presetKey: self.onPresetButton(key))
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        self.ui.endplatePointsWidget.connect("markupsNodeChanged()", self.onEndplatePointsNodeChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.planButton.connect("clicked(bool)", self.onPlanButton)
 
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the panel is destroyed."""
+        if self._liveUpdateTimer is not None:
+            self._liveUpdateTimer.stop()
         self.setParameterNode(None)
         self.removeObservers()
 
@@ -225,23 +263,28 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     def onSceneStartClose(self, caller, event) -> None:
-        """The scene is about to close: its parameter node goes with it."""
+        """The scene is about to close: its parameter node and observed nodes go with it."""
         self.setParameterNode(None)
+        self.observePointsNode(None)
+        self.observeSegmentationNode(None)
+        if self._liveUpdateTimer is not None:
+            self._liveUpdateTimer.stop()
+        if self.logic is not None:
+            self.logic.forget_measurements()
 
     def onSceneEndClose(self, caller, event) -> None:
-        """The scene was closed: give the open panel a new parameter node."""
+        """The scene was closed: give the open panel a new parameter node and editor node."""
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.segment_editor_node())
         if self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        """Follow the scene's parameter node; fill empty inputs with what the scene and panel show."""
+        """Follow the scene's parameter node; fill empty inputs with what the scene holds."""
         self.setParameterNode(getParameterNode())
         if not self._parameterNode.inputVolume:
             firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if firstVolumeNode:
                 self._parameterNode.inputVolume = firstVolumeNode
-        if not self._parameterNode.endplatePoints and self.ui.endplatePointsWidget.currentNode():
-            self._parameterNode.endplatePoints = self.ui.endplatePointsWidget.currentNode()
 
     def setParameterNode(self, inputParameterNode: Optional[CementLeakageParameterNode]) -> None:
         """Bind the panel to ``inputParameterNode`` (None unbinds it)."""
@@ -266,29 +309,156 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameterNode = self._parameterNode
         if parameterNode is None:
             return
-        if self.ui.endplatePointsWidget.currentNode() != parameterNode.endplatePoints:
-            self.ui.endplatePointsWidget.setCurrentNode(parameterNode.endplatePoints)
+        from CementLeakageLib.mrml_nodes import endplate_points_node
+
+        # Each level has its own point list; choosing a level shows (or creates) its list.
+        pointsNode = endplate_points_node(slicer.mrmlScene, parameterNode.level)
+        if parameterNode.endplatePoints != pointsNode:
+            parameterNode.endplatePoints = pointsNode  # re-enters this method once
+            return
+        if self.ui.endplatePlaceWidget.currentNode() != pointsNode:
+            self.ui.endplatePlaceWidget.setCurrentNode(pointsNode)
+        self.observePointsNode(pointsNode)
+        self.observeSegmentationNode(parameterNode.segmentation)
+
         for segmentSelector in (self.ui.bodySegmentSelector, self.ui.cementSegmentSelector):
             if segmentSelector.currentNode() != parameterNode.segmentation:
                 segmentSelector.setCurrentNode(parameterNode.segmentation)
             segmentSelector.enabled = parameterNode.useExistingSegments
         self.ui.overwriteCheckBox.enabled = not parameterNode.useExistingSegments
         self.ui.resultsTableView.setMRMLTableNode(parameterNode.resultsTable)
+        editor = self.ui.segmentEditorWidget
+        if editor.segmentationNode() != parameterNode.segmentation:
+            editor.setSegmentationNode(parameterNode.segmentation)
+        if editor.sourceVolumeNode() != parameterNode.inputVolume:
+            editor.setSourceVolumeNode(parameterNode.inputVolume)
+        self.ui.exportButton.enabled = bool(self.logic.measurements())
 
         if not parameterNode.inputVolume:
             self.ui.applyButton.toolTip = _("Select the postoperative CT.")
             self.ui.applyButton.enabled = False
-        elif not parameterNode.endplatePoints:
+        elif pointsNode.GetNumberOfControlPoints() < 2:
             self.ui.applyButton.toolTip = _("Place the upper and lower endplate midpoints.")
             self.ui.applyButton.enabled = False
         else:
-            self.ui.applyButton.toolTip = _("Measure the cement of the selected vertebra.")
+            self.ui.applyButton.toolTip = _("Segment and measure the cement of the selected vertebra.")
             self.ui.applyButton.enabled = True
+        self.ui.planButton.enabled = self.ui.applyButton.enabled
+        self.updatePointsStatus()
 
-    def onEndplatePointsNodeChanged(self) -> None:
-        """The markups widget's node selector changed: store the choice in the parameter node."""
-        if self._parameterNode is not None:
-            self._parameterNode.endplatePoints = self.ui.endplatePointsWidget.currentNode()
+    # Endplate points and split plane
+
+    def observePointsNode(self, pointsNode) -> None:
+        """Follow the endplate points of the current level (and stop following the previous ones)."""
+        if pointsNode == self._observedPointsNode:
+            return
+        events = (
+            slicer.vtkMRMLMarkupsNode.PointAddedEvent,
+            slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+            slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+            slicer.vtkMRMLMarkupsNode.PointRemovedEvent,
+        )
+        if self._observedPointsNode is not None:
+            for event in events:
+                self.removeObserver(self._observedPointsNode, event, self.onEndplatePointsModified)
+        self._observedPointsNode = pointsNode
+        if pointsNode is not None:
+            for event in events:
+                self.addObserver(pointsNode, event, self.onEndplatePointsModified)
+
+    def onEndplatePointsModified(self, caller=None, event=None) -> None:
+        """A point was placed, dragged or deleted: label it, move the plane, measure again soon."""
+        from CementLeakageLib.mrml_nodes import label_endplate_points
+
+        parameterNode = self._parameterNode
+        if parameterNode is None or caller is None:
+            return
+        label_endplate_points(caller, parameterNode.level)
+        self.updateSplitPlane()
+        self.updatePointsStatus()
+        self.ui.applyButton.enabled = (
+            bool(parameterNode.inputVolume) and caller.GetNumberOfControlPoints() == 2
+        )
+        self.scheduleLiveUpdate()
+
+    def updateSplitPlane(self) -> Optional[str]:
+        """Show the level's split plane through its endplate points; return why not, if it cannot be."""
+        from CementLeakageLib.mrml_nodes import endplate_points
+        from CementLeakageLib.split_plane_node import update_split_plane_node
+
+        parameterNode = self._parameterNode
+        pointsNode = parameterNode.endplatePoints if parameterNode else None
+        if pointsNode is None or pointsNode.GetNumberOfControlPoints() < 2:
+            return _("place both endplate midpoints")
+        try:
+            upper, lower = endplate_points(pointsNode, parameterNode.level)
+            update_split_plane_node(slicer.mrmlScene, upper, lower, parameterNode.side, parameterNode.level)
+        except CementLeakageError as error:
+            return str(error)
+        return None
+
+    def updatePointsStatus(self) -> None:
+        """Say which endplate points are placed and whether they define a split plane."""
+        parameterNode = self._parameterNode
+        pointsNode = parameterNode.endplatePoints if parameterNode else None
+        count = pointsNode.GetNumberOfControlPoints() if pointsNode else 0
+        if count == 0:
+            text = _("Place the upper endplate midpoint.")
+        elif count == 1:
+            text = _("Place the lower endplate midpoint.")
+        else:
+            problem = self.updateSplitPlane()
+            text = _("Both points placed.") if problem is None else problem
+        self.ui.endplatePointsStatusLabel.text = text
+
+    # Live re-measurement
+
+    def observeSegmentationNode(self, segmentationNode) -> None:
+        """Follow segment edits of the case's segmentation."""
+        if segmentationNode == self._observedSegmentationNode:
+            return
+        if self._observedSegmentationNode is not None:
+            self.removeObserver(
+                self._observedSegmentationNode, slicer.vtkSegmentation.SegmentModified, self.onSegmentModified
+            )
+        self._observedSegmentationNode = segmentationNode
+        if segmentationNode is not None:
+            self.addObserver(segmentationNode, slicer.vtkSegmentation.SegmentModified, self.onSegmentModified)
+
+    def onSegmentModified(self, caller=None, event=None) -> None:
+        """A segment changed (Segment Editor, Islands...): measure again once the editing pauses."""
+        if not self._writingSegments:
+            self.scheduleLiveUpdate()
+
+    def scheduleLiveUpdate(self) -> None:
+        """(Re)start the short timer after which the level is measured again (see LIVE_UPDATE_DELAY_MS)."""
+        if self._parameterNode is not None and self._parameterNode.autoUpdate and self._liveUpdateTimer:
+            self._liveUpdateTimer.start()
+
+    def onLiveUpdateTimeout(self) -> None:
+        """Measure the current level from its segments as they are now, if it has any yet."""
+        parameterNode = self._parameterNode
+        if parameterNode is None or not parameterNode.inputVolume or not parameterNode.segmentation:
+            return
+        self._writingSegments = True
+        try:
+            measurement = self.logic.remeasure_level(
+                parameterNode.inputVolume,
+                parameterNode.endplatePoints,
+                parameterNode.segmentation,
+                level=parameterNode.level,
+                side=parameterNode.side,
+                parameters=measurementParameters(parameterNode),
+            )
+        except CementLeakageError as error:
+            self.ui.flagLabel.text = html.escape(str(error))
+            return
+        finally:
+            self._writingSegments = False
+        if measurement is not None:
+            self.showMeasurement(measurement)
+
+    # Segmentation and manual correction
 
     def onApplyButton(self) -> None:
         """Measure the vertebra and show the result; bad input is shown as a one-line message."""
@@ -296,36 +466,72 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             measurement = self.measure()
             self.showMeasurement(measurement)
 
-    def measure(self):
-        """Run the library on the panel's choices and return its VertebraMeasurement."""
+    def ensureSegmentationNode(self):
+        """The case's segmentation node, created (with display nodes) if the panel has none."""
         parameterNode = self._parameterNode
-        parameters = measurementParameters(parameterNode)
         if not parameterNode.segmentation:
             segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(_("Cement measurement"))
             )
             segmentationNode.CreateDefaultDisplayNodes()
             parameterNode.segmentation = segmentationNode
-        if parameterNode.useExistingSegments:
-            return self.logic.measure_segments(
+        return parameterNode.segmentation
+
+    def measure(self):
+        """Run the library on the panel's choices and return its VertebraMeasurement."""
+        parameterNode = self._parameterNode
+        parameters = measurementParameters(parameterNode)
+        segmentationNode = self.ensureSegmentationNode()
+        self._writingSegments = True
+        try:
+            if parameterNode.useExistingSegments:
+                return self.logic.measure_segments(
+                    parameterNode.inputVolume,
+                    parameterNode.endplatePoints,
+                    segmentationNode,
+                    level=parameterNode.level,
+                    side=parameterNode.side,
+                    parameters=parameters,
+                    body_segment=self.selectedSegmentName(self.ui.bodySegmentSelector, _("vertebral body")),
+                    cement_segment=self.selectedSegmentName(self.ui.cementSegmentSelector, _("cement")),
+                )
+            return self.logic.segment_and_measure(
                 parameterNode.inputVolume,
                 parameterNode.endplatePoints,
-                parameterNode.segmentation,
+                segmentationNode,
                 level=parameterNode.level,
                 side=parameterNode.side,
                 parameters=parameters,
-                body_segment=self.selectedSegmentName(self.ui.bodySegmentSelector, _("vertebral body")),
-                cement_segment=self.selectedSegmentName(self.ui.cementSegmentSelector, _("cement")),
+                overwrite=parameterNode.overwrite,
             )
-        return self.logic.segment_and_measure(
-            parameterNode.inputVolume,
-            parameterNode.endplatePoints,
-            parameterNode.segmentation,
-            level=parameterNode.level,
-            side=parameterNode.side,
-            parameters=parameters,
-            overwrite=parameterNode.overwrite,
-        )
+        finally:
+            self._writingSegments = False
+
+    def onPresetButton(self, presetKey: str) -> None:
+        """Open one of Slicer's Segment Editor effects on this level's segment, with our preset."""
+        from CementLeakageLib.editor_presets import editor_presets
+
+        with slicer.util.tryWithErrorDisplay(_("The editing tool could not be opened."), waitCursor=True):
+            parameterNode = self._parameterNode
+            if not parameterNode.inputVolume:
+                raise CementLeakageError(_("select the postoperative CT first"))
+            preset = editor_presets(measurementParameters(parameterNode))[presetKey]
+            segmentationNode = self.ensureSegmentationNode()
+            segmentId = self.logic.editing_segment_id(
+                segmentationNode, parameterNode.inputVolume, parameterNode.level, preset.segment_role
+            )
+            self.ui.correctionCollapsibleButton.collapsed = False
+            editor = self.ui.segmentEditorWidget
+            editor.setSegmentationNode(segmentationNode)
+            editor.setSourceVolumeNode(parameterNode.inputVolume)
+            if segmentId:
+                editor.setCurrentSegmentID(segmentId)
+            self.logic.store_editor_preset(preset)
+            editor.setActiveEffectByName(preset.effect_name)
+            effect = editor.activeEffect()
+            if effect is not None:
+                for name, value in preset.parameters.items():
+                    effect.setParameter(name, value)
 
     def selectedSegmentName(self, segmentSelector, role: str) -> str:
         """Name of the segment chosen in ``segmentSelector``; ``role`` names it in the error message."""
@@ -343,6 +549,8 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ).format(role=role)
             )
         return segment.GetName()
+
+    # Results and export
 
     def showMeasurement(self, measurement) -> None:
         """Show the flag, the volumes and any warning of ``measurement``, and its results table."""
@@ -368,13 +576,75 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.flagLabel.text = f'<span style="color:{colour}">{lines[0]}</span><br>' + "<br>".join(
             lines[1:]
         )
+        self.ui.flagLabel.toolTip = _(
+            "Cut-off {cutoff:.2f}%: sensitivity {sensitivity:.1f}%, specificity {specificity:.1f}%, "
+            "AUC {auc:.3f} ({source})."
+        ).format(
+            cutoff=measurement.cutoff_pct,
+            sensitivity=measurement.cutoff_sensitivity_pct,
+            specificity=measurement.cutoff_specificity_pct,
+            auc=measurement.cutoff_auc,
+            source=measurement.cutoff_source,
+        )
         # The logic adds the measurement as a row of its results table; show that table.
         self._parameterNode.resultsTable = self.logic.results_table_node()
+        self.ui.exportButton.enabled = True
         logging.info(
             "CementLeakage %s: PSBCV/VBV %.2f%%, flag %s",
             measurement.level,
             measurement.psbcv_vbv_pct,
             measurement.exceeds_cutoff,
+        )
+
+    def onPlanButton(self) -> None:
+        """Show the level's cement budget under each published rule (preoperative CT)."""
+        with slicer.util.tryWithErrorDisplay(_("The cement budget could not be computed."), waitCursor=True):
+            parameterNode = self._parameterNode
+            plan = self.logic.plan_level(
+                parameterNode.inputVolume,
+                parameterNode.endplatePoints,
+                level=parameterNode.level,
+                side=parameterNode.side,
+                parameters=measurementParameters(parameterNode),
+            )
+            self.showPlan(plan)
+
+    def showPlan(self, plan: dict) -> None:
+        """Show a plan's VBV and one line per rule: the most cement (mL) under its threshold."""
+        lines = [
+            _("<b>{level}: VBV {vbv:.2f} cm³ (preoperative)</b>").format(
+                level=html.escape(plan["level"]), vbv=plan["vbv_cm3"]
+            )
+        ]
+        for budget in plan["budgets"]:
+            unverified = "" if budget["verified"] else _(" (unverified rule)")
+            lines.append(
+                _("{rule}: at most {ml:.2f} mL of {what}{unverified}").format(
+                    rule=html.escape(budget["rule"]),
+                    ml=budget["max_cement_ml"],
+                    what=html.escape(budget["applies_to"]),
+                    unverified=unverified,
+                )
+            )
+        lines += [html.escape(warning) for warning in plan["warnings"]]
+        self.ui.flagLabel.text = "<br>".join(lines)
+
+    def onExportButton(self) -> None:
+        """Write the case's audit bundle into a new folder under the chosen folder."""
+        from CementLeakageLib.case_export import default_bundle_name
+
+        with slicer.util.tryWithErrorDisplay(_("The case could not be exported."), waitCursor=True):
+            folder = os.path.join(self.ui.exportDirectoryButton.directory, default_bundle_name())
+            paths = self.exportCase(folder)
+            slicer.util.showStatusMessage(
+                _("Exported {count} files to {folder}").format(count=len(paths), folder=folder), 5000
+            )
+
+    def exportCase(self, folder: str, force: bool = False) -> list:
+        """Write the audit bundle of every vertebra measured in this case into ``folder``."""
+        parameterNode = self._parameterNode
+        return self.logic.export_case(
+            folder, parameterNode.inputVolume, parameterNode.segmentation, force=force
         )
 
 
@@ -394,6 +664,8 @@ class CementLeakageTest(ScriptedLoadableModuleTest):
         """Run every test of the module."""
         self.setUp()
         self.test_PhantomMeasurementMatchesTruth()
+        self.setUp()
+        self.test_PanelWorkflowOnPhantom()
 
     def test_PhantomMeasurementMatchesTruth(self):
         """The module's logic measures a synthetic vertebra as its analytic truth says.
@@ -428,3 +700,95 @@ class CementLeakageTest(ScriptedLoadableModuleTest):
         self.assertAlmostEqual(measurement.psbcv_vbv_pct, truth.psbcv_vbv_pct, delta=0.5)
         self.assertEqual(measurement.exceeds_cutoff, truth.exceeds_cutoff)
         self.delayDisplay("Test passed")
+
+    def test_PanelWorkflowOnPhantom(self):
+        """The panel's workflow, driven through the widget, gives the phantom's numbers.
+
+        Select the CT, level and side; place the two endplate points (labelled and the split
+        plane drawn as they are placed); click "Segment and measure"; drag a point and let the
+        live update measure again; export the case. Volumes within 3% of the analytic truth,
+        the ratio within 0.5 points, the plane equal to the library's, the bundle equal to the
+        table.
+        """
+        import json
+
+        import numpy as np
+
+        from CementLeakageLib.mrml_nodes import add_volume_node, endplate_labels, endplate_points
+        from CementLeakageLib.phantom import PhantomSpec, make_phantom
+        from CementLeakageLib.split_plane import split_plane_from_endplates
+        from CementLeakageLib.split_plane_node import find_split_plane_node, split_plane_of_node
+
+        self.delayDisplay("Building the phantom")
+        spec = PhantomSpec(level="L2", side="right")
+        phantom = make_phantom(spec)
+        truth = phantom.truth
+        volumeNode = add_volume_node(slicer.mrmlScene, phantom.ct, "CementLeakage phantom")
+
+        # The panel as Slicer builds it (also without a main window, e.g. --no-main-window).
+        widget = slicer.modules.cementleakage.widgetRepresentation().self()
+        widget.enter()
+        parameterNode = widget._parameterNode
+        parameterNode.inputVolume = volumeNode
+        parameterNode.level = spec.level
+        parameterNode.side = spec.side
+        slicer.app.processEvents()
+
+        self.delayDisplay("Placing the endplate midpoints")
+        pointsNode = parameterNode.endplatePoints
+        self.assertEqual(pointsNode.GetName(), "L2 endplate midpoints")
+        self.assertIs(widget.ui.endplatePlaceWidget.currentNode(), pointsNode)
+        pointsNode.AddControlPoint(vtk.vtkVector3d(*truth.upper_ras))
+        pointsNode.AddControlPoint(vtk.vtkVector3d(*truth.lower_ras))
+        slicer.app.processEvents()
+        labels = [pointsNode.GetNthControlPointLabel(i) for i in range(2)]
+        self.assertEqual(labels, list(endplate_labels(spec.level)))
+        planeNode = find_split_plane_node(slicer.mrmlScene, spec.level)
+        self.assertIsNotNone(planeNode)
+        center, normal = split_plane_of_node(planeNode)
+        plane = split_plane_from_endplates(truth.upper_ras, truth.lower_ras, spec.side)
+        self.assertTrue(np.allclose(normal, plane.normal_ras, atol=1e-6))
+        self.assertTrue(widget.ui.applyButton.enabled)
+
+        self.delayDisplay("Segmenting and measuring")
+        widget.ui.applyButton.click()
+        slicer.app.processEvents()
+        table = parameterNode.resultsTable
+        self.assertEqual(table.GetNumberOfRows(), 1)
+        header = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+        row = {name: table.GetCellText(0, c) for c, name in enumerate(header)}
+        self.assertAlmostEqual(float(row["VBV (cm3)"]), truth.vbv_cm3, delta=0.03 * truth.vbv_cm3)
+        self.assertAlmostEqual(float(row["BCV (cm3)"]), truth.bcv_cm3, delta=0.03 * truth.bcv_cm3)
+        self.assertAlmostEqual(float(row["PSBCV (cm3)"]), truth.psbcv_cm3, delta=0.03 * truth.psbcv_cm3)
+        self.assertAlmostEqual(float(row["PSBCV/VBV (%)"]), truth.psbcv_vbv_pct, delta=0.5)
+        self.assertEqual(row["Above cut-off"], "yes" if truth.exceeds_cutoff else "no")
+        self.assertIn("sensitivity", widget.ui.flagLabel.toolTip)
+
+        self.delayDisplay("Dragging the upper point: the plane and the numbers follow")
+        first = float(row["PSBCV (cm3)"])
+        pointsNode.SetNthControlPointPositionWorld(
+            0, truth.upper_ras[0] - 4.0, truth.upper_ras[1], truth.upper_ras[2]
+        )
+        slicer.app.processEvents()
+        self.assertTrue(widget._liveUpdateTimer.isActive())
+        widget._liveUpdateTimer.stop()
+        widget.onLiveUpdateTimeout()
+        moved = endplate_points(pointsNode, spec.level)
+        center, normal = split_plane_of_node(planeNode)
+        self.assertTrue(np.allclose(center, (moved[0] + moved[1]) / 2.0, atol=1e-6))
+        updated = self.logicMeasurement(widget, spec.level)
+        self.assertAlmostEqual(float(table.GetCellText(0, 4)), updated.psbcv_cm3, delta=5e-4)
+        self.assertNotAlmostEqual(updated.psbcv_cm3, first, delta=1e-3)
+
+        self.delayDisplay("Exporting the case")
+        folder = os.path.join(tempfile.mkdtemp(prefix="CementLeakageSelfTest-"), "case")
+        widget.exportCase(folder)
+        with open(os.path.join(folder, "results.json"), encoding="utf-8") as handle:
+            record = json.load(handle)["levels"][0]
+        self.assertAlmostEqual(record["psbcv_cm3"], updated.psbcv_cm3, delta=1e-12)
+        self.assertTrue(os.path.isfile(os.path.join(folder, "segmentation.seg.nrrd")))
+        self.delayDisplay("Test passed")
+
+    def logicMeasurement(self, widget, level: str):
+        """The panel logic's latest measurement of ``level``."""
+        return next(m for m in widget.logic.measurements() if m.level == level)

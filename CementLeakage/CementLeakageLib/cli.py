@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .case_export import level_file_stem
 from .errors import CementLeakageError
 from .parameters import MeasurementParameters
 
@@ -83,6 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
     _add_common_options(measure)
 
+    plan = commands.add_parser(
+        "plan", help="cement budget before surgery: VBV and the largest cement volume under each rule"
+    )
+    plan.add_argument("ct", help="preoperative CT file or DICOM series folder")
+    plan.add_argument("--upper", type=parse_point, required=True, help="upper endplate midpoint R,A,S (mm)")
+    plan.add_argument("--lower", type=parse_point, required=True, help="lower endplate midpoint R,A,S (mm)")
+    plan.add_argument("--side", required=True, choices=("left", "right"), help="planned puncture side")
+    plan.add_argument("--level", default="", help="vertebral level, e.g. L1")
+    plan.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
+    plan.add_argument("--bone-min", type=float, default=MeasurementParameters().bone_min_hu, help="bone (HU)")
+    plan.add_argument("--bone-max", type=float, default=MeasurementParameters().bone_max_hu, help="bone (HU)")
+    plan.add_argument("--rule", action="append", help="risk rule to budget for (repeatable; default: all)")
+    plan.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+    cohort = commands.add_parser("cohort", help="statistics of a cohort CSV (one row per vertebra)")
+    cohort.add_argument("csv", type=Path, help="CSV with the measure columns plus factors and the outcome")
+    cohort.add_argument("--outcome", required=True, help="binary outcome column, e.g. leakage")
+    cohort.add_argument("--factors", help="comma-separated factor columns (default: every numeric column)")
+    cohort.add_argument("--categorical", help="comma-separated factors to treat as categories, e.g. sex")
+    cohort.add_argument("--out", type=Path, help="folder for cohort.json, cohort.md and roc.png")
+    cohort.add_argument("--force", action="store_true", help="replace files already in --out")
+    cohort.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
+    rules = commands.add_parser("rules", help="list the published risk rules and their evidence")
+    rules.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
     demo = commands.add_parser("demo", help="measure a built-in synthetic postoperative CT")
     demo.add_argument(
         "--side", default="left", choices=("left", "right"), help="puncture side of the phantom"
@@ -107,6 +134,11 @@ def _add_common_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     command.add_argument("--force", action="store_true", help="replace results already in --out")
+    command.add_argument(
+        "--rule",
+        action="append",
+        help="evaluate this published risk rule too (repeatable; see 'cementleakage rules')",
+    )
 
 
 def parameters_from(arguments: argparse.Namespace) -> MeasurementParameters:
@@ -118,12 +150,6 @@ def parameters_from(arguments: argparse.Namespace) -> MeasurementParameters:
         bone_max_hu=arguments.bone_max,
         cutoff_pct=arguments.cutoff,
     )
-
-
-def file_stem(level: str) -> str:
-    """A safe file name stem for a level label (``vertebra`` when empty)."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", level.strip()).strip("._")
-    return stem or "vertebra"
 
 
 def run_measure(arguments: argparse.Namespace) -> tuple[dict, object]:
@@ -150,12 +176,135 @@ def run_measure(arguments: argparse.Namespace) -> tuple[dict, object]:
         body_mask=body_mask,
         cement_mask=cement_mask,
     )
-    return result.measurement.as_dict(), result
+    record = result.measurement.as_dict()
+    record["risk_rules"] = evaluate_rules(record, getattr(arguments, "rule", None))
+    return record, result
+
+
+def evaluate_rules(record: dict, names: list[str] | None) -> list[dict]:
+    """The paper's rule, then every other rule asked for, evaluated on one measurement record."""
+    from .risk_rules import default_rule_name, evaluate_rule, get_rule
+
+    wanted = [default_rule_name()] + [name for name in (names or []) if name != default_rule_name()]
+    return [evaluate_rule(get_rule(name), record) for name in dict.fromkeys(wanted)]
+
+
+def run_plan(arguments: argparse.Namespace) -> int:
+    """VBV of a vertebra on a preoperative CT and the cement budget under each rule."""
+    from .cement_plan import plan_vertebra
+    from .image_io import read_ct
+
+    parameters = MeasurementParameters(bone_min_hu=arguments.bone_min, bone_max_hu=arguments.bone_max)
+    ct = read_ct(arguments.ct, series_uid=arguments.series_uid)
+    record = plan_vertebra(
+        ct,
+        arguments.upper,
+        arguments.lower,
+        arguments.side,
+        level=arguments.level,
+        parameters=parameters,
+        rule_names=arguments.rule,
+    )
+    record.pop("body_mask")
+    side, vbv_cm3, warnings = record["side"], record["vbv_cm3"], record["warnings"]
+    if arguments.json:
+        print(json.dumps(record))
+        return 0
+    print(f"Level {record['level'] or '(unnamed)'}, planned puncture side {side}: VBV {vbv_cm3:.2f} cm3")
+    for budget in record["budgets"]:
+        mark = "" if budget["verified"] else "  [unverified rule]"
+        print(
+            f"  {budget['rule']:<22} at most {budget['max_cement_ml']:5.2f} mL of {budget['applies_to']} "
+            f"({budget['metric']} <= {budget['threshold']:g}{budget['unit'].replace('cm3', ' cm3')}){mark}"
+        )
+    for warning in warnings:
+        print(f"  warning: {warning}")
+    return 0
+
+
+def run_rules(arguments: argparse.Namespace) -> int:
+    """List the published rules with their figures and whether each was verified."""
+    from .risk_rules import default_rule_name, load_rules
+
+    rules = load_rules()
+    if arguments.json:
+        document = {
+            "default_rule": default_rule_name(),
+            "rules": [
+                {
+                    **{k: v for k, v in vars(rule).items() if k not in ("figures", "cohort")},
+                    "figures": {k: vars(f) for k, f in rule.figures.items()},
+                    "cohort": {k: vars(f) for k, f in rule.cohort.items()},
+                }
+                for rule in rules.values()
+            ],
+        }
+        print(json.dumps(document))
+        return 0
+    for rule in rules.values():
+        default = " (default)" if rule.name == default_rule_name() else ""
+        print(f"{rule.name}{default}: {rule.metric} > {rule.threshold:g} {rule.unit} -> {rule.outcome}")
+        for key, figure in rule.figures.items():
+            status = "verified" if figure.verified else "UNVERIFIED"
+            print(f"    {key:<20} {figure.value:g}  [{status}]")
+        print(f"    {rule.citation}")
+    return 0
+
+
+def run_cohort(arguments: argparse.Namespace) -> int:
+    """Univariate comparison, logistic regression and ROC of a cohort CSV."""
+    try:
+        from .cohort_statistics import (
+            analyse_cohort,
+            analysis_to_dict,
+            format_tables_markdown,
+            read_cohort_csv,
+            write_roc_plot,
+        )
+    except ImportError as error:
+        raise CementLeakageError(
+            f"the cohort command needs scipy, statsmodels, scikit-learn and matplotlib ({error}): "
+            "install them with pip install 'cementleakage[stats]'"
+        ) from None
+
+    def names(text: str | None) -> list[str] | None:
+        return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+    out = arguments.out
+    produced = ["cohort.json", "cohort.md", "roc.png"]
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CementLeakageError(f"--out {out} is a file, not a folder: give a folder for the results")
+        existing = [name for name in produced if (out / name).exists()]
+        if existing and not arguments.force:
+            raise CementLeakageError(
+                f"{out} already holds {', '.join(existing)}: choose another --out folder or pass --force"
+            )
+    table = read_cohort_csv(arguments.csv)
+    analysis = analyse_cohort(
+        table, arguments.outcome, names(arguments.factors), names(arguments.categorical)
+    )
+    document = analysis_to_dict(analysis)
+    markdown = format_tables_markdown(analysis)
+    if not analysis.roc:
+        produced.remove("roc.png")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".cementleakage-") as scratch:
+            staged = Path(scratch)
+            (staged / "cohort.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            (staged / "cohort.md").write_text(markdown + "\n", encoding="utf-8")
+            if "roc.png" in produced:
+                write_roc_plot(analysis, staged / "roc.png")
+            for name in produced:
+                os.replace(staged / name, out / name)
+    print(json.dumps(document) if arguments.json else markdown)
+    return 0
 
 
 def output_paths(out: Path, level: str) -> list[Path]:
     """``<level>.seg.nrrd``, ``<level>.mrk.json`` and ``<level>.json`` in ``out``."""
-    stem = file_stem(level)
+    stem = level_file_stem(level)
     return [out / f"{stem}.seg.nrrd", out / f"{stem}.mrk.json", out / f"{stem}.json"]
 
 
@@ -210,6 +359,25 @@ def format_measurement(record: dict) -> str:
         f"  Extravertebral cement {record['extravertebral_cement_cm3']:.3f} cm3",
         f"  PSBCV/VBV% is {flag} the {record['cutoff_pct']:g}% cut-off. {record['interpretation']}",
     ]
+    for rule in record.get("risk_rules", []):
+        status = "" if rule["verified"] else " [unverified rule]"
+        verdict = "FLAGGED" if rule["flagged"] else "not flagged"
+        lines.append(
+            f"  Rule {rule['rule']}: {rule['metric']} {rule['value']:.2f} vs {rule['threshold']:g}"
+            f" {rule['unit']}: {verdict}{status}"
+        )
+        values = rule.get("predictive_values")
+        if values:
+            mark = "" if values["verified"] else " (figures not verified against the article)"
+            lines.append(f"    {values['meaning']}{mark}")
+        by_level = rule.get("leakage_by_level", {})
+        if by_level.get("available") is False and by_level.get("note"):
+            lines.append(f"    Per-level leakage rate: {by_level['note']}")
+        elif "rate_pct" in by_level:
+            lines.append(
+                f"    Paper's leakage at {by_level['level']}: {by_level['leaked']} of {by_level['treated']}"
+                f" ({by_level['rate_pct']:.1f}%)"
+            )
     lines.extend(f"  warning: {warning}" for warning in record["warnings"])
     return "\n".join(lines)
 
@@ -226,7 +394,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         folder = arguments.out or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        ct_path = folder / f"demo_{file_stem(truth.level)}_ct.nrrd"
+        ct_path = folder / f"demo_{level_file_stem(truth.level)}_ct.nrrd"
         write_volume(phantom.ct.array_hu, phantom.ct.geometry, ct_path)
         arguments.ct = str(ct_path)
         arguments.upper, arguments.lower = truth.upper_ras, truth.lower_ras
@@ -277,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         arguments = build_parser().parse_args(_join_negative_points(argv))
         if arguments.command == "demo":
             return run_demo(arguments)
+        if arguments.command == "plan":
+            return run_plan(arguments)
+        if arguments.command == "cohort":
+            return run_cohort(arguments)
+        if arguments.command == "rules":
+            return run_rules(arguments)
         if arguments.out:
             check_outputs_free(arguments.out, arguments.level, arguments.force)
         record, result = run_measure(arguments)

@@ -8,6 +8,8 @@ names carry the level (``L1 Vertebral body``) so several levels share one segmen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import slicer
 
 from .errors import CementLeakageError
@@ -15,16 +17,27 @@ from .mrml_nodes import (
     SOURCE_TAG,
     ct_from_volume_node,
     endplate_points,
+    mask_sha256,
+    segment_id_by_name,
     segment_mask,
+    segment_tag,
     segment_was_edited,
     set_segment_mask,
 )
 from .parameters import MeasurementParameters
-from .pipeline import measure_vertebra
+from .pipeline import VertebraResult, measure_vertebra
 from .results import VertebraMeasurement
-from .segments import SEGMENT_COLORS_RGB, SEGMENT_NAMES, level_segment_name
+from .segments import (
+    BODY,
+    CEMENT,
+    PUNCTURE_SIDE_CEMENT,
+    SEGMENT_COLORS_RGB,
+    SEGMENT_NAMES,
+    level_segment_name,
+)
 
 RESULTS_TABLE_NAME = "CementLeakage results"
+SEGMENT_EDITOR_SINGLETON_TAG = "CementLeakage"
 RESULT_COLUMNS = (
     ("Level", "level"),
     ("Side", "side"),
@@ -42,12 +55,30 @@ RESULT_COLUMNS = (
 """Results table columns: header and the VertebraMeasurement field each shows."""
 
 
+def _measured_cement_segment(result: VertebraResult):
+    """The cement mask as its segment holds it: given as is, automatic clipped to the body."""
+    if result.segmentation_source == "given":
+        return result.cement_mask
+    return result.cement_mask & result.body_mask
+
+
+@dataclass
+class _MeasuredLevel:
+    """The latest result of a level and the segments it was measured from."""
+
+    result: VertebraResult
+    body_segment: str
+    cement_segment: str
+    markups_name: str
+
+
 class CementLeakageLogic:
     """Measure vertebrae on MRML nodes of ``scene``; one results table row per level."""
 
     def __init__(self, scene) -> None:
         self.scene = scene
         self._table = None
+        self._measured: dict[str, _MeasuredLevel] = {}
 
     def segment_and_measure(
         self,
@@ -87,7 +118,9 @@ class CementLeakageLogic:
                 SEGMENT_COLORS_RGB[name],
                 {SOURCE_TAG: "automatic"},
             )
-        self._update_table(result.measurement)
+        self._record(
+            level, result, markups_node, level_segment_name(level, BODY), level_segment_name(level, CEMENT)
+        )
         return result.measurement
 
     def measure_segments(
@@ -103,10 +136,208 @@ class CementLeakageLogic:
         cement_segment: str,
     ) -> VertebraMeasurement:
         """Measure the body and cement segments as they are (e.g. corrected by hand)."""
+        result = self._measure_given_segments(
+            volume_node,
+            markups_node,
+            segmentation_node,
+            level,
+            side,
+            parameters,
+            body_segment,
+            cement_segment,
+        )
+        self._record(level, result, markups_node, body_segment, cement_segment)
+        return result.measurement
+
+    def remeasure_level(
+        self,
+        volume_node,
+        markups_node,
+        segmentation_node,
+        *,
+        level: str,
+        side: str,
+        parameters: MeasurementParameters | None = None,
+    ) -> VertebraMeasurement | None:
+        """Measure ``level`` again from its segments as they are now, e.g. after a point moved.
+
+        Uses the level's ``<level> Vertebral body`` and ``<level> Cement`` segments (automatic
+        or corrected by hand, never re-segmented) and redraws the derived puncture-side cement
+        segment unless the user edited it. Returns None when the level has no such segments
+        yet. Cheap enough to follow a dragged endplate point (no segmentation is run).
+        """
+        body_name = level_segment_name(level, BODY)
+        cement_name = level_segment_name(level, CEMENT)
+        if segmentation_node is None or any(
+            segment_id_by_name(segmentation_node, name) is None for name in (body_name, cement_name)
+        ):
+            return None
+        result = self._measure_given_segments(
+            volume_node, markups_node, segmentation_node, level, side, parameters, body_name, cement_name
+        )
+        puncture_side_name = level_segment_name(level, PUNCTURE_SIDE_CEMENT)
+        if segment_was_edited(segmentation_node, puncture_side_name, volume_node):
+            result.measurement.warnings.append(
+                f"segment {puncture_side_name!r} was edited by hand and is no longer redrawn: "
+                "the numbers come from the body and cement segments"
+            )
+        else:
+            set_segment_mask(
+                segmentation_node,
+                puncture_side_name,
+                result.puncture_side_cement_mask,
+                volume_node,
+                SEGMENT_COLORS_RGB[PUNCTURE_SIDE_CEMENT],
+                {SOURCE_TAG: "automatic"},
+            )
+        self._record(level, result, markups_node, body_name, cement_name)
+        return result.measurement
+
+    def plan_level(
+        self,
+        volume_node,
+        markups_node,
+        *,
+        level: str,
+        side: str,
+        parameters: MeasurementParameters | None = None,
+        rule_names: list[str] | None = None,
+    ) -> dict:
+        """Cement budget of a level on a preoperative CT (see :func:`cement_plan.plan_vertebra`).
+
+        Returns the VBV (cm³) and, per rule, the largest cement volume (mL) under its threshold.
+        """
+        from .cement_plan import plan_vertebra
+
         upper, lower = endplate_points(markups_node, level)
-        body = segment_mask(segmentation_node, body_segment, volume_node)
-        cement = segment_mask(segmentation_node, cement_segment, volume_node)
-        result = measure_vertebra(
+        record = plan_vertebra(
+            ct_from_volume_node(volume_node),
+            upper,
+            lower,
+            side,
+            level=level,
+            parameters=parameters,
+            rule_names=rule_names,
+        )
+        record.pop("body_mask")
+        return record
+
+    def segment_editor_node(self):
+        """The Segment Editor parameter node of the panel's embedded editor (one per scene)."""
+        node = self.scene.GetSingletonNode(SEGMENT_EDITOR_SINGLETON_TAG, "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = slicer.vtkMRMLSegmentEditorNode()
+            node.SetSingletonTag(SEGMENT_EDITOR_SINGLETON_TAG)
+            node.SetName("CementLeakage segment editor")
+            self.scene.AddNode(node)
+        return node
+
+    def store_editor_preset(self, preset) -> None:
+        """Put an :class:`editor_presets.EffectPreset`'s parameters on the editor node."""
+        from .editor_presets import store_preset
+
+        store_preset(self.segment_editor_node(), preset)
+
+    def editing_segment_id(self, segmentation_node, volume_node, level: str, role: str) -> str | None:
+        """The segment a manual-correction preset works on: the level's body or cement segment.
+
+        A missing body or cement segment is created empty (the user draws it by hand, so it
+        counts as edited and is never overwritten unasked). ``role`` ``any`` gives the body
+        segment if there is one, else None (the editor keeps its selection).
+        """
+        names = {"body": level_segment_name(level, BODY), "cement": level_segment_name(level, CEMENT)}
+        if role not in names:
+            return segment_id_by_name(segmentation_node, names["body"])
+        name = names[role]
+        segment_id = segment_id_by_name(segmentation_node, name)
+        if segment_id is None:
+            if volume_node is not None:
+                segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+            segment_id = segmentation_node.GetSegmentation().AddEmptySegment(
+                "", name, [float(c) for c in SEGMENT_COLORS_RGB[BODY if role == "body" else CEMENT]]
+            )
+            segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+            segment.SetNameAutoGenerated(False)
+            segment.SetColorAutoGenerated(False)
+            segment.SetTag(SOURCE_TAG, "hand")
+        return segment_id
+
+    def forget_measurements(self) -> None:
+        """Drop the remembered measurements and results table (the scene was closed)."""
+        self._measured.clear()
+        self._table = None
+
+    def measurements(self) -> list[VertebraMeasurement]:
+        """The latest measurement of every level measured with this logic, in measuring order."""
+        return [entry.result.measurement for entry in self._measured.values()]
+
+    def export_case(self, out_dir, volume_node, segmentation_node, *, force: bool = False) -> list:
+        """Write the audit bundle of every level measured so far (see :mod:`case_export`).
+
+        Each level record says, per measured segment, whether it was edited by hand after the
+        automatic segmentation and the SHA-256 of the mask that was measured. Returns the
+        paths written.
+        """
+        from pathlib import Path
+
+        from .case_export import write_case_bundle
+        from .markups_files import write_endplate_markups_file
+        from .mrml_nodes import volume_node_identity
+        from .storage_files import write_node_atomically
+
+        if not self._measured:
+            raise CementLeakageError("nothing to export: measure at least one vertebra first")
+        records = []
+        for entry in self._measured.values():
+            record = entry.result.measurement.as_dict()
+            record["segments"] = {
+                "body": self._segment_provenance(
+                    segmentation_node, entry.body_segment, entry.result.body_mask, volume_node
+                ),
+                "cement": self._segment_provenance(
+                    segmentation_node,
+                    entry.cement_segment,
+                    _measured_cement_segment(entry.result),
+                    volume_node,
+                ),
+            }
+            record["endplate_markups_node"] = entry.markups_name
+            records.append(record)
+
+        def write_segmentation(path: Path) -> None:
+            write_node_atomically(
+                self.scene, slicer.vtkMRMLSegmentationStorageNode(), segmentation_node, path, ".seg.nrrd"
+            )
+
+        def write_markups(path: Path, record: dict) -> None:
+            write_endplate_markups_file(path, record["upper_ras"], record["lower_ras"], record["level"])
+
+        return write_case_bundle(
+            Path(out_dir),
+            records,
+            volume_node_identity(volume_node),
+            write_segmentation,
+            write_markups,
+            force,
+        )
+
+    def _segment_provenance(self, segmentation_node, name: str, measured_mask, volume_node) -> dict:
+        present = segmentation_node is not None and segment_id_by_name(segmentation_node, name) is not None
+        return {
+            "name": name,
+            "source": (segment_tag(segmentation_node, name, SOURCE_TAG) if present else None) or "hand",
+            "edited_by_hand": bool(present and segment_was_edited(segmentation_node, name, volume_node)),
+            "mask_sha256": mask_sha256(measured_mask),
+            "voxels": int(measured_mask.sum()),
+        }
+
+    def _measure_given_segments(
+        self, volume_node, markups_node, segmentation_node, level, side, parameters, body_name, cement_name
+    ) -> VertebraResult:
+        upper, lower = endplate_points(markups_node, level)
+        body = segment_mask(segmentation_node, body_name, volume_node)
+        cement = segment_mask(segmentation_node, cement_name, volume_node)
+        return measure_vertebra(
             ct_from_volume_node(volume_node),
             upper,
             lower,
@@ -116,8 +347,12 @@ class CementLeakageLogic:
             body_mask=body,
             cement_mask=cement,
         )
+
+    def _record(self, level: str, result: VertebraResult, markups_node, body_segment, cement_segment) -> None:
+        self._measured[level] = _MeasuredLevel(
+            result, body_segment, cement_segment, markups_node.GetName() if markups_node else ""
+        )
         self._update_table(result.measurement)
-        return result.measurement
 
     def results_table_node(self):
         """The results table node (created on first use): one row per level."""

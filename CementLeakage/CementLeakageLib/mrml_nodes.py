@@ -318,3 +318,76 @@ def endplate_points(markups_node, level: str | None = None) -> tuple[np.ndarray,
         f"expected the two endplate midpoints ({wanted[0]!r}, {wanted[1]!r}) in {markups_node.GetName()}, "
         f"found {count} point(s): place both points"
     )
+
+
+ENDPLATE_POINTS_ROLE = "endplate midpoints"
+ROLE_ATTRIBUTE = "CementLeakage.Role"
+LEVEL_ATTRIBUTE = "CementLeakage.Level"
+
+
+def endplate_points_node(scene, level: str, create: bool = True):
+    """The point list holding ``level``'s two endplate midpoints, created empty if asked.
+
+    The node is found by its attributes (role and level), so the user may rename it. A new
+    node is named ``<level> endplate midpoints`` and accepts at most two points.
+    """
+    nodes = scene.GetNodesByClass("vtkMRMLMarkupsFiducialNode")
+    for index in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(index)
+        if (
+            node.GetAttribute(ROLE_ATTRIBUTE) == ENDPLATE_POINTS_ROLE
+            and node.GetAttribute(LEVEL_ATTRIBUTE) == level
+        ):
+            return node
+    if not create:
+        return None
+    node = slicer.vtkMRMLMarkupsFiducialNode()
+    node.SetName(f"{level} endplate midpoints" if level else "Endplate midpoints")
+    node.SetAttribute(ROLE_ATTRIBUTE, ENDPLATE_POINTS_ROLE)
+    node.SetAttribute(LEVEL_ATTRIBUTE, level)
+    node.SetMaximumNumberOfControlPoints(2)
+    scene.AddNode(node)
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def label_endplate_points(markups_node, level: str) -> list[str]:
+    """Name a level's endplate points as they are placed: first the upper, then the lower.
+
+    A point already labelled as one of the level's endplates keeps its label; the others get
+    the label still free, in placing order. Returns the labels of all points, in order.
+    """
+    wanted = list(endplate_labels(level))
+    count = markups_node.GetNumberOfControlPoints()
+    labels = [markups_node.GetNthControlPointLabel(index) for index in range(count)]
+    free = [label for label in wanted if label not in labels]
+    for index, label in enumerate(labels):
+        if label not in wanted and free:
+            labels[index] = free.pop(0)
+            markups_node.SetNthControlPointLabel(index, labels[index])
+    return labels
+
+
+def volume_node_identity(volume_node) -> dict:
+    """What identifies the measured CT: its file and SHA-256 when it has one, DICOM UIDs if
+    Slicer loaded it from DICOM, and always the SHA-256 of its voxel values (HU) and geometry."""
+    from .image_io import sha256_of_files
+
+    identity: dict = {"volume_name": volume_node.GetName()}
+    storage = volume_node.GetStorageNode()
+    file_name = storage.GetFileName() if storage is not None else None
+    if file_name:
+        from pathlib import Path
+
+        path = Path(file_name)
+        identity["file_name"] = path.name
+        if path.is_file():
+            identity["file_sha256"] = sha256_of_files([path])
+    instance_uids = volume_node.GetAttribute("DICOM.instanceUIDs")
+    if instance_uids:
+        identity["dicom_instance_uids"] = instance_uids.split()
+    ct = ct_from_volume_node(volume_node)
+    digest = hashlib.sha256(np.ascontiguousarray(ct.array_hu).tobytes())
+    digest.update(np.asarray(ct.geometry.ijk_to_ras, dtype=float).tobytes())
+    identity["voxels_sha256"] = digest.hexdigest()
+    return identity

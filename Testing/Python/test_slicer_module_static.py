@@ -92,6 +92,7 @@ SLICER_CLASSES = {
     "ctkCollapsibleButton",
     "ctkCollapsibleGroupBox",
     "ctkComboBox",
+    "ctkDirectoryButton",
     "ctkDoubleSpinBox",
     "ctkMenuButton",
     "ctkRangeWidget",
@@ -123,8 +124,8 @@ SCENE_AWARE_CLASSES = {
 """Widgets with a ``setMRMLScene(vtkMRMLScene*)`` slot: each needs the top widget's scene."""
 
 PARAMETERS_SYNCED_IN_CODE = {"endplatePoints"}
-"""Parameter node fields without a ``SlicerParameterName`` widget (qSlicerSimpleMarkupsWidget has
-no parameter node connector, the module file keeps it in step)."""
+"""Parameter node fields without a ``SlicerParameterName`` widget (the level's point list is chosen
+by the module file, which shows it in the markups place widget)."""
 
 INDEX_ENTRY_KEYS = {
     "$schema",
@@ -404,6 +405,24 @@ class UserInterfaceTest(unittest.TestCase):
         self.assertIn("flagLabel", used)
         self.assertEqual(sorted(used - ui_object_names()), [])
 
+    def test_preset_buttons_exist_and_open_known_presets(self):
+        """The buttons the module looks up by name (PRESET_BUTTONS) are in the .ui file, and
+        each opens a preset the library defines."""
+        from CementLeakageLib.editor_presets import editor_presets
+
+        tree = parse(MODULE_FILE)
+        assignment = next(
+            node
+            for node in tree.body
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PRESET_BUTTONS"
+        )
+        buttons = ast.literal_eval(assignment.value)
+        widgets = ui_widgets()
+        for button, preset in buttons.items():
+            self.assertEqual(widgets.get(button), "QPushButton", button)
+            self.assertIn(preset, editor_presets())
+        self.assertEqual(sorted(buttons.values()), sorted(editor_presets()))
+
     def test_widget_classes_are_shipped_with_slicer(self):
         root = ui_tree().getroot()
         widget_classes = {e.get("class") for e in root.iter("widget")}
@@ -448,7 +467,9 @@ class UserInterfaceTest(unittest.TestCase):
         self.assertEqual(sorted(fields - set(bound.values())), sorted(PARAMETERS_SYNCED_IN_CODE))
         self.assertEqual(bound["inputVolumeSelector"], "inputVolume")
         self.assertEqual(bound["cutoffSliderWidget"], "cutoffPercent")
-        self.assertEqual(ui_widgets()["endplatePointsWidget"], "qSlicerSimpleMarkupsWidget")
+        self.assertEqual(ui_widgets()["endplatePlaceWidget"], "qSlicerMarkupsPlaceWidget")
+        self.assertEqual(ui_widgets()["segmentEditorWidget"], "qMRMLSegmentEditorWidget")
+        self.assertEqual(bound["autoUpdateCheckBox"], "autoUpdate")
 
 
 class CMakeListsTest(unittest.TestCase):

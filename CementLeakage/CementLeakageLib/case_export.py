@@ -1,0 +1,193 @@
+"""The audit bundle of one case: what was measured, from what, by which version, and how.
+
+A bundle is a folder holding
+
+- ``results.json``: provenance (software version, UTC time, input identity) and one record
+  per level with every number, the parameters, the endplate points (RAS mm) and, per
+  measured segment, whether it was edited by hand and the SHA-256 of the mask measured;
+- ``results.csv``: one row per level, the numbers and the provenance a spreadsheet needs;
+- ``segmentation.seg.nrrd``: the case's segments, names and colours as in Slicer;
+- ``<level>.mrk.json``: each level's endplate midpoints as a Slicer point list.
+
+The folder is written under a temporary name beside its destination and renamed into place,
+so a failure half-way leaves no partial bundle, and an existing bundle is only replaced when
+asked (``force``). File names carry only the level, never a patient's name.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .errors import CementLeakageError
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+SEGMENTATION_FILE = "segmentation.seg.nrrd"
+BUNDLE_SCHEMA_VERSION = 1
+
+CSV_COLUMNS = (
+    "level",
+    "side",
+    "vbv_cm3",
+    "bcv_cm3",
+    "psbcv_cm3",
+    "bcv_vbv_pct",
+    "psbcv_vbv_pct",
+    "cutoff_pct",
+    "exceeds_cutoff",
+    "extravertebral_cement_cm3",
+    "segmentation_source",
+    "body_segment",
+    "body_edited_by_hand",
+    "body_mask_sha256",
+    "cement_segment",
+    "cement_edited_by_hand",
+    "cement_mask_sha256",
+    "upper_ras",
+    "lower_ras",
+    "input_source",
+    "input_sha256",
+    "software_version",
+    "exported_utc",
+    "warnings",
+)
+"""Columns of ``results.csv``; points are ``R A S`` in mm, warnings joined with ``; ``."""
+
+
+def level_file_stem(level: str) -> str:
+    """A safe file name stem for a level label (``vertebra`` when empty)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", level.strip()).strip("._")
+    return stem or "vertebra"
+
+
+def default_bundle_name(now: datetime | None = None) -> str:
+    """A bundle folder name from the UTC time (``cementleakage-20261125-093000``): no patient data."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("cementleakage-%Y%m%d-%H%M%S")
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (``2026-11-25T09:30:00Z``)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv_row(record: dict, exported_utc: str) -> dict[str, str]:
+    """One ``results.csv`` row from a level record of ``results.json``."""
+    segments = record.get("segments", {})
+    body = segments.get("body", {})
+    cement = segments.get("cement", {})
+    row = {
+        **{key: record.get(key, "") for key in CSV_COLUMNS},
+        "body_segment": body.get("name", ""),
+        "body_edited_by_hand": body.get("edited_by_hand", ""),
+        "body_mask_sha256": body.get("mask_sha256", ""),
+        "cement_segment": cement.get("name", ""),
+        "cement_edited_by_hand": cement.get("edited_by_hand", ""),
+        "cement_mask_sha256": cement.get("mask_sha256", ""),
+        "upper_ras": " ".join(f"{v:.3f}" for v in record.get("upper_ras", [])),
+        "lower_ras": " ".join(f"{v:.3f}" for v in record.get("lower_ras", [])),
+        "exported_utc": exported_utc,
+        "warnings": "; ".join(record.get("warnings", [])),
+    }
+    return {key: str(value) for key, value in row.items()}
+
+
+def check_bundle_destination(out_dir: Path, force: bool) -> None:
+    """Refuse a destination that is a file, or an existing bundle unless ``force`` is set."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CementLeakageError(f"{out_dir} is a file, not a folder: give a folder for the bundle")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise CementLeakageError(
+            f"{out_dir} already holds files: choose another folder or replace it on purpose (--force)"
+        )
+
+
+def write_case_bundle(
+    out_dir: str | os.PathLike,
+    level_records: list[dict],
+    input_identity: dict,
+    write_segmentation: Callable[[Path], None],
+    write_markups: Callable[[Path, dict], None],
+    force: bool = False,
+) -> list[Path]:
+    """Write a case's audit bundle into ``out_dir`` and return the files written.
+
+    ``level_records`` are measurement dicts (``VertebraMeasurement.as_dict()``) with a
+    ``segments`` entry; ``input_identity`` says which CT was measured (file SHA-256 or DICOM
+    UIDs); ``write_segmentation(path)`` writes the ``.seg.nrrd`` and
+    ``write_markups(path, record)`` one level's ``.mrk.json``.
+    """
+    out_dir = Path(out_dir)
+    if not level_records:
+        raise CementLeakageError("nothing to export: measure at least one vertebra first")
+    levels = [record["level"] for record in level_records]
+    stems = [level_file_stem(level) for level in levels]
+    if len(set(stems)) != len(stems):
+        raise CementLeakageError(f"levels {levels} give the same file names: name each level differently")
+    check_bundle_destination(out_dir, force)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    exported = utc_now()
+    document = {
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "software": "CementLeakage",
+        "software_version": __version__,
+        "exported_utc": exported,
+        "input": input_identity,
+        "levels": level_records,
+    }
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        write_segmentation(staging / SEGMENTATION_FILE)
+        for stem, record in zip(stems, level_records):
+            write_markups(staging / f"{stem}.mrk.json", record)
+        (staging / RESULTS_JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        with open(staging / RESULTS_CSV, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for record in level_records:
+                writer.writerow(csv_row(record, exported))
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(out_dir.iterdir())
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Rename ``staging`` to ``out_dir``, replacing an existing folder only after the new one is whole."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    retired = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.replaced-"))
+    os.rmdir(retired)
+    os.replace(out_dir, retired)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        os.replace(retired, out_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_case_bundle(out_dir: str | os.PathLike) -> dict:
+    """The ``results.json`` document of a bundle."""
+    path = Path(out_dir) / RESULTS_JSON
+    if not path.is_file():
+        raise CementLeakageError(
+            f"{Path(out_dir)} holds no {RESULTS_JSON}: give a folder written by an export"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CementLeakageError(
+            f"{path} could not be read as JSON ({error}): export the case again"
+        ) from None
