@@ -56,6 +56,9 @@ CSV_COLUMNS = (
     "lower_ras",
     "input_source",
     "input_sha256",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
     "software_version",
     "exported_utc",
     "warnings",
@@ -80,8 +83,9 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def csv_row(record: dict, exported_utc: str) -> dict[str, str]:
-    """One ``results.csv`` row from a level record of ``results.json``."""
+def csv_row(record: dict, exported_utc: str, identity: dict | None = None) -> dict[str, str]:
+    """One ``results.csv`` row from a level record of ``results.json`` and the input identity."""
+    identity = identity or {}
     segments = record.get("segments", {})
     body = segments.get("body", {})
     cement = segments.get("cement", {})
@@ -96,6 +100,9 @@ def csv_row(record: dict, exported_utc: str) -> dict[str, str]:
         "upper_ras": " ".join(f"{v:.3f}" for v in record.get("upper_ras", [])),
         "lower_ras": " ".join(f"{v:.3f}" for v in record.get("lower_ras", [])),
         "exported_utc": exported_utc,
+        "patient_id": identity.get("PatientID", ""),
+        "study_instance_uid": identity.get("StudyInstanceUID", ""),
+        "series_instance_uid": identity.get("SeriesInstanceUID", ""),
         "warnings": "; ".join(record.get("warnings", [])),
     }
     return {key: str(value) for key, value in row.items()}
@@ -115,16 +122,18 @@ def write_case_bundle(
     out_dir: str | os.PathLike,
     level_records: list[dict],
     input_identity: dict,
-    write_segmentation: Callable[[Path], None],
-    write_markups: Callable[[Path, dict], None],
+    write_files: Callable[[Path], None],
     force: bool = False,
+    write_after_results: Callable[[Path, dict], None] | None = None,
 ) -> list[Path]:
     """Write a case's audit bundle into ``out_dir`` and return the files written.
 
-    ``level_records`` are measurement dicts (``VertebraMeasurement.as_dict()``) with a
-    ``segments`` entry; ``input_identity`` says which CT was measured (file SHA-256 or DICOM
-    UIDs); ``write_segmentation(path)`` writes the ``.seg.nrrd`` and
-    ``write_markups(path, record)`` one level's ``.mrk.json``.
+    ``level_records`` are measurement dicts (``VertebraMeasurement.as_dict()``) with the
+    ``segments`` that were measured and the bundle ``files`` of the level;
+    ``input_identity`` says which CT was measured (file SHA-256 or DICOM UIDs);
+    ``write_files(folder)`` writes the segmentation, markups and any other file into the
+    staging folder, and ``write_after_results(folder, document)`` what needs the finished
+    ``results.json`` document (the report). Nothing appears at ``out_dir`` until all is written.
     """
     out_dir = Path(out_dir)
     if not level_records:
@@ -146,20 +155,31 @@ def write_case_bundle(
     }
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
-        write_segmentation(staging / SEGMENTATION_FILE)
-        for stem, record in zip(stems, level_records):
-            write_markups(staging / f"{stem}.mrk.json", record)
+        write_files(staging)
         (staging / RESULTS_JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         with open(staging / RESULTS_CSV, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             for record in level_records:
-                writer.writerow(csv_row(record, exported))
+                writer.writerow(csv_row(record, exported, input_identity))
+        if write_after_results is not None:
+            write_after_results(staging, document)
+        _apply_default_permissions(staging)
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return sorted(out_dir.iterdir())
+
+
+def _apply_default_permissions(folder: Path) -> None:
+    """Give the staged folder and files the permissions of ordinary new files (umask), not the
+    private ones temporary files are created with."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +25,8 @@ from .parameters import MeasurementParameters
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL_ERROR = 3
+EXIT_MISMATCH = 1
+"""Exit status of verify when a number measured again differs from the stored one."""
 POINT_OPTIONS = ("--upper", "--lower")
 _NUMBER_LIST = re.compile(r"^-?\d")
 
@@ -107,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--force", action="store_true", help="replace files already in --out")
     cohort.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
+    verify = commands.add_parser(
+        "verify", help="re-measure a results folder from its stored masks and points and compare"
+    )
+    verify.add_argument("folder", type=Path, help="folder written by measure --out or the panel's Export")
+    verify.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+
     rules = commands.add_parser("rules", help="list the published risk rules and their evidence")
     rules.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
@@ -130,10 +139,17 @@ def _add_common_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--bone-min", type=float, default=defaults.bone_min_hu, help="bone threshold (HU)")
     command.add_argument("--bone-max", type=float, default=defaults.bone_max_hu, help="bone upper bound (HU)")
     command.add_argument(
-        "--out", type=Path, help="folder for <level>.seg.nrrd, <level>.mrk.json, <level>.json"
+        "--out",
+        type=Path,
+        help="new folder for the audit bundle: results.json, results.csv, <level>.seg.nrrd, <level>.mrk.json",
+    )
+    command.add_argument(
+        "--anonymize",
+        action="store_true",
+        help="leave patient-identifying DICOM attributes out of the bundle (UIDs are kept)",
     )
     command.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
-    command.add_argument("--force", action="store_true", help="replace results already in --out")
+    command.add_argument("--force", action="store_true", help="replace a bundle already in --out")
     command.add_argument(
         "--rule",
         action="append",
@@ -152,8 +168,8 @@ def parameters_from(arguments: argparse.Namespace) -> MeasurementParameters:
     )
 
 
-def run_measure(arguments: argparse.Namespace) -> tuple[dict, object]:
-    """Measure as the ``measure`` command does; returns the JSON record and the result."""
+def run_measure(arguments: argparse.Namespace) -> tuple[dict, object, object]:
+    """Measure as the ``measure`` command does; returns the JSON record, the result and the CT."""
     from .image_io import read_ct
     from .pipeline import measure_vertebra
 
@@ -178,7 +194,7 @@ def run_measure(arguments: argparse.Namespace) -> tuple[dict, object]:
     )
     record = result.measurement.as_dict()
     record["risk_rules"] = evaluate_rules(record, getattr(arguments, "rule", None))
-    return record, result
+    return record, result, ct
 
 
 def evaluate_rules(record: dict, names: list[str] | None) -> list[dict]:
@@ -302,50 +318,57 @@ def run_cohort(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def output_paths(out: Path, level: str) -> list[Path]:
-    """``<level>.seg.nrrd``, ``<level>.mrk.json`` and ``<level>.json`` in ``out``."""
-    stem = level_file_stem(level)
-    return [out / f"{stem}.seg.nrrd", out / f"{stem}.mrk.json", out / f"{stem}.json"]
-
-
-def check_outputs_free(out: Path, level: str, force: bool) -> None:
-    """Refuse to replace earlier results unless ``force`` is set."""
+def check_out_folder(out: Path | None, force: bool) -> None:
+    """Refuse an ``--out`` that is a file, or that already holds results, unless ``force``."""
+    if out is None:
+        return
     if out.exists() and not out.is_dir():
         raise CementLeakageError(f"--out {out} is a file, not a folder: give a folder for the results")
-    existing = [path.name for path in output_paths(out, level) if path.exists()]
-    if existing and not force:
+    if out.is_dir() and any(out.iterdir()) and not force:
         raise CementLeakageError(
-            f"{out} already holds {', '.join(existing)}: "
-            "choose another --out folder or pass --force to replace them"
+            f"{out} already holds files: choose another --out folder or pass --force to replace them"
         )
 
 
-def write_outputs(out: Path, record: dict, result: object) -> list[Path]:
-    """Write ``<level>.seg.nrrd``, ``<level>.mrk.json`` and ``<level>.json`` into ``out``.
+def write_bundle(arguments: argparse.Namespace, record: dict, result, ct, extra_files=None) -> list[Path]:
+    """Write the audit bundle of one measured level into ``--out`` (see :mod:`measurement_bundle`)."""
+    from .measurement_bundle import MeasuredLevel, write_measurement_bundle
 
-    All three are written into a temporary folder beside them first and then renamed into
-    place, so a failure half-way leaves none of them behind.
-    """
-    from .markups_files import write_endplate_markups_file
-    from .segmentation_files import write_segmentation_file
+    level = MeasuredLevel(
+        record,
+        result,
+        getattr(arguments, "segmentation", None),
+        getattr(arguments, "body_segment", "Vertebral body"),
+        getattr(arguments, "cement_segment", "Cement"),
+    )
+    return write_measurement_bundle(
+        arguments.out,
+        [level],
+        ct,
+        force=arguments.force,
+        anonymize=getattr(arguments, "anonymize", False),
+        extra_files=extra_files,
+    )
 
-    out.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        "level": record["level"],
-        "side": record["side"],
-        "input_sha256": record["input_sha256"],
-        "input_source": record["input_source"],
-        "software_version": record["software_version"],
-    }
-    final_paths = output_paths(out, record["level"])
-    with tempfile.TemporaryDirectory(dir=out, prefix=".cementleakage-") as scratch:
-        staged = [Path(scratch) / path.name for path in final_paths]
-        write_segmentation_file(staged[0], result.masks_by_segment_name(), result.geometry, metadata=metadata)
-        write_endplate_markups_file(staged[1], record["upper_ras"], record["lower_ras"], record["level"])
-        staged[2].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        for source, target in zip(staged, final_paths):
-            os.replace(source, target)
-    return final_paths
+
+def run_verify(arguments: argparse.Namespace) -> int:
+    """Re-measure a bundle from its stored masks and points; exit 1 when a number differs."""
+    from .bundle_verify import format_verification, verify_bundle
+
+    verification = verify_bundle(arguments.folder)
+    if arguments.json:
+        print(
+            json.dumps(
+                {
+                    "folder": verification.folder,
+                    "all_match": verification.all_match,
+                    "checks": [vars(check) for check in verification.checks],
+                }
+            )
+        )
+    else:
+        print(format_verification(verification))
+    return 0 if verification.all_match else EXIT_MISMATCH
 
 
 def format_measurement(record: dict) -> str:
@@ -389,19 +412,23 @@ def run_demo(arguments: argparse.Namespace) -> int:
 
     phantom = make_phantom(PhantomSpec(side=arguments.side))
     truth = phantom.truth
-    if arguments.out:
-        check_outputs_free(arguments.out, truth.level, arguments.force)
+    check_out_folder(arguments.out, arguments.force)
+    ct_name = f"demo_{level_file_stem(truth.level)}_ct.nrrd"
     with tempfile.TemporaryDirectory() as scratch:
-        folder = arguments.out or Path(scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        ct_path = folder / f"demo_{level_file_stem(truth.level)}_ct.nrrd"
+        ct_path = Path(scratch) / ct_name
         write_volume(phantom.ct.array_hu, phantom.ct.geometry, ct_path)
         arguments.ct = str(ct_path)
         arguments.upper, arguments.lower = truth.upper_ras, truth.lower_ras
         arguments.level, arguments.series_uid, arguments.segmentation = truth.level, None, None
-        record, result = run_measure(arguments)
+        record, result, ct = run_measure(arguments)
         if arguments.out:
-            write_outputs(arguments.out, record, result)
+            write_bundle(
+                arguments,
+                record,
+                result,
+                ct,
+                extra_files=lambda folder, records: shutil.copy(ct_path, folder),
+            )
     record["phantom_truth"] = {
         "vbv_cm3": truth.vbv_cm3,
         "bcv_cm3": truth.bcv_cm3,
@@ -414,7 +441,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(record))
         return 0
-    print(f"Synthetic postoperative CT: {ct_path.name if arguments.out else 'in a temporary folder'}")
+    print(f"Synthetic postoperative CT: {ct_name if arguments.out else 'in a temporary folder'}")
     print(f"{'quantity':<28}{'measured':>12}{'true':>12}{'error':>10}")
     for key, unit in (
         ("vbv_cm3", "cm3"),
@@ -441,6 +468,10 @@ def run_demo(arguments: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cementleakage`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # Units (cm³, ±, χ²) must not crash a terminal or pipe whose locale is not UTF-8.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         arguments = build_parser().parse_args(_join_negative_points(argv))
         if arguments.command == "demo":
@@ -451,11 +482,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_cohort(arguments)
         if arguments.command == "rules":
             return run_rules(arguments)
+        if arguments.command == "verify":
+            return run_verify(arguments)
+        check_out_folder(arguments.out, arguments.force)
+        record, result, ct = run_measure(arguments)
         if arguments.out:
-            check_outputs_free(arguments.out, arguments.level, arguments.force)
-        record, result = run_measure(arguments)
-        if arguments.out:
-            write_outputs(arguments.out, record, result)
+            write_bundle(arguments, record, result, ct)
         print(json.dumps(record) if arguments.json else format_measurement(record))
         return 0
     except CementLeakageError as error:

@@ -27,6 +27,20 @@ DICOM_UID_TAGS = {
     "Modality": "0008|0060",
     "SeriesDescription": "0008|103e",
 }
+DICOM_IDENTIFYING_TAGS = {
+    "PatientName": "0010|0010",
+    "PatientID": "0010|0020",
+    "PatientBirthDate": "0010|0030",
+    "PatientSex": "0010|0040",
+    "AccessionNumber": "0008|0050",
+    "StudyDate": "0008|0020",
+    "StudyTime": "0008|0030",
+    "InstitutionName": "0008|0080",
+    "ReferringPhysicianName": "0008|0090",
+    "StudyDescription": "0008|1030",
+    "StudyID": "0020|0010",
+}
+"""Attributes that identify the patient or the visit; ``--anonymize`` leaves them out of exports."""
 _NRRD_SPACING_KEYS = ("space directions", "spacings", "NRRD_space directions", "NRRD_spacings")
 _HASH_CHUNK = 1 << 20
 
@@ -120,11 +134,79 @@ def list_dicom_series(folder: Path) -> dict[str, list[str]]:
     return series
 
 
-def _dicom_tag(path: str, tag: str) -> str:
+def _dicom_tags(path: str, tags: dict[str, str]) -> dict[str, str]:
+    """Values (stripped text, empty when absent) of the ``name: 'gggg|eeee'`` tags of one file."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(path)
     reader.ReadImageInformation()
-    return reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+    return {
+        name: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+        for name, tag in tags.items()
+    }
+
+
+def _dicom_tag(path: str, tag: str) -> str:
+    return _dicom_tags(path, {"value": tag})["value"]
+
+
+MAX_GANTRY_TILT_DEGREES = 0.5
+"""Angle (degrees) between the slice normal and the line through the slice positions above
+which a series is treated as acquired with a tilted gantry."""
+SPACING_TOLERANCE = 0.01
+"""Relative deviation of a slice gap from the median gap above which spacing counts as uneven."""
+
+
+def check_slice_positions(files: list[str], series_uid: str) -> None:
+    """Refuse a series whose slices are not an evenly spaced stack along their normal.
+
+    Reads ImagePositionPatient and ImageOrientationPatient (LPS mm) of every file: missing
+    slices, uneven spacing, duplicate positions and gantry tilt would all be turned into a
+    silently wrong grid by an image reader, so each gets an error that says what to do.
+    """
+    if len(files) < 2:
+        return
+    tags = {"position": "0020|0032", "orientation": "0020|0037"}
+    values = [_dicom_tags(name, tags) for name in files]
+    try:
+        positions = np.array([[float(v) for v in item["position"].split("\\")] for item in values])
+        orientation = np.array([float(v) for v in values[0]["orientation"].split("\\")])
+    except ValueError:
+        raise CementLeakageError(
+            f"DICOM series {series_uid} lacks image position or orientation: export it again from the scanner"
+        ) from None
+    if positions.shape[1] != 3 or orientation.shape != (6,):
+        raise CementLeakageError(f"DICOM series {series_uid} has malformed image position or orientation")
+    normal = np.cross(orientation[:3], orientation[3:])
+    normal /= np.linalg.norm(normal)
+    along = np.sort(positions @ normal)
+    gaps = np.diff(along)
+    if np.any(gaps < 1e-3):
+        raise CementLeakageError(
+            f"DICOM series {series_uid} has several slices at the same position: it mixes two "
+            "acquisitions; choose the series again or export each acquisition separately"
+        )
+    median = float(np.median(gaps))
+    if np.any(np.abs(gaps - median) > SPACING_TOLERANCE * median + 1e-3):
+        multiples = np.round(gaps / median)
+        if np.all(np.abs(gaps - multiples * median) <= SPACING_TOLERANCE * median + 1e-3):
+            missing = int(np.sum(multiples - 1))
+            raise CementLeakageError(
+                f"DICOM series {series_uid} misses {missing} slice(s) (gaps of {gaps.max():.2f} mm in a "
+                f"{median:.2f} mm stack): export the complete series"
+            )
+        raise CementLeakageError(
+            f"DICOM series {series_uid} has uneven slice spacing ({gaps.min():.2f} to {gaps.max():.2f} mm): "
+            "resample it to even spacing (e.g. Slicer's Resample Scalar Volume) before measuring"
+        )
+    order = np.argsort(positions @ normal)
+    stack = positions[order[-1]] - positions[order[0]]
+    cosine = abs(float(stack @ normal)) / float(np.linalg.norm(stack))
+    tilt = float(np.degrees(np.arccos(min(1.0, cosine))))
+    if tilt > MAX_GANTRY_TILT_DEGREES:
+        raise CementLeakageError(
+            f"DICOM series {series_uid} was acquired with a gantry tilt of {tilt:.1f} degrees: load it in "
+            "Slicer with acquisition geometry regularization (or resample it) and measure the result"
+        )
 
 
 def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
@@ -146,6 +228,7 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
         )
     uid = series_uid or next(iter(series))
     files = series[uid]
+    check_slice_positions(files, uid)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -155,7 +238,8 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
             f"DICOM series {uid} in {folder} could not be read: check its files"
         ) from None
     geometry = _check_geometry(image, f"DICOM series {uid}")
-    metadata = {key: _dicom_tag(files[0], tag) for key, tag in DICOM_UID_TAGS.items()}
+    tags = {**DICOM_UID_TAGS, **DICOM_IDENTIFYING_TAGS}
+    metadata = _dicom_tags(files[0], tags)
     metadata["number_of_slices"] = len(files)
     return CtVolume(
         array_hu=sitk.GetArrayFromImage(image).astype(np.float32),

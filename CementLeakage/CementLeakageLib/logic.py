@@ -280,7 +280,7 @@ class CementLeakageLogic:
         """
         from pathlib import Path
 
-        from .case_export import write_case_bundle
+        from .case_export import SEGMENTATION_FILE, level_file_stem, write_case_bundle
         from .markups_files import write_endplate_markups_file
         from .mrml_nodes import volume_node_identity
         from .storage_files import write_node_atomically
@@ -302,23 +302,30 @@ class CementLeakageLogic:
                 ),
             }
             record["endplate_markups_node"] = entry.markups_name
+            record["files"] = {
+                "segmentation": SEGMENTATION_FILE,
+                "markups": f"{level_file_stem(record['level'])}.mrk.json",
+            }
             records.append(record)
 
-        def write_segmentation(path: Path) -> None:
+        def write_files(folder: Path) -> None:
             write_node_atomically(
-                self.scene, slicer.vtkMRMLSegmentationStorageNode(), segmentation_node, path, ".seg.nrrd"
+                self.scene,
+                slicer.vtkMRMLSegmentationStorageNode(),
+                segmentation_node,
+                folder / SEGMENTATION_FILE,
+                ".seg.nrrd",
             )
-
-        def write_markups(path: Path, record: dict) -> None:
-            write_endplate_markups_file(path, record["upper_ras"], record["lower_ras"], record["level"])
+            for record in records:
+                write_endplate_markups_file(
+                    folder / record["files"]["markups"],
+                    record["upper_ras"],
+                    record["lower_ras"],
+                    record["level"],
+                )
 
         return write_case_bundle(
-            Path(out_dir),
-            records,
-            volume_node_identity(volume_node),
-            write_segmentation,
-            write_markups,
-            force,
+            Path(out_dir), records, volume_node_identity(volume_node), write_files, force
         )
 
     def _segment_provenance(self, segmentation_node, name: str, measured_mask, volume_node) -> dict:

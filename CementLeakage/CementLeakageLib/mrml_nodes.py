@@ -237,7 +237,9 @@ def set_segment_mask(
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != geometry.shape:
         raise CementLeakageError(f"mask shape {mask.shape} does not match the CT grid {geometry.shape}")
-    if not isinstance(reference, VolumeGeometry):
+    if isinstance(reference, VolumeGeometry):
+        set_reference_geometry(segmentation_node, geometry)
+    else:
         segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
     segmentation = segmentation_node.GetSegmentation()
     segment_id = segment_id_by_name(segmentation_node, segment_name)
@@ -257,6 +259,21 @@ def set_segment_mask(
     for key, value in (tags or {}).items():
         segment.SetTag(key, str(value))
     return segment_id
+
+
+def set_reference_geometry(segmentation_node, geometry: VolumeGeometry) -> None:
+    """Record ``geometry`` (the CT grid) as the segmentation's reference image geometry.
+
+    Slicer keeps it in the ``.seg.nrrd``; segments are then counted on the CT's grid.
+    """
+    image = slicer.vtkOrientedImageData()
+    nk, nj, ni = geometry.shape
+    image.SetExtent(0, ni - 1, 0, nj - 1, 0, nk - 1)
+    image.SetImageToWorldMatrix(vtk_matrix(geometry.ijk_to_ras))
+    converter = slicer.vtkSegmentationConverter
+    segmentation_node.GetSegmentation().SetConversionParameter(
+        converter.GetReferenceImageGeometryParameterName(), converter.SerializeImageGeometry(image)
+    )
 
 
 def segment_was_edited(segmentation_node, segment_name: str, reference) -> bool:

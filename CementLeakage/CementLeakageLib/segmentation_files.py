@@ -12,14 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import slicer
+import vtk
 
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mrml_nodes import (
+    SOURCE_TAG,
     ensure_segmentation_converters,
+    numpy_matrix,
     segment_mask,
     segment_names,
     segment_tag,
+    segment_was_edited,
     set_segment_mask,
 )
 from .segments import SEGMENT_COLORS_RGB
@@ -100,3 +104,37 @@ def read_segment_metadata(path: str | os.PathLike, name: str) -> dict[str, str]:
         if value is not None:
             result[key] = value
     return result
+
+
+def read_segmentation_geometry(path: str | os.PathLike) -> VolumeGeometry:
+    """The grid a ``.seg.nrrd`` was drawn on (its reference image geometry, IJK-to-RAS mm).
+
+    Segments written by this package or by Slicer for a CT carry that CT's grid, so masks read
+    onto it keep their voxel counts exactly.
+    """
+    _, node = _read_node(path)
+    serialized = node.GetSegmentation().GetConversionParameter("Reference image geometry")
+    image = slicer.vtkOrientedImageData()
+    if not serialized or not slicer.vtkSegmentationConverter.DeserializeImageGeometry(
+        serialized, image, False
+    ):
+        raise CementLeakageError(
+            f"{Path(path).name} records no reference image geometry: measure it against its CT instead"
+        )
+    matrix = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(matrix)
+    ijk_to_ras = numpy_matrix(matrix)
+    extent = image.GetExtent()
+    ijk_to_ras[:, 3] = ijk_to_ras @ np.array([extent[0], extent[2], extent[4], 1.0])
+    shape = (extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1)
+    return VolumeGeometry(ijk_to_ras, shape)
+
+
+def read_segment_provenance(path: str | os.PathLike, name: str, geometry: VolumeGeometry) -> dict:
+    """Where a segment of a ``.seg.nrrd`` came from: ``source`` (``automatic`` when this package
+    wrote it, else ``hand``) and ``edited_by_hand`` (changed since the package wrote it, or drawn)."""
+    _, node = _read_node(path)
+    return {
+        "source": segment_tag(node, name, SOURCE_TAG) or "hand",
+        "edited_by_hand": segment_was_edited(node, name, geometry),
+    }

@@ -6,6 +6,8 @@ traceback, and no result files.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -16,11 +18,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CementLeakageLib.cli import EXIT_BAD_INPUT, main
+from CementLeakageLib.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, main
 from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.image_io import read_ct, write_volume
 from CementLeakageLib.markups_files import read_endplate_markups_file
+from CementLeakageLib.mrml_nodes import mask_sha256
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 from CementLeakageLib.segmentation_files import read_segment_masks, write_segmentation_file
@@ -117,7 +120,8 @@ def test_cutoff_option_moves_the_flag(phantom, ct_file, capsys):
     assert record["exceeds_cutoff"] is (record["psbcv_vbv_pct"] > 25.0) is False
 
 
-def test_out_writes_the_segmentation_markups_and_json(phantom, ct_file, tmp_path, capsys):
+def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):
+    """--out writes the segmentation, the points and the results with their provenance."""
     truth = phantom.truth
     out = tmp_path / "results"
     code, stdout, err = run(
@@ -125,8 +129,24 @@ def test_out_writes_the_segmentation_markups_and_json(phantom, ct_file, tmp_path
         capsys,
     )
     assert code == 0, err
-    assert sorted(path.name for path in out.iterdir()) == ["L1.json", "L1.mrk.json", "L1.seg.nrrd"]
-    assert json.loads((out / "L1.json").read_text()) == json.loads(stdout)
+    assert sorted(path.name for path in out.iterdir()) == [
+        "L1.mrk.json",
+        "L1.seg.nrrd",
+        "results.csv",
+        "results.json",
+    ]
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    record = document["levels"][0]
+    printed = json.loads(stdout)
+    for key in printed:
+        assert record[key] == printed[key], key
+    assert document["input"]["sha256"] == hashlib.sha256(ct_file.read_bytes()).hexdigest()
+    assert (
+        document["exported_utc"].endswith("Z") and document["software_version"] == printed["software_version"]
+    )
+    assert record["parameters"]["cement_min_hu"] == 1500.0 and record["parameters"]["cutoff_pct"] == 13.68
+    assert record["segments"]["body"]["source"] == "automatic"
+    assert record["segments"]["body"]["edited_by_hand"] is False
 
     ct = read_ct(ct_file)
     result = measure_vertebra(ct, truth.upper_ras, truth.lower_ras, "left", level="L1")
@@ -134,15 +154,53 @@ def test_out_writes_the_segmentation_markups_and_json(phantom, ct_file, tmp_path
     masks = read_segment_masks(out / "L1.seg.nrrd", names, ct.geometry)
     for name, expected in result.masks_by_segment_name().items():
         assert np.array_equal(masks[name], expected), name
+    assert record["segments"]["body"]["mask_sha256"] == mask_sha256(masks[BODY])
+    assert record["segments"]["cement"]["mask_sha256"] == mask_sha256(masks[CEMENT])
     upper, lower = read_endplate_markups_file(out / "L1.mrk.json", level="L1")
     assert upper == pytest.approx(truth.upper_ras, abs=1e-6)
     assert lower == pytest.approx(truth.lower_ras, abs=1e-6)
+    with open(out / "results.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and float(rows[0]["psbcv_vbv_pct"]) == pytest.approx(
+        record["psbcv_vbv_pct"], abs=1e-12
+    )
 
     # A second run refuses to replace the results without --force.
     code, stdout, err = run(
         measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--level", "L1", "--out", str(out)), capsys
     )
     assert_one_line_error(code, stdout, err, "--force")
+
+    # verify re-measures the bundle from its masks and points: every number matches ...
+    code, stdout, err = run(["verify", str(out), "--json"], capsys)
+    assert code == 0, err
+    verification = json.loads(stdout)
+    assert verification["all_match"] is True and len(verification["checks"]) == 11
+    # ... and a changed number is named, with exit status 1.
+    document["levels"][0]["psbcv_cm3"] += 0.01
+    (out / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    code, stdout, err = run(["verify", str(out)], capsys)
+    assert code == EXIT_MISMATCH
+    assert "psbcv_cm3" in stdout and "1 of 11 checks differ" in stdout
+
+
+def test_a_bundle_of_a_given_segmentation_records_hand_edits(phantom, ct_file, tmp_path, capsys):
+    """A segmentation drawn by hand is marked as such, with the checksum of the mask measured."""
+    truth = phantom.truth
+    ct = read_ct(ct_file)
+    segmentation = tmp_path / "manual.seg.nrrd"
+    write_segmentation_file(
+        segmentation, {BODY: phantom.body_mask, CEMENT: phantom.cement_in_body_mask}, ct.geometry
+    )
+    out = tmp_path / "bundle"
+    args = measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--segmentation", str(segmentation))
+    code, _, err = run([*args, "--out", str(out)], capsys)
+    assert code == 0, err
+    record = json.loads((out / "results.json").read_text(encoding="utf-8"))["levels"][0]
+    assert record["segmentation_source"] == "given"
+    assert record["segments"]["body"]["mask_sha256"] == mask_sha256(phantom.body_mask)
+    code, _, err = run(["verify", str(out)], capsys)
+    assert code == 0, err
 
 
 def test_given_segmentation_is_measured_as_it_is(phantom, ct_file, tmp_path, capsys):
@@ -320,6 +378,36 @@ def _write_dicom_series(
         writer.Execute(slice_image)
 
 
+@pytest.mark.parametrize("anonymize", [False, True])
+def test_a_dicom_bundle_keeps_the_uids_and_anonymize_drops_the_patient(tmp_path, capsys, anonymize):
+    import pydicom
+
+    small = make_phantom(PhantomSpec(spacing_mm=(1.0, 1.0, 1.0), n_vertebrae=1))
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    series_uid = "1.2.826.0.1.3680043.8.498.1003"
+    _write_dicom_series(folder, small.ct.array_hu, small.ct.geometry, series_uid)
+    for path in folder.iterdir():
+        dataset = pydicom.dcmread(path)
+        dataset.PatientName, dataset.PatientID, dataset.AccessionNumber = "DOE^JANE", "PID-4711", "ACC-99"
+        dataset.save_as(path)
+    truth = small.truth
+    out = tmp_path / "bundle"
+    extra = ["--out", str(out), "--level", "L1"] + (["--anonymize"] if anonymize else [])
+    code, _, err = run(measure_args(folder, truth.upper_ras, truth.lower_ras, *extra), capsys)
+    assert code == 0, err
+    text = (out / "results.json").read_text(encoding="utf-8") + (out / "results.csv").read_text(
+        encoding="utf-8"
+    )
+    identity = json.loads((out / "results.json").read_text(encoding="utf-8"))["input"]
+    assert identity["SeriesInstanceUID"] == series_uid
+    assert identity["StudyInstanceUID"] == "1.2.826.0.1.3680043.8.498.1"
+    assert series_uid in (out / "results.csv").read_text(encoding="utf-8")
+    for identifying in ("DOE^JANE", "PID-4711", "ACC-99"):
+        assert (identifying in text) is not anonymize, identifying
+    assert all("DOE" not in path.name for path in out.iterdir())
+
+
 def test_dicom_folder_with_two_series_asks_for_one(tmp_path, capsys):
     small = make_phantom(PhantomSpec(spacing_mm=(1.5, 1.5, 1.5), n_vertebrae=1, pedicle_tail=False))
     folder = tmp_path / "dicom"
@@ -369,7 +457,8 @@ def test_demo_prints_the_phantom_truth_beside_the_measurement(tmp_path, capsys):
         assert record[key] == pytest.approx(truth[key], rel=0.03)
     assert record["psbcv_vbv_pct"] == pytest.approx(truth["psbcv_vbv_pct"], abs=0.5)
     assert record["exceeds_cutoff"] is truth["exceeds_cutoff"]
-    assert (tmp_path / "demo" / "L1.seg.nrrd").exists() and (tmp_path / "demo" / "L1.json").exists()
+    assert (tmp_path / "demo" / "L1.seg.nrrd").exists() and (tmp_path / "demo" / "results.json").exists()
+    assert (tmp_path / "demo" / "demo_L1_ct.nrrd").exists()
 
 
 def test_missing_spacing_is_refused(phantom, tmp_path, capsys):

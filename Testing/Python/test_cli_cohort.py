@@ -48,9 +48,9 @@ def test_cohort_json_and_files_equal_the_direct_computation(cohort_file, tmp_pat
     roc = {entry["factor"]: entry for entry in document["roc"]}
     assert roc["psbcv_vbv_pct"]["auc"] == pytest.approx(roc_auc_score(leakage, ratio), abs=1e-12)
     assert sorted(p.name for p in out.iterdir()) == ["cohort.json", "cohort.md", "roc.png"]
-    assert json.loads((out / "cohort.json").read_text()) == document
+    assert json.loads((out / "cohort.json").read_text(encoding="utf-8")) == document
     assert (out / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "psbcv_vbv_pct" in (out / "cohort.md").read_text()
+    assert "psbcv_vbv_pct" in (out / "cohort.md").read_text(encoding="utf-8")
     # An existing result is not replaced unasked; --force replaces it.
     assert main(argv) == EXIT_BAD_INPUT
     assert "--force" in capsys.readouterr().err

@@ -238,7 +238,7 @@ def test_missing_values_are_dropped_and_counted(tmp_path):
     data = simulated_cohort(seed=3)
     path = tmp_path / "missing.csv"
     cohort_csv(path, data)
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     for line_index, (column, token) in {5: (3, ""), 9: (4, "NA"), 20: (2, "nan"), 33: (5, "")}.items():
         cells = lines[line_index].split(",")
         cells[column] = token

@@ -127,7 +127,7 @@ def test_markups_file_round_trip_is_exact(tmp_path):
     read_upper, read_lower = read_endplate_markups_file(path, "L2")
     assert read_upper == pytest.approx(upper, abs=1e-6)
     assert read_lower == pytest.approx(lower, abs=1e-6)
-    assert '"LPS"' in path.read_text()  # Slicer's own file convention, read back as RAS
+    assert '"LPS"' in path.read_text(encoding="utf-8")  # Slicer's own file convention, read back as RAS
 
 
 def test_endplate_points_by_label_or_height(scene):

@@ -266,7 +266,7 @@ def test_export_writes_a_bundle_that_reads_back_to_the_same_numbers_and_masks(
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["L1.mrk.json", RESULTS_CSV, RESULTS_JSON, SEGMENTATION_FILE]
     )
-    document = json.loads((out / RESULTS_JSON).read_text())
+    document = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))
     record = document["levels"][0]
     for key in ("vbv_cm3", "bcv_cm3", "psbcv_cm3", "psbcv_vbv_pct", "exceeds_cutoff"):
         assert record[key] == getattr(measurement, key)
@@ -316,7 +316,7 @@ def test_export_records_hand_edits_and_never_replaces_a_bundle_unasked(measured_
         logic.export_case(out, volume, segmentation)
     assert (out / RESULTS_JSON).read_bytes() == before
     logic.export_case(out, volume, segmentation, force=True)
-    record = json.loads((out / RESULTS_JSON).read_text())["levels"][0]
+    record = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))["levels"][0]
     assert record["segments"]["body"]["edited_by_hand"] is True
     assert record["segments"]["body"]["mask_sha256"] == mask_sha256(edited)
     assert record["segmentation_source"] == "given"
@@ -339,7 +339,7 @@ def test_export_keeps_the_input_file_identity(scene, phantom, tmp_path):
     logic = CementLeakageLogic(scene)
     logic.segment_and_measure(volume, markups, segmentation, level="L1", side="left")
     logic.export_case(tmp_path / "case", volume, segmentation)
-    identity = json.loads((tmp_path / "case" / RESULTS_JSON).read_text())["input"]
+    identity = json.loads((tmp_path / "case" / RESULTS_JSON).read_text(encoding="utf-8"))["input"]
     assert identity["file_name"] == "ct.nrrd"
     assert identity["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -347,12 +347,12 @@ def test_export_keeps_the_input_file_identity(scene, phantom, tmp_path):
 def test_a_failed_export_leaves_no_partial_bundle(tmp_path):
     record = {"level": "L1", "upper_ras": [0, 0, 1], "lower_ras": [0, 0, 0], "warnings": []}
 
-    def failing_segmentation(path):
-        path.write_text("half")
+    def failing_writer(folder):
+        (folder / "segmentation.seg.nrrd").write_text("half")
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        write_case_bundle(tmp_path / "case", [record], {}, failing_segmentation, lambda path, rec: None)
+        write_case_bundle(tmp_path / "case", [record], {}, failing_writer)
     assert list(tmp_path.iterdir()) == []
 
 

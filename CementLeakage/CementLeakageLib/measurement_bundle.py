@@ -1,0 +1,125 @@
+"""The audit bundle of the command line: one CT, one or more measured levels.
+
+Builds on :mod:`case_export` (atomic folder, ``results.json``, ``results.csv``) and adds per
+level ``<level>.seg.nrrd`` (segments ``Vertebral body``, ``Cement`` (inside the body),
+``Puncture-side cement``, ``Extravertebral cement``) and ``<level>.mrk.json``; for DICOM input a
+DICOM Segmentation and Structured Report; and the report (``report.html``, ``<level>.png``)
+when its figure module is available.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .case_export import level_file_stem, write_case_bundle
+from .ct_volume import CtVolume
+from .image_io import DICOM_IDENTIFYING_TAGS
+from .markups_files import write_endplate_markups_file
+from .mrml_nodes import mask_sha256
+from .pipeline import VertebraResult
+from .segmentation_files import read_segment_provenance, write_segmentation_file
+from .segments import BODY, CEMENT
+
+
+@dataclass
+class MeasuredLevel:
+    """A level's record (``VertebraMeasurement.as_dict()`` plus rule evaluations) and its masks.
+
+    ``given_segmentation`` is the ``.seg.nrrd`` the masks came from (None when automatic),
+    with the names of its body and cement segments.
+    """
+
+    record: dict
+    result: VertebraResult
+    given_segmentation: str | None = None
+    given_body_segment: str = BODY
+    given_cement_segment: str = CEMENT
+
+
+def input_identity(ct: CtVolume, anonymize: bool = False) -> dict:
+    """Which CT was measured: file name and SHA-256, DICOM UIDs, and (unless ``anonymize``)
+    the attributes that identify the patient and the visit."""
+    identity = {
+        "source": os.path.basename(ct.source.rstrip("/\\")) if anonymize else ct.source,
+        "sha256": ct.sha256,
+    }
+    for key, value in ct.metadata.items():
+        if anonymize and key in DICOM_IDENTIFYING_TAGS:
+            continue
+        identity[key] = value
+    identity["anonymized"] = anonymize
+    return identity
+
+
+def _bundle_record(level: MeasuredLevel, anonymize: bool) -> dict:
+    record = dict(level.record)
+    if anonymize:
+        record["input_source"] = os.path.basename(str(record.get("input_source", "")).rstrip("/\\"))
+    masks = level.result.masks_by_segment_name()
+    if level.given_segmentation:
+        body_provenance = read_segment_provenance(
+            level.given_segmentation, level.given_body_segment, level.result.geometry
+        )
+        cement_provenance = read_segment_provenance(
+            level.given_segmentation, level.given_cement_segment, level.result.geometry
+        )
+    else:
+        body_provenance = cement_provenance = {"source": "automatic", "edited_by_hand": False}
+    record["segments"] = {
+        "body": {
+            "name": BODY,
+            **body_provenance,
+            "mask_sha256": mask_sha256(masks[BODY]),
+            "voxels": int(masks[BODY].sum()),
+        },
+        "cement": {
+            "name": CEMENT,
+            **cement_provenance,
+            "mask_sha256": mask_sha256(masks[CEMENT]),
+            "voxels": int(masks[CEMENT].sum()),
+        },
+    }
+    stem = level_file_stem(record["level"])
+    record["files"] = {"segmentation": f"{stem}.seg.nrrd", "markups": f"{stem}.mrk.json"}
+    return record
+
+
+def write_measurement_bundle(
+    out_dir: str | os.PathLike,
+    levels: list[MeasuredLevel],
+    ct: CtVolume,
+    *,
+    force: bool = False,
+    anonymize: bool = False,
+    extra_files=None,
+) -> list[Path]:
+    """Write the bundle of ``levels`` measured on ``ct`` into ``out_dir`` (see module doc).
+
+    ``extra_files(folder, records)`` may add files (e.g. the CT of the demo) to the staging folder.
+    """
+    records = [_bundle_record(level, anonymize) for level in levels]
+
+    def write_files(folder: Path) -> None:
+        for level, record in zip(levels, records):
+            metadata = {
+                "Source": "given" if level.given_segmentation else "automatic",
+                "level": record["level"],
+                "side": record["side"],
+                "input_sha256": record["input_sha256"],
+                "software_version": record["software_version"],
+            }
+            write_segmentation_file(
+                folder / record["files"]["segmentation"],
+                level.result.masks_by_segment_name(),
+                level.result.geometry,
+                metadata=metadata,
+            )
+            write_endplate_markups_file(
+                folder / record["files"]["markups"], record["upper_ras"], record["lower_ras"], record["level"]
+            )
+        if extra_files is not None:
+            extra_files(folder, records)
+
+    return write_case_bundle(out_dir, records, input_identity(ct, anonymize), write_files, force)
