@@ -86,6 +86,59 @@ def _bundle_record(level: MeasuredLevel, anonymize: bool) -> dict:
     return record
 
 
+def _masks_on_series_grid(masks: dict, geometry, series) -> dict:
+    """The masks on the DICOM series' own grid (the same voxels, possibly in another order)."""
+    import numpy as np
+
+    from .sitk_bridge import resample_onto, to_sitk
+
+    if geometry.shape == series.shape and np.allclose(geometry.ijk_to_ras, series.ijk_to_ras, atol=1e-3):
+        return masks
+    return {
+        name: resample_onto(to_sitk(mask.astype(np.uint8), geometry), series, linear=False, default_value=0)
+        > 0
+        for name, mask in masks.items()
+    }
+
+
+def write_dicom_objects(folder: Path, levels: list[MeasuredLevel], records: list[dict], ct: CtVolume) -> None:
+    """For a CT read from DICOM: per level a Segmentation (``<level>.seg.dcm``) referencing the
+    source series and a Structured Report (``<level>.sr.dcm``, TID 1500) with the numbers."""
+    import pydicom
+
+    from .dicom_export import write_dicom_seg, write_dicom_sr
+    from .dicom_series import read_series_datasets, series_geometry
+    from .segments import SEGMENT_COLORS_RGB
+
+    source = read_series_datasets(ct.source, ct.metadata.get("SeriesInstanceUID") or None)
+    series = series_geometry(source)
+    for level, record in zip(levels, records):
+        stem = level_file_stem(record["level"])
+        masks = _masks_on_series_grid(level.result.masks_by_segment_name(), level.result.geometry, series)
+        seg_path = write_dicom_seg(
+            folder / f"{stem}.seg.dcm",
+            source,
+            masks,
+            series,
+            SEGMENT_COLORS_RGB,
+            software_version=record["software_version"],
+        )
+        write_dicom_sr(
+            folder / f"{stem}.sr.dcm",
+            source,
+            pydicom.dcmread(seg_path),
+            [record],
+            software_version=record["software_version"],
+        )
+        record["files"]["dicom_seg"] = f"{stem}.seg.dcm"
+        record["files"]["dicom_sr"] = f"{stem}.sr.dcm"
+
+
+def is_dicom_input(ct: CtVolume) -> bool:
+    """Whether the CT was read from a DICOM series folder."""
+    return bool(ct.metadata.get("SeriesInstanceUID")) and Path(ct.source).is_dir()
+
+
 def write_measurement_bundle(
     out_dir: str | os.PathLike,
     levels: list[MeasuredLevel],
@@ -119,6 +172,8 @@ def write_measurement_bundle(
             write_endplate_markups_file(
                 folder / record["files"]["markups"], record["upper_ras"], record["lower_ras"], record["level"]
             )
+        if is_dicom_input(ct):
+            write_dicom_objects(folder, levels, records, ct)
         if extra_files is not None:
             extra_files(folder, records)
 
