@@ -495,6 +495,10 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     body_segment=self.selectedSegmentName(self.ui.bodySegmentSelector, _("vertebral body")),
                     cement_segment=self.selectedSegmentName(self.ui.cementSegmentSelector, _("cement")),
                 )
+            if parameterNode.overwrite:
+                # Replacing segments the user may have edited: Segment Editor's Undo brings them back.
+                self.ui.segmentEditorWidget.setSegmentationNode(segmentationNode)
+                self.ui.segmentEditorWidget.saveStateForUndo()
             return self.logic.segment_and_measure(
                 parameterNode.inputVolume,
                 parameterNode.endplatePoints,

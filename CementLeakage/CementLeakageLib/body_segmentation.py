@@ -329,6 +329,30 @@ def _trim_outer_edge(
         body[z] = _largest_component_near(trimmed, centre)
 
 
+SPANNED_DISC_MIN_MM = 2.5
+"""A run of slices this long (mm) without a closed bone ring inside the body suggests a disc."""
+
+
+def _largest_inner_gap_mm(slab, interiors: dict, axial_mm: np.ndarray, height_mm: float):
+    """Length and centre (mm along the axis) of the longest run of slab slices without a body
+    cross-section that lies away from both endplates, if it is at least ``SPANNED_DISC_MIN_MM``."""
+    best = None
+    run: list[int] = []
+    for z in list(slab) + [None]:
+        if z is not None and int(z) not in interiors:
+            run.append(int(z))
+            continue
+        if run:
+            low, high = float(axial_mm[run[0]]), float(axial_mm[run[-1]])
+            length = high - low + float(axial_mm[1] - axial_mm[0])
+            middle = 0.5 * (low + high)
+            inner = 0.15 * height_mm < middle < 0.85 * height_mm
+            if inner and length >= SPANNED_DISC_MIN_MM and (best is None or length > best[0]):
+                best = (length, middle)
+        run = []
+    return best
+
+
 def segment_vertebral_body(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -424,6 +448,14 @@ def segment_vertebral_body(
         body, bone, slab, axial_mm, frame.height_mm, settings
     )
     warnings = []
+    gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm)
+    if gap is not None:
+        length, middle = gap
+        warnings.append(
+            f"no closed bone ring over {length:.1f} mm at {middle:.1f} mm above the lower endplate point: "
+            "the points may span a disc (endplates of two vertebrae); mark the upper and lower endplates "
+            "of the same vertebra"
+        )
     missing = len(slab) - len(interiors)
     if missing > 0.5 * len(slab):
         warnings.append(

@@ -32,6 +32,7 @@ from .errors import CementLeakageError
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
+REPORT_FILE = "report.html"
 BUNDLE_SCHEMA_VERSION = 1
 
 CSV_COLUMNS = (

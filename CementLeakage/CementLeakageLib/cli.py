@@ -72,13 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     measure = commands.add_parser("measure", help="measure one vertebra of a CT")
     measure.add_argument("ct", help="CT file (.nrrd, .nii, .nii.gz, .mha) or DICOM series folder")
     measure.add_argument(
-        "--upper", type=parse_point, required=True, help="upper endplate midpoint R,A,S (mm)"
+        "--upper",
+        type=parse_point,
+        action="append",
+        help="upper endplate midpoint R,A,S (mm); once per level",
     )
     measure.add_argument(
-        "--lower", type=parse_point, required=True, help="lower endplate midpoint R,A,S (mm)"
+        "--lower",
+        type=parse_point,
+        action="append",
+        help="lower endplate midpoint R,A,S (mm); once per level",
     )
-    measure.add_argument("--side", required=True, choices=("left", "right"), help="puncture side (patient)")
-    measure.add_argument("--level", default="", help="vertebral level, e.g. L1 (names the output files)")
+    measure.add_argument(
+        "--side", action="append", choices=("left", "right"), help="puncture side (patient); once per level"
+    )
+    measure.add_argument(
+        "--level", action="append", help="vertebral level, e.g. L1 (names the output files); once per level"
+    )
+    measure.add_argument(
+        "--levels",
+        type=Path,
+        help="JSON or CSV file of levels (level, upper, lower, side) instead of the options",
+    )
     measure.add_argument("--segmentation", help="measure this .seg.nrrd as it is instead of segmenting")
     measure.add_argument(
         "--body-segment", default="Vertebral body", help="body segment name in --segmentation"
@@ -168,33 +183,86 @@ def parameters_from(arguments: argparse.Namespace) -> MeasurementParameters:
     )
 
 
-def run_measure(arguments: argparse.Namespace) -> tuple[dict, object, object]:
-    """Measure as the ``measure`` command does; returns the JSON record, the result and the CT."""
-    from .image_io import read_ct
-    from .pipeline import measure_vertebra
+def level_requests(arguments: argparse.Namespace) -> list:
+    """The levels to measure, from ``--levels FILE`` or from repeated ``--level/--upper/--lower/--side``.
 
+    The n-th ``--upper``, ``--lower``, ``--side`` and ``--level`` belong together; one
+    ``--side`` may serve every level, and a single level needs no ``--level``.
+    """
+    from .multi_level import LevelRequest, check_distinct_levels, read_level_requests
+
+    uppers, lowers = arguments.upper or [], arguments.lower or []
+    sides, levels = arguments.side or [], arguments.level or []
+    if arguments.levels is not None:
+        if uppers or lowers or sides or levels:
+            raise CementLeakageError(
+                "give the levels either with --levels FILE or with the options, not both"
+            )
+        return read_level_requests(arguments.levels)
+    count = len(uppers)
+    if count == 0 or len(lowers) != count:
+        raise CementLeakageError(
+            f"give one --upper and one --lower per level (got {len(uppers)} and {len(lowers)}), "
+            "or a file of levels with --levels"
+        )
+    if len(sides) == 1:
+        sides = sides * count
+    if len(sides) != count:
+        raise CementLeakageError(
+            f"give one --side per level, or one for all (got {len(sides)} for {count} levels)"
+        )
+    if not levels and count == 1:
+        levels = [""]
+    if len(levels) != count:
+        raise CementLeakageError(f"give one --level per level (got {len(levels)} for {count} levels)")
+    requests = [LevelRequest(*fields) for fields in zip(levels, uppers, lowers, sides)]
+    check_distinct_levels(requests)
+    return requests
+
+
+def given_masks_by_level(arguments: argparse.Namespace, requests: list, ct) -> dict:
+    """Body and cement masks per level from ``--segmentation``: segments ``<level> <name>`` when
+    the file has them, else the plain names (one level only)."""
+    if not arguments.segmentation:
+        return {}
+    from .segmentation_files import read_segment_masks, read_segment_names
+
+    present = set(read_segment_names(arguments.segmentation))
+    given = {}
+    for request in requests:
+        names = [arguments.body_segment, arguments.cement_segment]
+        prefixed = [f"{request.level} {name}" for name in names]
+        if request.level and all(name in present for name in prefixed):
+            names = prefixed
+        elif len(requests) > 1:
+            raise CementLeakageError(
+                f"{Path(arguments.segmentation).name} has no segments {prefixed[0]!r} and {prefixed[1]!r}: "
+                "name each level's segments '<level> <name>'"
+            )
+        masks = read_segment_masks(arguments.segmentation, names, ct.geometry)
+        given[request.level] = (masks[names[0]], masks[names[1]], names)
+    return given
+
+
+def run_measure(arguments: argparse.Namespace, requests: list | None = None) -> tuple[list, object]:
+    """Measure as the ``measure`` command does; returns ``[(record, result, given names)]`` and the CT."""
+    from .image_io import read_ct
+    from .multi_level import measure_levels
+
+    requests = requests if requests is not None else level_requests(arguments)
     parameters = parameters_from(arguments)
     ct = read_ct(arguments.ct, series_uid=arguments.series_uid)
-    body_mask = cement_mask = None
-    if arguments.segmentation:
-        from .segmentation_files import read_segment_masks
-
-        names = [arguments.body_segment, arguments.cement_segment]
-        masks = read_segment_masks(arguments.segmentation, names, ct.geometry)
-        body_mask, cement_mask = masks[arguments.body_segment], masks[arguments.cement_segment]
-    result = measure_vertebra(
-        ct,
-        arguments.upper,
-        arguments.lower,
-        arguments.side,
-        level=arguments.level,
-        parameters=parameters,
-        body_mask=body_mask,
-        cement_mask=cement_mask,
+    given = given_masks_by_level(arguments, requests, ct)
+    results = measure_levels(
+        ct, requests, parameters, {level: (body, cement) for level, (body, cement, _) in given.items()}
     )
-    record = result.measurement.as_dict()
-    record["risk_rules"] = evaluate_rules(record, getattr(arguments, "rule", None))
-    return record, result, ct
+    measured = []
+    for request, result in zip(requests, results):
+        record = result.measurement.as_dict()
+        record["risk_rules"] = evaluate_rules(record, getattr(arguments, "rule", None))
+        names = given.get(request.level, (None, None, None))[2]
+        measured.append((record, result, names))
+    return measured, ct
 
 
 def evaluate_rules(record: dict, names: list[str] | None) -> list[dict]:
@@ -330,20 +398,18 @@ def check_out_folder(out: Path | None, force: bool) -> None:
         )
 
 
-def write_bundle(arguments: argparse.Namespace, record: dict, result, ct, extra_files=None) -> list[Path]:
-    """Write the audit bundle of one measured level into ``--out`` (see :mod:`measurement_bundle`)."""
+def write_bundle(arguments: argparse.Namespace, measured: list, ct, extra_files=None) -> list[Path]:
+    """Write the audit bundle of the measured levels into ``--out`` (see :mod:`measurement_bundle`)."""
     from .measurement_bundle import MeasuredLevel, write_measurement_bundle
 
-    level = MeasuredLevel(
-        record,
-        result,
-        getattr(arguments, "segmentation", None),
-        getattr(arguments, "body_segment", "Vertebral body"),
-        getattr(arguments, "cement_segment", "Cement"),
-    )
+    levels = []
+    for record, result, names in measured:
+        body_name, cement_name = names or (arguments.body_segment, arguments.cement_segment)
+        segmentation = getattr(arguments, "segmentation", None)
+        levels.append(MeasuredLevel(record, result, segmentation, body_name, cement_name))
     return write_measurement_bundle(
         arguments.out,
-        [level],
+        levels,
         ct,
         force=arguments.force,
         anonymize=getattr(arguments, "anonymize", False),
@@ -417,17 +483,17 @@ def run_demo(arguments: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         ct_path = Path(scratch) / ct_name
         write_volume(phantom.ct.array_hu, phantom.ct.geometry, ct_path)
+        from .multi_level import LevelRequest
+
         arguments.ct = str(ct_path)
-        arguments.upper, arguments.lower = truth.upper_ras, truth.lower_ras
-        arguments.level, arguments.series_uid, arguments.segmentation = truth.level, None, None
-        record, result, ct = run_measure(arguments)
+        arguments.series_uid, arguments.segmentation = None, None
+        arguments.body_segment, arguments.cement_segment = "Vertebral body", "Cement"
+        request = LevelRequest(truth.level, truth.upper_ras, truth.lower_ras, arguments.side)
+        measured, ct = run_measure(arguments, [request])
+        record = measured[0][0]
         if arguments.out:
             write_bundle(
-                arguments,
-                record,
-                result,
-                ct,
-                extra_files=lambda folder, records: shutil.copy(ct_path, folder),
+                arguments, measured, ct, extra_files=lambda folder, records: shutil.copy(ct_path, folder)
             )
     record["phantom_truth"] = {
         "vbv_cm3": truth.vbv_cm3,
@@ -485,10 +551,14 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "verify":
             return run_verify(arguments)
         check_out_folder(arguments.out, arguments.force)
-        record, result, ct = run_measure(arguments)
+        measured, ct = run_measure(arguments)
         if arguments.out:
-            write_bundle(arguments, record, result, ct)
-        print(json.dumps(record) if arguments.json else format_measurement(record))
+            write_bundle(arguments, measured, ct)
+        records = [record for record, _, _ in measured]
+        if arguments.json:
+            print(json.dumps(records[0] if len(records) == 1 else {"levels": records}))
+        else:
+            print("\n\n".join(format_measurement(record) for record in records))
         return 0
     except CementLeakageError as error:
         print(f"cementleakage: error: {error}", file=sys.stderr)

@@ -9,6 +9,7 @@ import numpy as np
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
+from .metal_artifacts import METAL_EXTENDED_HU
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 AIR_EXPECTED_BELOW_HU = -500.0
@@ -52,7 +53,8 @@ def check_ct_intensities(
     warnings: list[str] = []
     above = int(np.count_nonzero(ct.array_hu > CT_SCALE_TOP_HU))
     if above and parameters.cement_max_hu == CT_SCALE_TOP_HU:
-        top = float(np.ceil(maximum))
+        # Never up to metal: cement stays below METAL_EXTENDED_HU even on extended scales.
+        top = float(np.ceil(min(maximum, METAL_EXTENDED_HU)))
         parameters = replace(
             parameters,
             cement_max_hu=top,

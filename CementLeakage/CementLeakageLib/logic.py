@@ -90,11 +90,15 @@ class CementLeakageLogic:
         side: str,
         parameters: MeasurementParameters | None = None,
         overwrite: bool = False,
+        history=None,
     ) -> VertebraMeasurement:
         """Segment body and cement automatically, write the level's four segments, measure.
 
         Refuses (:class:`CementLeakageError`) when one of this level's segments was edited
-        since the package wrote it, or drawn by hand, unless ``overwrite`` is set.
+        since the package wrote it, or drawn by hand, unless ``overwrite`` is set. Before
+        segments are replaced the segmentation's state is saved in ``history`` (a
+        ``vtkSegmentationHistory``, as Segment Editor keeps for its Undo button), so the
+        overwrite can be undone.
         """
         names = [level_segment_name(level, name) for name in SEGMENT_NAMES]
         edited = [name for name in names if segment_was_edited(segmentation_node, name, volume_node)]
@@ -107,6 +111,11 @@ class CementLeakageLogic:
         result = measure_vertebra(
             ct_from_volume_node(volume_node), upper, lower, side, level=level, parameters=parameters
         )
+        existing = [name for name in names if segment_id_by_name(segmentation_node, name) is not None]
+        if history is not None and existing:
+            if history.GetSegmentation() is not segmentation_node.GetSegmentation():
+                history.SetSegmentation(segmentation_node.GetSegmentation())
+            history.SaveState()
         if segmentation_node.GetDisplayNode() is None:
             segmentation_node.CreateDefaultDisplayNodes()
         for name, mask in result.masks_by_segment_name().items():
@@ -282,6 +291,7 @@ class CementLeakageLogic:
 
         from .case_export import SEGMENTATION_FILE, level_file_stem, write_case_bundle
         from .markups_files import write_endplate_markups_file
+        from .measurement_bundle import write_level_figures, write_report
         from .mrml_nodes import volume_node_identity
         from .storage_files import write_node_atomically
 
@@ -323,9 +333,11 @@ class CementLeakageLogic:
                     record["lower_ras"],
                     record["level"],
                 )
+            results = [entry.result for entry in self._measured.values()]
+            write_level_figures(folder, list(zip(results, records)), ct_from_volume_node(volume_node))
 
         return write_case_bundle(
-            Path(out_dir), records, volume_node_identity(volume_node), write_files, force
+            Path(out_dir), records, volume_node_identity(volume_node), write_files, force, write_report
         )
 
     def _segment_provenance(self, segmentation_node, name: str, measured_mask, volume_node) -> dict:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .case_export import level_file_stem, write_case_bundle
+from .case_export import REPORT_FILE, level_file_stem, write_case_bundle
 from .ct_volume import CtVolume
 from .image_io import DICOM_IDENTIFYING_TAGS
 from .markups_files import write_endplate_markups_file
@@ -165,16 +165,47 @@ def write_measurement_bundle(
             }
             write_segmentation_file(
                 folder / record["files"]["segmentation"],
-                level.result.masks_by_segment_name(),
+                level.result.masks_by_segment_name(with_components=True),
                 level.result.geometry,
                 metadata=metadata,
             )
             write_endplate_markups_file(
                 folder / record["files"]["markups"], record["upper_ras"], record["lower_ras"], record["level"]
             )
+        write_level_figures(folder, [(level.result, record) for level, record in zip(levels, records)], ct)
         if is_dicom_input(ct):
-            write_dicom_objects(folder, levels, records, ct)
+            try:
+                write_dicom_objects(folder, levels, records, ct)
+            except (ValueError, AttributeError, KeyError) as error:
+                # The source series lacks what a DICOM SEG must reference: keep the rest of the
+                # bundle and say why those two files are missing.
+                for record in records:
+                    record["warnings"].append(
+                        f"no DICOM Segmentation or Structured Report written: the source series cannot be "
+                        f"referenced ({error}); the .seg.nrrd and results hold the same data"
+                    )
         if extra_files is not None:
             extra_files(folder, records)
 
-    return write_case_bundle(out_dir, records, input_identity(ct, anonymize), write_files, force)
+    return write_case_bundle(
+        out_dir, records, input_identity(ct, anonymize), write_files, force, write_report
+    )
+
+
+def write_level_figures(folder: Path, results_and_records: list, ct: CtVolume) -> None:
+    """``<level>.png`` per level: slices through the cement with the overlays and a 3D view."""
+    from .report_figures import write_level_figure
+
+    for result, record in results_and_records:
+        name = f"{level_file_stem(record['level'])}.png"
+        title = f"{record['level'] or 'Vertebra'}: puncture side {record['side']}"
+        write_level_figure(folder / name, ct, result, title=title)
+        record["files"]["figure"] = name
+
+
+def write_report(folder: Path, document: dict) -> None:
+    """``report.html``: the numbers, flags, figures and provenance of every level, self-contained."""
+    from .report_html import write_report_html
+
+    figures = {record["level"]: folder / record["files"]["figure"] for record in document["levels"]}
+    write_report_html(folder / REPORT_FILE, document, figures)

@@ -15,7 +15,9 @@ from .ct_checks import check_ct_intensities, check_points_in_volume
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
+from .leakage_components import ExtravertebralCement, describe_extravertebral_cement
 from .measurement import measure_masks, puncture_side_voxels
+from .metal_artifacts import find_metal, grow, metal_warning, streak_warning
 from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
 from .split_plane import check_endplate_points, check_side, split_plane_from_endplates
@@ -39,17 +41,73 @@ class VertebraResult:
     puncture_side_cement_mask: np.ndarray
     extravertebral_cement_mask: np.ndarray
     segmentation_source: str
+    extravertebral: ExtravertebralCement | None = None
 
-    def masks_by_segment_name(self) -> dict[str, np.ndarray]:
-        """The four output masks keyed by their segment names (see :mod:`segments`)."""
-        from .segments import BODY, CEMENT, EXTRAVERTEBRAL_CEMENT, PUNCTURE_SIDE_CEMENT
+    def masks_by_segment_name(self, with_components: bool = False) -> dict[str, np.ndarray]:
+        """The four output masks keyed by their segment names (see :mod:`segments`), and with
+        ``with_components`` one mask per listed extravertebral component
+        (``Extravertebral 1: paravertebral, left``)."""
+        from .segments import (
+            BODY,
+            CEMENT,
+            EXTRAVERTEBRAL_CEMENT,
+            PUNCTURE_SIDE_CEMENT,
+            component_segment_name,
+        )
 
-        return {
+        masks = {
             BODY: self.body_mask,
             CEMENT: self.cement_mask & self.body_mask,
             PUNCTURE_SIDE_CEMENT: self.puncture_side_cement_mask,
             EXTRAVERTEBRAL_CEMENT: self.extravertebral_cement_mask,
         }
+        if with_components and self.extravertebral is not None:
+            for component in self.extravertebral.components:
+                name = component_segment_name(component.index, component.location, component.side)
+                masks[name] = self.extravertebral.component_mask(component.index, self.body_mask.shape)
+        return masks
+
+    def describe_extravertebral_cement(self) -> None:
+        """List the cement components outside the body into the measurement (see
+        :mod:`leakage_components`); called again when the extravertebral cement changes."""
+        measurement = self.measurement
+        self.extravertebral = describe_extravertebral_cement(
+            self.body_mask,
+            self.cement_mask,
+            self.geometry,
+            np.asarray(measurement.upper_ras),
+            np.asarray(measurement.lower_ras),
+            measurement.side,
+        )
+        described = self.extravertebral.as_dict()
+        measurement.extravertebral_components = described["components"]
+        measurement.leakage_cement_cm3 = described["leakage_volume_cm3"]
+        measurement.unlisted_extravertebral_cement_cm3 = (
+            described["ignored_volume_cm3"] + described["outside_box_volume_cm3"]
+        )
+
+
+def check_body_inside_field_of_view(body: np.ndarray, geometry: VolumeGeometry) -> None:
+    """Refuse a body mask that reaches a face of the CT volume: the image cuts the vertebra, so
+    its volume would be too small."""
+    directions = {0: "right", 1: "anterior", 2: "superior"}
+    for axis in range(3):
+        for end, index in (("first", 0), ("last", body.shape[axis] - 1)):
+            if not np.take(body, index, axis=axis).any():
+                continue
+            # The RAS direction that leaves the volume through this face.
+            column = 2 - axis  # array axis k, j, i is IJK column 2, 1, 0
+            outward = geometry.ijk_to_ras[:3, column] * (-1.0 if end == "first" else 1.0)
+            dominant = int(np.argmax(np.abs(outward)))
+            name = (
+                directions[dominant]
+                if outward[dominant] > 0
+                else {0: "left", 1: "posterior", 2: "inferior"}[dominant]
+            )
+            raise CementLeakageError(
+                f"the vertebral body reaches the {name} edge of the CT: the image cuts the vertebra and its "
+                "volume would be too small; use a CT (or field of view) that covers the whole vertebra"
+            )
 
 
 def automatic_masks(
@@ -68,8 +126,19 @@ def automatic_masks(
     body_result = segment_vertebral_body(ct, upper_ras, lower_ras, parameters, settings)
     body = np.zeros(ct.geometry.shape, dtype=bool)
     body[body_result.box] = body_result.mask
+    check_body_inside_field_of_view(body, ct.geometry)
 
-    crop_cement, _ = segment_cement(ct.array_hu[body_result.box], parameters)
+    crop_hu = ct.array_hu[body_result.box]
+    crop_cement, _ = segment_cement(crop_hu, parameters)
+    voxel_mm3 = float(np.prod(ct.geometry.spacing_mm))
+    metal = find_metal(crop_hu, voxel_mm3)
+    warnings = list(body_result.warnings)
+    if metal.any():
+        crop_cement &= ~grow(metal, 1)
+        warnings.append(metal_warning(metal, voxel_mm3))
+    streaks = streak_warning(crop_hu, body_result.mask, voxel_mm3)
+    if streaks:
+        warnings.append(streaks)
     k, j, i = np.nonzero(crop_cement)
     if k.size:
         axial = body_result.frame.to_frame(body_result.geometry.voxel_centers_ras((k, j, i)))[:, 2]
@@ -81,7 +150,7 @@ def automatic_masks(
         crop_cement[k[outside], j[outside], i[outside]] = False
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement
-    return body, cement, list(body_result.warnings)
+    return body, cement, warnings
 
 
 def measure_vertebra(
@@ -120,6 +189,10 @@ def measure_vertebra(
         body = np.asarray(body_mask, dtype=bool)
         cement = np.asarray(cement_mask, dtype=bool)
         source = "given"
+        try:
+            check_body_inside_field_of_view(body, ct.geometry)
+        except CementLeakageError as error:
+            warnings.append(f"{error} (the given mask is measured as it is)")
     measurement = measure_masks(
         body, cement, ct.geometry, upper, lower, side, level=level, parameters=parameters
     )
@@ -130,7 +203,7 @@ def measure_vertebra(
     measurement.parameters = parameters.as_dict()
     plane = split_plane_from_endplates(upper, lower, side)
     cement_in_body = cement & body
-    return VertebraResult(
+    result = VertebraResult(
         measurement=measurement,
         geometry=ct.geometry,
         body_mask=body,
@@ -139,3 +212,5 @@ def measure_vertebra(
         extravertebral_cement_mask=cement & ~body,
         segmentation_source=source,
     )
+    result.describe_extravertebral_cement()
+    return result

@@ -43,6 +43,13 @@ class VertebraMeasurement:
     input_sha256: str = ""
     input_source: str = ""
     parameters: dict = field(default_factory=dict)
+    extravertebral_components: list[dict] = field(default_factory=list)
+    """Each cement component outside the body: volume (cm³), location, side, distance to the
+    body wall (mm), suggested Yeom type (see :mod:`leakage_components`)."""
+    leakage_cement_cm3: float = 0.0
+    """Listed extravertebral cement that is leakage (the pedicle tract of the puncture excluded)."""
+    unlisted_extravertebral_cement_cm3: float = 0.0
+    """Extravertebral cement in pieces too small to list or far from the body (cm³)."""
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:

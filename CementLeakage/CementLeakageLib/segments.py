@@ -22,3 +22,8 @@ SEGMENT_COLORS_RGB = {
 def level_segment_name(level: str, name: str) -> str:
     """Segment name inside a case's segmentation that holds several levels, e.g. ``L1 Cement``."""
     return f"{level} {name}" if level else name
+
+
+def component_segment_name(index: int, location: str, side: str) -> str:
+    """Segment name of an extravertebral cement component, e.g. ``Extravertebral 1: paravertebral, left``."""
+    return f"Extravertebral {index}: {location}, {side}"

@@ -131,7 +131,9 @@ def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):
     assert code == 0, err
     assert sorted(path.name for path in out.iterdir()) == [
         "L1.mrk.json",
+        "L1.png",
         "L1.seg.nrrd",
+        "report.html",
         "results.csv",
         "results.json",
     ]
@@ -367,6 +369,8 @@ def _write_dicom_series(
             ("0008|0060", "CT"),
             ("0020|000e", series_uid),
             ("0020|000d", "1.2.826.0.1.3680043.8.498.1"),
+            ("0020|0052", "1.2.826.0.1.3680043.8.498.2"),
+            ("0018|0050", f"{spacing[2]:.4f}"),
             ("0020|0032", "\\".join(f"{v:.4f}" for v in origin)),
             ("0020|0013", str(k + 1)),
             ("0020|0037", orientation),
@@ -406,6 +410,7 @@ def test_a_dicom_bundle_keeps_the_uids_and_anonymize_drops_the_patient(tmp_path,
     for identifying in ("DOE^JANE", "PID-4711", "ACC-99"):
         assert (identifying in text) is not anonymize, identifying
     assert all("DOE" not in path.name for path in out.iterdir())
+    assert (out / "L1.seg.dcm").is_file() and (out / "L1.sr.dcm").is_file()
 
 
 def test_dicom_folder_with_two_series_asks_for_one(tmp_path, capsys):
@@ -486,3 +491,22 @@ def test_api_raises_the_message_the_command_line_prints(phantom, ct_file, capsys
         measure_vertebra(read_ct(ct_file), upper, truth.lower_ras, "left")
     assert code == EXIT_BAD_INPUT
     assert err.strip() == f"cementleakage: error: {raised.value}"
+
+
+def test_a_series_that_cannot_be_referenced_still_gives_a_bundle_with_a_warning(tmp_path, capsys):
+    import pydicom
+
+    small = make_phantom(PhantomSpec(spacing_mm=(1.0, 1.0, 1.0), n_vertebrae=1))
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    _write_dicom_series(folder, small.ct.array_hu, small.ct.geometry, "1.2.826.0.1.3680043.8.498.1004")
+    for path in folder.iterdir():
+        dataset = pydicom.dcmread(path)
+        del dataset.FrameOfReferenceUID
+        dataset.save_as(path)
+    truth = small.truth
+    out = tmp_path / "bundle"
+    code, stdout, err = run(measure_args(folder, truth.upper_ras, truth.lower_ras, "--out", str(out)), capsys)
+    assert code == 0, err
+    assert "no DICOM Segmentation" in stdout
+    assert not (out / "vertebra.seg.dcm").exists() and (out / "results.json").is_file()

@@ -85,7 +85,10 @@ def test_the_dicom_sr_holds_the_numbers(case):
 
 def test_the_bundle_segmentation_loads_with_its_segments(case):
     _, folder, _ = case
-    assert read_segment_names(folder / "bundle_dicom" / "L1.seg.nrrd") == list(SEGMENT_NAMES)
+    names = read_segment_names(folder / "bundle_dicom" / "L1.seg.nrrd")
+    assert names[:4] == list(SEGMENT_NAMES)
+    # Then one segment per extravertebral component: the pedicle tract and the paravertebral leak.
+    assert sorted(name.split(": ")[1] for name in names[4:]) == ["paravertebral, left", "pedicle tract, left"]
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools (dciodvfy) is not installed")

@@ -264,7 +264,7 @@ def test_export_writes_a_bundle_that_reads_back_to_the_same_numbers_and_masks(
     out = tmp_path / "case"
     logic.export_case(out, volume, segmentation)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["L1.mrk.json", RESULTS_CSV, RESULTS_JSON, SEGMENTATION_FILE]
+        ["L1.mrk.json", "L1.png", "report.html", RESULTS_CSV, RESULTS_JSON, SEGMENTATION_FILE]
     )
     document = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))
     record = document["levels"][0]
@@ -415,3 +415,22 @@ def test_the_panel_cement_budget_equals_the_plan_command(scene):
     assert plan["vbv_cm3"] == pytest.approx(preop.truth.vbv_cm3, rel=0.03)
     gao = next(budget for budget in plan["budgets"] if budget["rule"] == "gao2022-psbcv")
     assert gao["max_cement_ml"] == pytest.approx(0.1368 * plan["vbv_cm3"], abs=1e-12)
+
+
+def test_an_overwrite_of_edited_segments_can_be_undone(measured_case, phantom):
+    """Overwriting a hand-edited body saves the segmentation's state first: restoring it gives the
+    edited mask back voxel for voxel (Segment Editor's Undo uses the same history)."""
+    logic, volume, markups, segmentation, _ = measured_case
+    body = segment_mask(segmentation, f"L1 {BODY}", volume)
+    edited = body.copy()
+    edited[np.nonzero(body)[0].min()] = False
+    edit_by_hand(segmentation, f"L1 {BODY}", edited, phantom.ct.geometry)
+    history = slicer.vtkSegmentationHistory()
+    history.SetSegmentation(segmentation.GetSegmentation())
+    logic.segment_and_measure(
+        volume, markups, segmentation, level="L1", side="left", overwrite=True, history=history
+    )
+    assert np.array_equal(segment_mask(segmentation, f"L1 {BODY}", volume), body)
+    assert history.IsRestorePreviousStateAvailable()
+    assert history.RestorePreviousState()
+    assert np.array_equal(segment_mask(segmentation, f"L1 {BODY}", volume), edited)

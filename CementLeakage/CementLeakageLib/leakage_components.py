@@ -1,0 +1,449 @@
+"""Every cement component outside the vertebral body: its volume, where it lies and what it suggests.
+
+Input masks are boolean ``[k, j, i]`` on one :class:`~CementLeakageLib.geometry.VolumeGeometry`:
+the vertebral body (cortex included) and all cement near the vertebra (inside and outside the
+body). The cement outside the body (``cement & ~body``) is split into 26-connected components
+inside a box around the body (the body's voxel bounding box plus :data:`CROP_MARGIN_MM` on every
+side); cement beyond the box is not described but its volume is reported
+(:attr:`ExtravertebralCement.outside_box_volume_cm3`). Components smaller than
+``min_volume_mm3`` are not listed either; their count and total volume are reported
+(:attr:`ExtravertebralCement.ignored_volume_cm3`), so that listed + ignored + outside the box
+equals all cement outside the body.
+
+Per component: ``volume_cm3`` is the voxel count times the voxel volume; ``centroid_ras`` the
+mean of its voxel centres (RAS mm); ``distance_to_body_mm`` the smallest gap between a
+component voxel and the body mask (mm, 0 when they touch), taken from a Euclidean distance map
+of the body with the grid's spacing: for each component voxel the nearest body voxel (centre to
+centre) is found and the gap between the two voxels is ``|max(|di| - 1, 0) * spacing|`` over the
+index offsets, i.e. the distance between the voxels' boxes.
+
+Classification uses the vertebra frame (:mod:`vertebra_frame`) of the endplate midpoints:
+``x`` lateral (patient right), ``y`` anterior, ``z`` axial, in mm from the lower endplate
+midpoint. The body's own extent comes from the body voxels' frame coordinates:
+``x_min..x_max`` (centre ``x_c``, half width ``w``), ``y_min..y_max`` (posterior and anterior
+walls) and its projected outline in the x-y plane. With the component centroid at (x, y, z),
+the rules are tried in this order:
+
+1. disc superior / disc inferior: (x, y) lies inside the body's projected outline dilated by
+   :data:`DISC_OUTLINE_MARGIN_MM` (2 mm), and z lies above the highest (below the lowest) body
+   voxel within :data:`LOCAL_EXTENT_RADIUS_MM` of (x, y) in the x-y plane;
+2. spinal canal: ``y < y_min`` and ``|x - x_c| < CANAL_HALF_WIDTH_FRACTION * w`` (0.3);
+3. pedicle tract: ``y < y_min + PEDICLE_WALL_MARGIN_MM`` (3 mm), ``x - x_c`` on the puncture
+   side with ``0.3 * w <= |x - x_c| <= 1.0 * w`` (:data:`PEDICLE_LATERAL_FRACTION`), and either
+   elongated roughly along the AP axis (largest to second principal SD at least
+   :data:`ELONGATION_MIN_RATIO`, principal axis within :data:`AP_ALIGNMENT_MAX_DEG` of ``y``) or
+   its centroid at most :data:`PEDICLE_MAX_DEPTH_MM` (25 mm) behind the posterior wall;
+4. anterior: ``y > y_max - ANTERIOR_WALL_MARGIN_MM`` (2 mm) and
+   ``|x - x_c| < ANTERIOR_HALF_WIDTH_FRACTION * w`` (0.8);
+5. paravertebral: everything else (the default).
+
+The side is the patient side of the centroid relative to the split plane through the
+endplate midpoints (frame ``x = 0``): ``midline`` within :data:`MIDLINE_MM` (3 mm), else
+``left`` (-R) or ``right`` (+R). The Yeom type is only a suggestion for the reader to confirm
+(:data:`~CementLeakageLib.leak_classes.SUGGESTED_YEOM_TYPE`); cement in the pedicle tract is the
+injection's own path, reported but not leakage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from .errors import CementLeakageError
+from .geometry import VolumeGeometry
+from .leak_classes import (
+    ANTERIOR,
+    DISC_INFERIOR,
+    DISC_SUPERIOR,
+    NOT_LEAKAGE,
+    PARAVERTEBRAL,
+    PEDICLE_TRACT,
+    SPINAL_CANAL,
+    SUGGESTED_YEOM_TYPE,
+    YEOM_TYPES,
+)
+from .split_plane import check_side
+from .vertebra_frame import VertebraFrame, vertebra_frame
+
+MM3_PER_CM3 = 1000.0
+
+CROP_MARGIN_MM = 40.0
+"""Margin (mm) added around the body's bounding box; cement beyond it is not described."""
+
+DEFAULT_MIN_VOLUME_MM3 = 5.0
+"""Components smaller than this (mm³) are not listed (their total is reported)."""
+
+MIDLINE_MM = 3.0
+"""A centroid within this lateral distance (mm) of the split plane is on the midline."""
+
+DISC_OUTLINE_MARGIN_MM = 2.0
+"""Dilation (mm) of the body's projected x-y outline for the disc rules."""
+
+LOCAL_EXTENT_RADIUS_MM = 3.0
+"""Radius (mm, x-y plane) around the centroid within which the body's local top and bottom are taken."""
+
+CANAL_HALF_WIDTH_FRACTION = 0.3
+"""Spinal canal: centroid behind the body within this fraction of the body's half width of its centre."""
+
+PEDICLE_WALL_MARGIN_MM = 3.0
+"""Pedicle tract: centroid less than this (mm) in front of the posterior wall, or behind it."""
+
+PEDICLE_LATERAL_FRACTION = (0.3, 1.0)
+"""Pedicle tract: lateral offset from the body centre as a fraction of the half width (low, high)."""
+
+PEDICLE_MAX_DEPTH_MM = 25.0
+"""Pedicle tract: a centroid at most this far (mm) behind the posterior wall qualifies without elongation."""
+
+ELONGATION_MIN_RATIO = 1.5
+"""Elongated: the largest principal SD is at least this multiple of the second."""
+
+AP_ALIGNMENT_MAX_DEG = 45.0
+"""Along the AP axis: the principal axis is within this angle (degrees) of the frame's anterior axis."""
+
+ANTERIOR_WALL_MARGIN_MM = 2.0
+"""Anterior: centroid in front of (anterior wall - this margin), mm."""
+
+ANTERIOR_HALF_WIDTH_FRACTION = 0.8
+"""Anterior: centroid within this fraction of the body's half width of its centre."""
+
+_STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass
+class ExtravertebralComponent:
+    """One connected piece of cement outside the body (volumes cm³, lengths mm, points RAS mm)."""
+
+    index: int
+    volume_cm3: float
+    voxels: int
+    location: str
+    side: str
+    distance_to_body_mm: float
+    centroid_ras: list
+    suggested_yeom_type: Optional[str]
+    is_leakage: bool
+    note: str
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready dictionary (Python floats, ints, strings, lists)."""
+        return asdict(self)
+
+
+@dataclass
+class ExtravertebralCement:
+    """All cement outside the body: the listed components and what was left out (cm³).
+
+    ``listed + ignored + outside the box`` is all cement outside the body mask.
+    """
+
+    components: list = field(default_factory=list)
+    ignored_count: int = 0
+    ignored_volume_cm3: float = 0.0
+    min_volume_mm3: float = DEFAULT_MIN_VOLUME_MM3
+    outside_box_volume_cm3: float = 0.0
+    label_box: Optional[tuple] = field(default=None, repr=False)
+    """Index box (slices ``k, j, i``) of :attr:`labels` in the full grid."""
+    labels: Optional[np.ndarray] = field(default=None, repr=False)
+    """``int16`` labels inside :attr:`label_box`: component ``index`` n is the voxels equal to n."""
+
+    def component_mask(self, index: int, shape: tuple) -> np.ndarray:
+        """Boolean ``[k, j, i]`` mask (full grid of ``shape``) of the listed component ``index``."""
+        mask = np.zeros(shape, dtype=bool)
+        if self.labels is not None:
+            mask[self.label_box] = self.labels == index
+        return mask
+
+    @property
+    def total_volume_cm3(self) -> float:
+        """Volume (cm³) of the listed components."""
+        return float(sum(c.volume_cm3 for c in self.components))
+
+    @property
+    def leakage_volume_cm3(self) -> float:
+        """Volume (cm³) of the listed components that are leakage (pedicle tract excluded)."""
+        return float(sum(c.volume_cm3 for c in self.components if c.is_leakage))
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready dictionary with the components and the totals."""
+        return {
+            "components": [c.as_dict() for c in self.components],
+            "total_volume_cm3": self.total_volume_cm3,
+            "leakage_volume_cm3": self.leakage_volume_cm3,
+            "ignored_count": int(self.ignored_count),
+            "ignored_volume_cm3": float(self.ignored_volume_cm3),
+            "min_volume_mm3": float(self.min_volume_mm3),
+            "outside_box_volume_cm3": float(self.outside_box_volume_cm3),
+        }
+
+
+@dataclass(frozen=True)
+class _BodyExtent:
+    """The body's voxel centres in frame coordinates (mm) and the numbers the rules use."""
+
+    frame_points: np.ndarray
+    tree_xy: cKDTree
+    x_centre: float
+    half_width: float
+    y_min: float
+    y_max: float
+    z_min: float
+    z_max: float
+    max_spacing_mm: float
+
+
+def _check_inputs(body_mask, cement_mask, geometry: VolumeGeometry, min_volume_mm3) -> tuple:
+    if not isinstance(geometry, VolumeGeometry):
+        raise CementLeakageError("geometry must be a VolumeGeometry (the grid of the masks)")
+    masks = []
+    for name, mask in (("body", body_mask), ("cement", cement_mask)):
+        array = np.asarray(mask)
+        if array.shape != geometry.shape:
+            raise CementLeakageError(
+                f"the {name} mask has shape {array.shape} but the grid is {geometry.shape}: "
+                "give masks [k, j, i] on the same grid"
+            )
+        masks.append(array if array.dtype == bool else array != 0)
+    try:
+        minimum = float(min_volume_mm3)
+    except (TypeError, ValueError):
+        minimum = float("nan")
+    if not (np.isfinite(minimum) and minimum >= 0.0):
+        raise CementLeakageError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
+    if not masks[0].any():
+        raise CementLeakageError("the body mask is empty: segment the vertebral body first")
+    return masks[0], masks[1], minimum
+
+
+def _bounding_box(mask: np.ndarray, margin_voxels: np.ndarray | None = None) -> tuple[slice, ...]:
+    """``[k, j, i]`` slices of a non-empty mask's bounding box, grown by ``margin_voxels`` (k, j, i)."""
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(mask.any(axis=other))
+        low, high = int(present[0]), int(present[-1]) + 1
+        if margin_voxels is not None:
+            low = max(0, low - int(margin_voxels[axis]))
+            high = min(mask.shape[axis], high + int(margin_voxels[axis]))
+        box.append(slice(low, high))
+    return tuple(box)
+
+
+def _offset_geometry(geometry: VolumeGeometry, box: tuple[slice, ...]) -> VolumeGeometry:
+    """The grid of a ``[k, j, i]`` sub-box (same spacing and directions, shifted origin)."""
+    matrix = geometry.ijk_to_ras.copy()
+    start_ijk = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
+    matrix[:3, 3] = geometry.ijk_to_ras_points(start_ijk)[0]
+    shape = tuple(s.stop - s.start for s in box)
+    return VolumeGeometry(matrix, shape)
+
+
+def _body_extent(body: np.ndarray, geometry: VolumeGeometry, frame: VertebraFrame) -> _BodyExtent:
+    points = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(body)))
+    x_min, y_min, z_min = points.min(axis=0)
+    x_max, y_max, z_max = points.max(axis=0)
+    return _BodyExtent(
+        frame_points=points,
+        tree_xy=cKDTree(points[:, :2]),
+        x_centre=float(0.5 * (x_min + x_max)),
+        half_width=float(max(0.5 * (x_max - x_min), 1e-6)),
+        y_min=float(y_min),
+        y_max=float(y_max),
+        z_min=float(z_min),
+        z_max=float(z_max),
+        max_spacing_mm=float(np.max(geometry.spacing_mm)),
+    )
+
+
+def _disc_location(centroid: np.ndarray, body: _BodyExtent) -> Optional[str]:
+    """Disc superior/inferior if the centroid lies over/under the body's dilated x-y outline, else None."""
+    xy = centroid[:2]
+    # Projected voxel centres are at most one voxel apart: half a voxel more covers the voxel itself.
+    reach = DISC_OUTLINE_MARGIN_MM + 0.5 * body.max_spacing_mm
+    nearest, _ = body.tree_xy.query(xy)
+    if nearest > reach:
+        return None
+    near = body.tree_xy.query_ball_point(xy, max(LOCAL_EXTENT_RADIUS_MM, nearest + 0.5 * body.max_spacing_mm))
+    z = body.frame_points[np.asarray(near, dtype=int), 2]
+    top, bottom = (float(z.max()), float(z.min())) if len(z) else (body.z_max, body.z_min)
+    if centroid[2] > top:
+        return DISC_SUPERIOR
+    if centroid[2] < bottom:
+        return DISC_INFERIOR
+    return None
+
+
+def _along_ap(points: np.ndarray) -> bool:
+    """Whether frame points (mm) form a shape elongated roughly along the anterior (y) axis."""
+    if len(points) < 3:
+        return False
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(points.T))
+    sd = np.sqrt(np.clip(eigenvalues, 0.0, None))
+    if sd[1] > 0 and sd[2] / sd[1] < ELONGATION_MIN_RATIO:
+        return False
+    return abs(float(eigenvectors[1, 2])) >= np.cos(np.radians(AP_ALIGNMENT_MAX_DEG))
+
+
+def classify_location(
+    centroid_frame: np.ndarray, points_frame: np.ndarray, body: _BodyExtent, side: str
+) -> str:
+    """Location class (:data:`~CementLeakageLib.leak_classes.LOCATIONS`) of one component.
+
+    ``centroid_frame`` and ``points_frame`` (its voxel centres, ``(N, 3)``) are frame coordinates
+    in mm; ``side`` is the puncture side. The rules are listed in the module docstring.
+    """
+    x, y, _ = centroid_frame
+    disc = _disc_location(centroid_frame, body)
+    if disc is not None:
+        return disc
+    lateral = x - body.x_centre
+    if y < body.y_min and abs(lateral) < CANAL_HALF_WIDTH_FRACTION * body.half_width:
+        return SPINAL_CANAL
+    puncture_sign = -1.0 if side == "left" else 1.0
+    low, high = PEDICLE_LATERAL_FRACTION
+    if (
+        y < body.y_min + PEDICLE_WALL_MARGIN_MM
+        and lateral * puncture_sign > 0.0
+        and low * body.half_width <= abs(lateral) <= high * body.half_width
+        and (_along_ap(points_frame) or body.y_min - y <= PEDICLE_MAX_DEPTH_MM)
+    ):
+        return PEDICLE_TRACT
+    if (
+        y > body.y_max - ANTERIOR_WALL_MARGIN_MM
+        and abs(lateral) < ANTERIOR_HALF_WIDTH_FRACTION * body.half_width
+    ):
+        return ANTERIOR
+    return PARAVERTEBRAL
+
+
+def patient_side(lateral_mm: float) -> str:
+    """``left``, ``right`` or ``midline`` for a frame lateral coordinate (mm from the split plane)."""
+    if abs(lateral_mm) <= MIDLINE_MM:
+        return "midline"
+    return "right" if lateral_mm > 0 else "left"
+
+
+def _reaches_box_face(sub: tuple, crop_box: tuple, box: tuple, shape: tuple) -> bool:
+    """Whether a component (``sub``: slices in the crop) touches a box face that is not the grid edge."""
+    for axis in range(3):
+        start = crop_box[axis].start + sub[axis].start
+        stop = crop_box[axis].start + sub[axis].stop
+        if (start == box[axis].start > 0) or (stop == box[axis].stop < shape[axis]):
+            return True
+    return False
+
+
+def _note(location: str, reaches_box_edge: bool) -> str:
+    yeom = SUGGESTED_YEOM_TYPE[location]
+    if yeom is None:
+        text = f"cement along the {location} of the puncture: not leakage"
+    else:
+        text = f"{location} cement: suggests Yeom type {yeom} ({YEOM_TYPES[yeom]}); confirm on the images"
+    if reaches_box_edge:
+        text += f"; it continues beyond {CROP_MARGIN_MM:.0f} mm from the body (volume counted inside only)"
+    return text
+
+
+def describe_extravertebral_cement(
+    body_mask: np.ndarray,
+    cement_mask: np.ndarray,
+    geometry: VolumeGeometry,
+    upper_ras: np.ndarray,
+    lower_ras: np.ndarray,
+    side: str,
+    *,
+    min_volume_mm3: float = DEFAULT_MIN_VOLUME_MM3,
+) -> ExtravertebralCement:
+    """Describe all cement outside the body: listed components plus what was left out.
+
+    ``body_mask`` and ``cement_mask`` are boolean ``[k, j, i]`` on ``geometry``; ``upper_ras`` and
+    ``lower_ras`` are the endplate midpoints (RAS mm); ``side`` is the puncture side (``left`` or
+    ``right``). Components are ordered by volume, largest first (ties by voxel order).
+    """
+    body, cement, minimum = _check_inputs(body_mask, cement_mask, geometry, min_volume_mm3)
+    side = check_side(side)
+    frame = vertebra_frame(upper_ras, lower_ras)
+    voxel_mm3 = geometry.voxel_volume_mm3
+    spacing_kji = geometry.spacing_mm[::-1]
+
+    outside_all = cement & ~body
+    box = _bounding_box(body, np.ceil(CROP_MARGIN_MM / spacing_kji).astype(int))
+    outside = outside_all[box]
+    result = ExtravertebralCement(min_volume_mm3=minimum)
+    result.outside_box_volume_cm3 = float(outside_all.sum() - outside.sum()) * voxel_mm3 / MM3_PER_CM3
+    if not outside.any():
+        return result
+
+    # Work in the smallest box holding the body and the outside cement (labels are unchanged).
+    inner = _bounding_box(body[box] | outside)
+    body_crop, outside_crop = body[box][inner], outside[inner]
+    crop_box = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
+    crop_geometry = _offset_geometry(geometry, crop_box)
+
+    labels, count = ndimage.label(outside_crop, structure=_STRUCTURE_26)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    keep = sizes * voxel_mm3 >= minimum
+    result.ignored_count = int(np.count_nonzero(~keep))
+    result.ignored_volume_cm3 = float(sizes[~keep].sum()) * voxel_mm3 / MM3_PER_CM3
+    if not keep.any():
+        return result
+
+    _, nearest = ndimage.distance_transform_edt(~body_crop, sampling=spacing_kji, return_indices=True)
+    extent = _body_extent(body_crop, crop_geometry, frame)
+    order = sorted(np.flatnonzero(keep), key=lambda n: (-int(sizes[n]), int(n)))
+    objects = ndimage.find_objects(labels)
+    ranks = np.zeros(count + 1, dtype=np.int16)
+    ranks[np.asarray(order, dtype=int) + 1] = np.arange(1, len(order) + 1, dtype=np.int16)
+    result.label_box, result.labels = crop_box, ranks[labels]
+    for rank, label_index in enumerate(order, start=1):
+        sub = objects[label_index]
+        local = np.nonzero(labels[sub] == label_index + 1)
+        kji = tuple(idx + s.start for idx, s in zip(local, sub))
+        offsets = np.stack([nearest[a][kji] - kji[a] for a in range(3)], axis=1)
+        gaps = np.maximum(np.abs(offsets) - 1, 0) * spacing_kji
+        distance = float(np.sqrt((gaps**2).sum(axis=1)).min())
+        centres_ras = crop_geometry.voxel_centers_ras(kji)
+        centroid_ras = centres_ras.mean(axis=0)
+        points = frame.to_frame(centres_ras)
+        centroid = frame.to_frame(centroid_ras)[0]
+        location = classify_location(centroid, points, extent, side)
+        at_edge = _reaches_box_face(sub, crop_box, box, body.shape)
+        voxels = int(sizes[label_index])
+        result.components.append(
+            ExtravertebralComponent(
+                index=rank,
+                volume_cm3=voxels * voxel_mm3 / MM3_PER_CM3,
+                voxels=voxels,
+                location=location,
+                side=patient_side(float(centroid[0])),
+                distance_to_body_mm=distance,
+                centroid_ras=[float(v) for v in centroid_ras],
+                suggested_yeom_type=SUGGESTED_YEOM_TYPE[location],
+                is_leakage=location not in NOT_LEAKAGE,
+                note=_note(location, at_edge),
+            )
+        )
+    return result
+
+
+def extravertebral_components(
+    body_mask: np.ndarray,
+    cement_mask: np.ndarray,
+    geometry: VolumeGeometry,
+    upper_ras: np.ndarray,
+    lower_ras: np.ndarray,
+    side: str,
+    *,
+    min_volume_mm3: float = DEFAULT_MIN_VOLUME_MM3,
+) -> list[ExtravertebralComponent]:
+    """The listed cement components outside the body, largest first.
+
+    Components below ``min_volume_mm3`` (mm³) are left out of this list; their count and volume
+    are in :func:`describe_extravertebral_cement`'s result (``ignored_count``, ``ignored_volume_cm3``).
+    """
+    return describe_extravertebral_cement(
+        body_mask, cement_mask, geometry, upper_ras, lower_ras, side, min_volume_mm3=min_volume_mm3
+    ).components

@@ -1,0 +1,131 @@
+"""Bad anatomy input on real phantoms: metal beside the cement, streaks, a field of view that cuts
+the body, points that span a disc or hold no bone; and the cement outside the body, listed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CementLeakageLib.ct_volume import CtVolume
+from CementLeakageLib.errors import CementLeakageError
+from CementLeakageLib.geometry import VolumeGeometry
+from CementLeakageLib.phantom import PhantomSpec, make_phantom
+from CementLeakageLib.pipeline import measure_vertebra
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(PhantomSpec(spacing_mm=(1.0, 1.0, 1.0)))
+
+
+def with_array(phantom, array: np.ndarray) -> CtVolume:
+    return CtVolume(array_hu=array, geometry=phantom.ct.geometry, source="edited phantom")
+
+
+def cylinder_mask(geometry: VolumeGeometry, start, end, radius_mm: float) -> np.ndarray:
+    """Voxels whose centres lie within ``radius_mm`` of the segment ``start``-``end`` (RAS mm)."""
+    k, j, i = np.indices(geometry.shape)
+    centres = geometry.voxel_centers_ras((k.ravel(), j.ravel(), i.ravel()))
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    axis = end - start
+    t = np.clip((centres - start) @ axis / (axis @ axis), 0.0, 1.0)
+    distance = np.linalg.norm(centres - (start + t[:, None] * axis), axis=1)
+    return (distance <= radius_mm).reshape(geometry.shape)
+
+
+def test_a_pedicle_screw_beside_the_cement_is_not_cement(phantom):
+    """A saturated (3071 HU) screw along the contralateral pedicle into the body: a warning names
+    the metal, and BCV and PSBCV stay within 4% of the truth."""
+    truth = phantom.truth
+    anterior, posterior = phantom.anatomy.target.pedicle_axes_ras["right"]
+    direction = (anterior - posterior) / np.linalg.norm(anterior - posterior)
+    screw = cylinder_mask(phantom.ct.geometry, posterior - 5.0 * direction, anterior, 2.5)
+    assert not (screw & phantom.cement_in_body_mask).any()
+    array = phantom.ct.array_hu.copy()
+    array[screw] = 3071.0
+    measurement = measure_vertebra(
+        with_array(phantom, array), truth.upper_ras, truth.lower_ras, "left"
+    ).measurement
+    assert any("metal" in warning for warning in measurement.warnings)
+    assert measurement.bcv_cm3 == pytest.approx(truth.bcv_cm3, rel=0.04)
+    assert measurement.psbcv_cm3 == pytest.approx(truth.psbcv_cm3, rel=0.04)
+    assert measurement.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.04)
+
+
+def test_metal_on_an_extended_scale_is_not_cement(phantom):
+    truth = phantom.truth
+    anterior, posterior = phantom.anatomy.target.pedicle_axes_ras["right"]
+    screw = cylinder_mask(phantom.ct.geometry, posterior, anterior, 2.5)
+    array = phantom.ct.array_hu.copy()
+    array[screw] = 15000.0
+    measurement = measure_vertebra(
+        with_array(phantom, array), truth.upper_ras, truth.lower_ras, "left"
+    ).measurement
+    assert any("metal" in warning for warning in measurement.warnings)
+    assert measurement.parameters["cement_max_hu"] <= 6000.0
+    assert measurement.bcv_cm3 == pytest.approx(truth.bcv_cm3, rel=0.04)
+
+
+def test_streaks_inside_the_body_are_reported(phantom):
+    truth = phantom.truth
+    centre = np.asarray(truth.body_centre_ras, float)
+    streak = cylinder_mask(phantom.ct.geometry, centre + [-25.0, -2.0, -6.0], centre + [25.0, 3.0, -6.0], 0.8)
+    array = phantom.ct.array_hu.copy()
+    array[streak & ~phantom.cement_in_body_mask] = -900.0
+    measurement = measure_vertebra(
+        with_array(phantom, array), truth.upper_ras, truth.lower_ras, "left"
+    ).measurement
+    assert any("streak" in warning for warning in measurement.warnings)
+
+
+def test_a_field_of_view_that_cuts_the_body_is_refused(phantom):
+    """Columns left of the body centre - 10 mm removed: the body reaches the image's left edge."""
+    truth = phantom.truth
+    geometry = phantom.ct.geometry
+    start = int(np.ceil(geometry.ras_to_ijk @ np.r_[truth.body_centre_ras[0] - 10.0, 0.0, 0.0, 1.0])[0])
+    # Axial phantom: i runs to patient right (+R), so dropping the first columns cuts the left side.
+    shift = np.eye(4)
+    shift[0, 3] = start
+    cut = VolumeGeometry(
+        geometry.ijk_to_ras @ shift, (geometry.shape[0], geometry.shape[1], geometry.shape[2] - start)
+    )
+    ct = CtVolume(array_hu=phantom.ct.array_hu[:, :, start:].copy(), geometry=cut, source="cut")
+    with pytest.raises(CementLeakageError, match="reaches the left edge of the CT"):
+        measure_vertebra(ct, truth.upper_ras, truth.lower_ras, "left")
+
+
+def test_points_that_span_a_disc_are_flagged(phantom):
+    """Upper point on the vertebra above, lower point on the target: the bone ring breaks at the disc."""
+    truth = phantom.truth
+    above = truth.upper_ras + np.array([0.0, 0.0, 25.0 + 9.0])
+    try:
+        measurement = measure_vertebra(phantom.ct, above, truth.lower_ras, "left").measurement
+    except CementLeakageError as error:
+        assert "disc" in str(error) or "no vertebral body" in str(error)
+    else:
+        assert any("span a disc" in warning for warning in measurement.warnings)
+
+
+def test_points_without_bone_between_them_are_refused(phantom):
+    truth = phantom.truth
+    offset = np.array([45.0, 0.0, 0.0])
+    with pytest.raises(CementLeakageError, match="no vertebral body found"):
+        measure_vertebra(phantom.ct, truth.upper_ras + offset, truth.lower_ras + offset, "left")
+
+
+def test_cement_outside_the_body_is_listed_with_its_location(phantom):
+    """The pedicle tail (not leakage) and the paravertebral leak (Yeom S), each within 10% of its
+    analytic volume, both on the puncture side."""
+    truth = phantom.truth
+    measurement = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, "left").measurement
+    by_location = {c["location"]: c for c in measurement.extravertebral_components}
+    assert set(by_location) == {"pedicle tract", "paravertebral"}
+    tract, leak = by_location["pedicle tract"], by_location["paravertebral"]
+    assert tract["is_leakage"] is False and tract["suggested_yeom_type"] is None
+    assert leak["is_leakage"] is True and leak["suggested_yeom_type"] == "S"
+    assert tract["side"] == leak["side"] == "left"
+    anatomy = phantom.anatomy
+    assert tract["volume_cm3"] == pytest.approx(anatomy.pedicle_tail.volume_mm3 / 1000.0, rel=0.10)
+    assert leak["volume_cm3"] == pytest.approx(anatomy.leak.volume_mm3 / 1000.0, rel=0.10)
+    assert measurement.leakage_cement_cm3 == pytest.approx(leak["volume_cm3"], abs=1e-12)
+    assert leak["distance_to_body_mm"] > 0.0
