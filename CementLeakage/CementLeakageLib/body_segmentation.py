@@ -40,7 +40,7 @@ class BodySegmentationSettings:
     half_width_mm: float = 40.0
     closing_radii_mm: tuple[float, ...] = (1.0, 2.0, 3.0)
     shell_levels_hu: tuple[float, ...] = (190.0, 160.0, 130.0)
-    endplate_extension: float = 0.3
+    endplate_extension: float = 0.45
     rim_coverage: tuple[float, float] = (0.05, 0.6)
     seed_radius_mm: float = 6.0
     neck_radius_mm: float = 4.5
@@ -70,11 +70,15 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     """A grid aligned with the vertebra covering the slab between the endplates (RAS mm)."""
     spacing = settings.working_spacing_mm
     half = settings.half_width_mm
-    margin = settings.slab_margin_mm + settings.endplate_extension * frame.height_mm
+    # Along the axis the spacing divides the height exactly and slices are centred half a slice
+    # from the points, so both endplate points lie on slice faces.
+    axial_spacing = frame.height_mm / max(1, int(round(frame.height_mm / spacing)))
+    raw_margin = settings.slab_margin_mm + settings.endplate_extension * frame.height_mm
+    margin = (np.ceil(raw_margin / axial_spacing) + 0.5) * axial_spacing
     n_xy = int(round(2 * half / spacing)) + 1
-    n_z = int(np.ceil((frame.height_mm + 2 * margin) / spacing)) + 1
+    n_z = int(round((frame.height_mm + 2 * margin) / axial_spacing))
     matrix = np.eye(4)
-    matrix[:3, :3] = frame.rotation * spacing
+    matrix[:3, :3] = frame.rotation * np.array([spacing, spacing, axial_spacing])
     matrix[:3, 3] = frame.to_ras([[-half, -half, -margin]])[0]
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
 
@@ -91,6 +95,11 @@ def _fill_holes_2d(mask: np.ndarray) -> np.ndarray:
 
 def _labels_2d(mask: np.ndarray) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+
+
+POSTERIOR_HOLE_FRACTION = 0.9
+"""A hole of the bone ring whose centre lies behind the axis by more than this fraction of the
+body's anterior depth is posterior to the body (canal, gaps between ribs and processes)."""
 
 
 def _cross_section_around_axis(
@@ -127,9 +136,16 @@ def _cross_section_around_axis(
     column = np.flatnonzero(component[:, centre[1]])
     anterior_depth = max(float(column.max() - centre[0]), 1.0) if column.size else 1.0
     hole_labels = _labels_2d(holes)
+    axis_hole = hole_labels[centre]
     for hole in range(1, int(hole_labels.max()) + 1):
-        rows = np.flatnonzero((hole_labels == hole).any(axis=1))
-        if rows.size and rows.max() < centre[0] - anterior_depth - canal_gap_px:
+        pixels = np.nonzero(hole_labels == hole)
+        if hole == axis_hole or pixels[0].size == 0:
+            continue
+        behind_wall = pixels[0].max() < centre[0] - anterior_depth - canal_gap_px
+        # Holes centred behind the body's posterior part (the canal, and the gaps that rib heads,
+        # transverse processes and pedicles enclose) are not the body's interior.
+        centred_behind = float(pixels[0].mean()) < centre[0] - POSTERIOR_HOLE_FRACTION * anterior_depth
+        if behind_wall or centred_behind:
             component &= hole_labels != hole
     return component
 
@@ -270,6 +286,107 @@ def _add_concave_endplate_rims(
     return reach[0], reach[1]
 
 
+ENCLOSED_VOLUME_RANGE = (0.6, 1.7)
+MAX_ENDPLATE_OVERSHOOT_MM = 2.0
+"""Largest correction (mm) of the enclosed body's faces towards the marked endplate points."""
+"""The shell-enclosed body is used when its volume is within this range of the slab's body."""
+
+
+def _enclosed_by_shell(
+    hu: np.ndarray,
+    body: np.ndarray,
+    slab: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    shell_levels: list[float],
+    settings: BodySegmentationSettings,
+) -> np.ndarray | None:
+    """The body as the region its cortical shell encloses in 3D, within the body's outline.
+
+    Side wall and both endplates enclose the body; the disc, the canal and the gaps between
+    processes are open, so filling the shell's cavities in 3D follows the endplates wherever
+    they lie: tilted (wedge fractures), dimpled (biconcave fractures, Schmorl's nodes) or
+    concave, rather than cutting at the marked points. The outline (x, y) is the union of the
+    slab's cross-sections. Returns None when no shell level closes (the slab's body is kept).
+    """
+    outline = body[slab].any(axis=0)
+    if not outline.any():
+        return None
+    reference = float(body[slab].sum())
+    # The faces come from the shell, the outline from the slab: pixels in at least half of the
+    # slab's cross-sections (pedicle roots and ribs are in fewer).
+    typical_outline = body[slab].mean(axis=0) >= 0.5
+    outlines = np.broadcast_to(outline, body.shape)
+    limit = settings.endplate_extension * height_mm
+    allowed = (axial_mm >= -limit) & (axial_mm <= height_mm + limit)
+    middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
+    for level in shell_levels:
+        for radius_mm in settings.closing_radii_mm[:2]:
+            radius = max(1, int(round(radius_mm / settings.working_spacing_mm)))
+            closed = sitk.BinaryMorphologicalClosing(
+                sitk.GetImageFromArray((hu >= level).astype(np.uint8)), [radius] * 3
+            )
+            filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed)).astype(bool)
+            candidate = filled & outlines & allowed[:, None, None]
+            if not candidate[middle].any(axis=(1, 2)).all():
+                continue
+            candidate = _largest_component_3d(candidate)
+            volume = float(candidate.sum())
+            if ENCLOSED_VOLUME_RANGE[0] * reference <= volume <= ENCLOSED_VOLUME_RANGE[1] * reference:
+                enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
+                if enclosed_core[middle].any():
+                    calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
+                    return _columns_within_outline(calibrated, typical_outline)
+    return None
+
+
+def _columns_within_outline(enclosed: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """The body from its faces and its outline: in every column (x, y) of ``outline``, the
+    voxels between the lowest and highest voxel of ``enclosed`` in that column."""
+    present = enclosed.any(axis=0) & outline
+    z = np.arange(enclosed.shape[0])[:, None, None]
+    first = np.where(present, np.argmax(enclosed, axis=0), 0)
+    last = np.where(present, enclosed.shape[0] - 1 - np.argmax(enclosed[::-1], axis=0), -1)
+    return present[None] & (z >= first[None]) & (z <= last[None])
+
+
+def _calibrate_to_endplate_points(body: np.ndarray, axial_mm: np.ndarray, height_mm: float) -> np.ndarray:
+    """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
+
+    The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
+    where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
+    shortened at each end by the overshoot measured on the axis (at most
+    ``MAX_ENDPLATE_OVERSHOOT_MM``).
+    """
+    spacing = abs(float(axial_mm[1] - axial_mm[0]))
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    column = np.flatnonzero(body[:, centre[0], centre[1]])
+    if column.size == 0:
+        return body
+    limit = int(round(MAX_ENDPLATE_OVERSHOOT_MM / spacing))
+    # Slices are centred half a slice inside the faces: the top slice on the axis ends at the
+    # upper point, the bottom slice starts at the lower point.
+    top = int(np.clip(round((axial_mm[column[-1]] - (height_mm - 0.5 * spacing)) / spacing), 0, limit))
+    bottom = int(np.clip(round((0.5 * spacing - axial_mm[column[0]]) / spacing), 0, limit))
+    result = body.copy()
+    if top:
+        result[:-top] &= body[top:]
+        result[-top:] = False
+    if bottom:
+        result[bottom:] &= body[:-bottom]
+        result[:bottom] = False
+    return result
+
+
+def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    if labels.max() <= 1:
+        return mask
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels == int(np.argmax(counts))
+
+
 def _outer_edge_level(hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
@@ -392,10 +509,10 @@ def segment_vertebral_body(
         ).astype(bool)
     spacing = settings.working_spacing_mm
     centre = (grid.shape[1] // 2, grid.shape[2] // 2)
-    axial_mm = np.arange(grid.shape[0]) * spacing - (
-        settings.slab_margin_mm + settings.endplate_extension * frame.height_mm
-    )
-    slab = np.flatnonzero((axial_mm >= -0.5 * spacing) & (axial_mm <= frame.height_mm + 0.5 * spacing))
+    axial_mm = frame.to_frame(
+        grid.ijk_to_ras_points(np.array([[0.0, 0.0, k] for k in range(grid.shape[0])]))
+    )[:, 2]
+    slab = np.flatnonzero((axial_mm > 0.0) & (axial_mm < frame.height_mm))
 
     interiors: dict[int, np.ndarray] = {}
     shell_levels = [level for level in settings.shell_levels_hu if level <= parameters.bone_min_hu]
@@ -444,9 +561,17 @@ def segment_vertebral_body(
         if int(z) not in interiors:
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
-    reach_below, reach_above = _add_concave_endplate_rims(
-        body, bone, slab, axial_mm, frame.height_mm, settings
-    )
+    enclosed = _enclosed_by_shell(hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings)
+    if enclosed is not None:
+        body[:] = enclosed
+        rows = np.flatnonzero(body.any(axis=(1, 2)))
+        half = 0.5 * abs(axial_mm[1] - axial_mm[0])
+        reach_below = max(0.0, -(float(axial_mm[rows[0]]) - half))
+        reach_above = max(0.0, float(axial_mm[rows[-1]]) + half - frame.height_mm)
+    else:
+        reach_below, reach_above = _add_concave_endplate_rims(
+            body, bone, slab, axial_mm, frame.height_mm, settings
+        )
     warnings = []
     gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm)
     if gap is not None:
