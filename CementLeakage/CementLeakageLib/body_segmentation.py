@@ -51,6 +51,7 @@ class BodySegmentationSettings:
     reference_margin_mm: float = 0.0
     refine_outer_edge: bool = True
     edge_band_mm: float = 1.5
+    shell_smoothing_mm: float = 0.0
 
 
 @dataclass
@@ -83,6 +84,11 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
 
 
+def spacing_of(grid: VolumeGeometry) -> float:
+    """The in-plane spacing (mm) of a frame grid."""
+    return float(grid.spacing_mm[0])
+
+
 def _disk_radius(radius_mm: float, spacing_mm: float) -> list[int]:
     pixels = max(1, int(round(radius_mm / spacing_mm)))
     return [pixels, pixels]
@@ -108,8 +114,13 @@ def _cross_section_around_axis(
     seed_radius_px: float,
     closing_radius: list[int],
     canal_gap_px: float,
+    require_interior: bool = True,
 ) -> np.ndarray | None:
     """The filled bone ring that encloses the axis pixel in a 2D slice, without the spinal canal.
+
+    With ``require_interior`` the ring must enclose some of the body's own interior (a hole
+    that is not behind the body); without it a solid cross-section (cement up to the cortex)
+    is accepted too.
 
     Returns None when no closed ring encloses the axis (within ``seed_radius_px``). Holes of the
     ring whose centre lies behind the body's anterior half-depth by more than
@@ -147,6 +158,8 @@ def _cross_section_around_axis(
         centred_behind = float(pixels[0].mean()) < centre[0] - POSTERIOR_HOLE_FRACTION * anterior_depth
         if behind_wall or centred_behind:
             component &= hole_labels != hole
+    if require_interior and not (component & holes).any():
+        return None
     return component
 
 
@@ -287,6 +300,8 @@ def _add_concave_endplate_rims(
 
 
 ENCLOSED_VOLUME_RANGE = (0.6, 1.7)
+CEMENT_HALO_PX = 3
+"""Pixels around cement beyond the endplate points that its blur makes look like bone."""
 MAX_ENDPLATE_OVERSHOOT_MM = 2.0
 """Largest correction (mm) of the enclosed body's faces towards the marked endplate points."""
 """The shell-enclosed body is used when its volume is within this range of the slab's body."""
@@ -300,6 +315,7 @@ def _enclosed_by_shell(
     height_mm: float,
     shell_levels: list[float],
     settings: BodySegmentationSettings,
+    cement_min_hu: float = 1500.0,
 ) -> np.ndarray | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -320,11 +336,25 @@ def _enclosed_by_shell(
     limit = settings.endplate_extension * height_mm
     allowed = (axial_mm >= -limit) & (axial_mm <= height_mm + limit)
     middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
+    # Beyond the endplate points cement is not shell: a leak into the disc must not close a lid.
+    beyond_points = ((axial_mm <= 0.0) | (axial_mm >= height_mm))[:, None, None]
+    cement_halo = sitk.GetArrayFromImage(
+        sitk.BinaryDilate(
+            sitk.GetImageFromArray((hu >= cement_min_hu).astype(np.uint8)), [CEMENT_HALO_PX] * 3
+        )
+    ).astype(bool)
+    not_cement_beyond = ~(beyond_points & cement_halo)
+
+    def shell_at(level: float) -> np.ndarray:
+        return ((hu >= level) & not_cement_beyond).astype(np.uint8)
+
     for level in shell_levels:
         for radius_mm in settings.closing_radii_mm[:2]:
             radius = max(1, int(round(radius_mm / settings.working_spacing_mm)))
+            # Closed in the slice plane only: closing along the axis would bridge a narrow disc
+            # (or a leak lying in it) and enclose the next vertebra.
             closed = sitk.BinaryMorphologicalClosing(
-                sitk.GetImageFromArray((hu >= level).astype(np.uint8)), [radius] * 3
+                sitk.GetImageFromArray(shell_at(level)), [radius, radius, 0]
             )
             filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed)).astype(bool)
             candidate = filled & outlines & allowed[:, None, None]
@@ -501,6 +531,17 @@ def segment_vertebral_body(
     crop = ct.array_hu[box]
     crop_grid = crop_geometry(ct.geometry, box)
     hu = resample_onto(to_sitk(crop.astype(np.float32), crop_grid), grid, linear=True, default_value=-1024.0)
+    # The shell is looked for in a lightly smoothed image: noise breaks a faint cortex (one that
+    # partial volume brings near the bone threshold) and bridges soft tissue at lower levels.
+    shell_hu = (
+        sitk.GetArrayFromImage(
+            sitk.SmoothingRecursiveGaussian(
+                sitk.GetImageFromArray(hu), settings.shell_smoothing_mm / spacing_of(grid)
+            )
+        )
+        if settings.shell_smoothing_mm > 0
+        else hu
+    )
     bone = hu >= parameters.bone_min_hu
     if settings.closing_3d_radius_mm > 0:
         radius = max(1, int(round(settings.closing_3d_radius_mm / settings.working_spacing_mm)))
@@ -519,13 +560,17 @@ def segment_vertebral_body(
     shell_levels = [parameters.bone_min_hu] + [lvl for lvl in shell_levels if lvl < parameters.bone_min_hu]
     attempts = [(level, radius) for level in shell_levels for radius in settings.closing_radii_mm]
     for z in slab:
-        for level, radius_mm in attempts:
+        # First a ring with an interior of its own at any level; only then a solid cross-section.
+        for require_interior, (level, radius_mm) in [(True, a) for a in attempts] + [
+            (False, a) for a in attempts
+        ]:
             interior = _cross_section_around_axis(
-                hu[z] >= level,
+                shell_hu[z] >= level,
                 centre,
                 settings.seed_radius_mm / spacing,
                 _disk_radius(radius_mm, spacing),
                 settings.canal_gap_mm / spacing,
+                require_interior,
             )
             if interior is not None:
                 interiors[int(z)] = interior
@@ -561,7 +606,9 @@ def segment_vertebral_body(
         if int(z) not in interiors:
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
-    enclosed = _enclosed_by_shell(hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings)
+    enclosed = _enclosed_by_shell(
+        shell_hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings, parameters.cement_min_hu
+    )
     if enclosed is not None:
         body[:] = enclosed
         rows = np.flatnonzero(body.any(axis=(1, 2)))

@@ -18,6 +18,9 @@ from .parameters import MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
 """Lowest level (HU) the refined cement edge may reach."""
+EDGE_GROWTH_STEPS = 3
+"""Voxels the thresholded cement may grow into its half-maximum edge: thin leaks and tracts, whose
+blurred peak is lower, keep their 1500 HU core further inside their true edge than big blobs."""
 
 
 def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
@@ -43,14 +46,33 @@ def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: Measur
 
 
 def segment_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> tuple[np.ndarray, float]:
-    """Cement mask ``[k, j, i]`` of ``array_hu`` (HU) and the edge level (HU) it used.
+    """Cement mask ``[k, j, i]`` of ``array_hu`` (HU) and the edge level (HU) of the largest piece.
 
-    The thresholded cement is grown by one voxel (26-neighbourhood) into voxels at or above
-    the half-maximum level of :func:`cement_edge_level` and at or below ``cement_max_hu``.
+    Each connected piece of thresholded cement gets its own half-maximum level
+    (:func:`cement_edge_level` of that piece: small leaks, whose blurred peak is lower than a
+    large blob's, get a lower level) and grows by up to ``EDGE_GROWTH_STEPS`` voxels
+    (26-neighbourhood) through voxels at or above that level and at or below ``cement_max_hu``.
     """
     core = threshold_cement(array_hu, parameters)
-    level = cement_edge_level(array_hu, core, parameters)
-    if level >= parameters.cement_min_hu:
-        return core, level
-    edge = _dilate(core, 1) & (array_hu >= level) & (array_hu <= parameters.cement_max_hu)
-    return core | edge, level
+    if not core.any():
+        return core, parameters.cement_min_hu
+    labels = sitk.GetArrayFromImage(
+        sitk.ConnectedComponent(sitk.GetImageFromArray(core.astype(np.uint8)), True)
+    )
+    count = int(labels.max())
+    levels = np.full(count + 1, np.inf)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    for label in range(1, count + 1):
+        levels[label] = cement_edge_level(array_hu, labels == label, parameters)
+    largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
+    grown = labels.astype(np.int32)
+    below_top = array_hu <= parameters.cement_max_hu
+    for _ in range(EDGE_GROWTH_STEPS):
+        reached = sitk.GetArrayFromImage(
+            sitk.GrayscaleDilate(sitk.GetImageFromArray(grown), [1, 1, 1], sitk.sitkBox)
+        )
+        add = (grown == 0) & (reached > 0) & below_top & (array_hu >= levels[reached])
+        if not add.any():
+            break
+        grown = np.where(add, reached, grown)
+    return grown > 0, largest_level

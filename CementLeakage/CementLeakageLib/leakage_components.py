@@ -241,6 +241,29 @@ def _offset_geometry(geometry: VolumeGeometry, box: tuple[slice, ...]) -> Volume
     return VolumeGeometry(matrix, shape)
 
 
+MIN_BODY_ANISOTROPY = 1.15
+"""Ratio of the body cross-section's principal axes above which its own lateral axis is used."""
+
+
+def _aligned_with_body(body: np.ndarray, geometry: VolumeGeometry, frame: VertebraFrame) -> VertebraFrame:
+    """``frame`` turned about its axis so that its lateral axis is the body's wider axis.
+
+    A vertebra rotated about its long axis (scoliosis) carries its pedicles and canal with it;
+    locations are judged relative to the vertebra, not to the patient. A nearly round body
+    (principal axes within ``MIN_BODY_ANISOTROPY``) keeps the patient frame.
+    """
+    points = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(body)))[:, :2]
+    if len(points) < 10:
+        return frame
+    values, vectors = np.linalg.eigh(np.cov(points.T))
+    if values[1] < MIN_BODY_ANISOTROPY**2 * max(values[0], 1e-9):
+        return frame
+    major = vectors[:, 1] * (1.0 if vectors[0, 1] >= 0 else -1.0)
+    lateral = major[0] * frame.lateral_ras + major[1] * frame.anterior_ras
+    anterior = np.cross(frame.axial_ras, lateral)
+    return VertebraFrame(frame.origin_ras, lateral, anterior, frame.axial_ras, frame.height_mm)
+
+
 def _body_extent(body: np.ndarray, geometry: VolumeGeometry, frame: VertebraFrame) -> _BodyExtent:
     points = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(body)))
     x_min, y_min, z_min = points.min(axis=0)
@@ -392,7 +415,8 @@ def describe_extravertebral_cement(
         return result
 
     _, nearest = ndimage.distance_transform_edt(~body_crop, sampling=spacing_kji, return_indices=True)
-    extent = _body_extent(body_crop, crop_geometry, frame)
+    frame_of_body = _aligned_with_body(body_crop, crop_geometry, frame)
+    extent = _body_extent(body_crop, crop_geometry, frame_of_body)
     order = sorted(np.flatnonzero(keep), key=lambda n: (-int(sizes[n]), int(n)))
     objects = ndimage.find_objects(labels)
     ranks = np.zeros(count + 1, dtype=np.int16)
@@ -407,9 +431,9 @@ def describe_extravertebral_cement(
         distance = float(np.sqrt((gaps**2).sum(axis=1)).min())
         centres_ras = crop_geometry.voxel_centers_ras(kji)
         centroid_ras = centres_ras.mean(axis=0)
-        points = frame.to_frame(centres_ras)
+        points = frame_of_body.to_frame(centres_ras)
+        location = classify_location(frame_of_body.to_frame(centroid_ras)[0], points, extent, side)
         centroid = frame.to_frame(centroid_ras)[0]
-        location = classify_location(centroid, points, extent, side)
         at_edge = _reaches_box_face(sub, crop_box, box, body.shape)
         voxels = int(sizes[label_index])
         result.components.append(

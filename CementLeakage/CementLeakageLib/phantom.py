@@ -31,10 +31,11 @@ from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .evidence import GAO_2022_PSBCV
 from .geometry import VolumeGeometry
-from .phantom_anatomy import CEMENT_PRESETS, PhantomAnatomy, build_anatomy, side_sign
-from .phantom_shapes import ImplicitShape, Inset
+from .phantom_anatomy import CEMENT_PRESETS, COMPRESSIONS, PhantomAnatomy, build_anatomy, side_sign
+from .phantom_leaks import PlantedLeak, check_leak_locations
+from .phantom_shapes import Cylinder, ImplicitShape, Inset, Rotated, ellipsoid_cap_fraction
 from .sitk_bridge import to_sitk
-from .split_plane import check_side
+from .split_plane import check_side, split_plane_from_endplates
 
 MM3_PER_CM3 = 1000.0
 CT_SCALE_HU = (-1024.0, 3071.0)
@@ -44,7 +45,9 @@ AIR_HU = -1000.0
 FAT_HU = -100.0
 SOFT_TISSUE_HU = 40.0
 DISC_HU = 80.0
+CLEFT_FLUID_HU = -50.0
 CORTEX_HU = 750.0
+OSTEOPHYTE_HU = 700.0
 POSTERIOR_MARROW_HU = 260.0
 POSTERIOR_CORTEX_MM = 1.2
 TRABECULAR_MEAN_HU = 110.0
@@ -90,6 +93,25 @@ class PhantomSpec:
     the default body, less for small bodies or thick cortices) or ``low`` (6.3%).
     ``cement_in_body=False`` makes a phantom without any cement
     (no blobs, no pedicle tail, no leak).
+
+    Switches (all off by default):
+
+    - ``leaks``: extra cement leaks, any of ``anterior``, ``spinal canal``, ``disc superior``,
+      ``disc inferior`` (see :mod:`phantom_leaks`; the paravertebral leak and the pedicle tract
+      keep their own switches).
+    - ``compression``: ``none``, ``wedge`` (anterior height = ``compression_ratio`` x posterior
+      height, the posterior height staying ``body_height_mm``) or ``biconcave`` (central height =
+      ratio x peripheral height); ``compression_ratio`` 0.6 to 1. ``schmorl_node``: a hemispherical
+      pit (radius 3 mm) in the upper endplate, filled with disc tissue (not with ``biconcave``).
+    - ``basivertebral_foramen``: a 6 x 4 mm (R x S) soft-tissue opening through the posterior
+      cortex at mid-height (inside the body's outline); ``cortex_hu``: HU of the body's cortex
+      and endplates (e.g. 300 for a faint cortex); ``fracture_cleft``: a 2 mm fluid slab
+      (-50 HU) at mid-height inside the trabecular region (the blobs move above it).
+    - ``tilt_deg`` (coronal tilt about A) and ``rotation_deg`` (axial rotation about S), up to
+      20 degrees each, turn the stack and its cement about the target body centre.
+    - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.
+
+    :meth:`for_level` gives typical body sizes for T5 to L5.
     """
 
     level: str = "L1"
@@ -111,6 +133,60 @@ class PhantomSpec:
     blur_sigma_mm: float = 0.6
     seed: int = 0
     body_centre_ras: tuple[float, float, float] = (4.0, -8.0, 25.0)
+    leaks: tuple[str, ...] = ()
+    compression: str = "none"
+    compression_ratio: float = 1.0
+    schmorl_node: bool = False
+    basivertebral_foramen: bool = False
+    cortex_hu: float = CORTEX_HU
+    fracture_cleft: bool = False
+    tilt_deg: float = 0.0
+    rotation_deg: float = 0.0
+    osteophytes: bool = False
+
+    @classmethod
+    def for_level(cls, level: str, **changes) -> PhantomSpec:
+        """A spec with the typical body and disc of ``level`` (T5 to L5; see :data:`LEVEL_SIZES_MM`).
+
+        Thoracic levels get rib heads. ``changes`` override any field (e.g. ``side="right"``).
+        """
+        name = str(level).upper()
+        if name not in LEVEL_SIZES_MM:
+            raise CementLeakageError(
+                f"no typical phantom size for level {level!r}: use one of {', '.join(LEVEL_SIZES_MM)}"
+            )
+        lateral, ap, height, disc = LEVEL_SIZES_MM[name]
+        values = {
+            "level": name,
+            "body_semi_axes_mm": (lateral, ap),
+            "body_height_mm": height,
+            "disc_height_mm": disc,
+            "with_ribs": name.startswith("T"),
+        }
+        values.update(changes)
+        return cls(**values)
+
+
+LEVEL_SIZES_MM: dict[str, tuple[float, float, float, float]] = {
+    "T5": (14.0, 12.0, 17.0, 4.5),
+    "T6": (14.5, 12.5, 17.5, 4.5),
+    "T7": (15.0, 13.0, 18.0, 5.0),
+    "T8": (15.5, 13.5, 19.0, 5.0),
+    "T9": (16.5, 14.0, 19.5, 5.5),
+    "T10": (17.5, 14.5, 20.5, 6.0),
+    "T11": (18.5, 15.0, 22.0, 7.0),
+    "T12": (19.5, 15.5, 23.0, 8.0),
+    "L1": (20.0, 15.0, 25.0, 9.0),
+    "L2": (21.0, 15.5, 26.0, 10.0),
+    "L3": (22.0, 16.0, 26.5, 10.5),
+    "L4": (23.0, 16.5, 27.0, 11.0),
+    "L5": (24.0, 17.0, 27.0, 11.0),
+}
+"""Typical body lateral and AP semi-axes, body height and disc height (mm), by level.
+
+Rounded from adult vertebral morphometry: thoracic bodies small (T5 about 28 x 24 mm across,
+17 mm high), lumbar large (L5 about 48 x 34 mm, 27 mm high); L1 equals the default spec.
+"""
 
 
 @dataclass
@@ -130,11 +206,19 @@ class PhantomTruth:
     extravertebral_cement_cm3: float
     body_centre_ras: np.ndarray = field(default_factory=lambda: np.zeros(3))
     cutoff_pct: float = GAO_2022_PSBCV.cutoff_pct
+    leaks: list[PlantedLeak] = field(default_factory=list)
+    """Every piece of cement outside the body (pedicle tract, paravertebral, planted), in the
+    order of ``Phantom.leak_labels``; ``extravertebral_cement_cm3`` is the sum of their volumes."""
 
 
 @dataclass
 class Phantom:
-    """A rendered phantom: the CT, its truth, voxel-centre truth masks (bool ``[k, j, i]``) and shapes."""
+    """A rendered phantom: the CT, its truth, voxel-centre truth masks (bool ``[k, j, i]``) and shapes.
+
+    ``leak_labels`` (uint8 ``[k, j, i]``) labels each voxel centre inside extravertebral cement
+    with ``n + 1`` for ``truth.leaks[n]`` (0 elsewhere); ``extravertebral_cement_mask`` is
+    ``leak_labels > 0``.
+    """
 
     ct: CtVolume
     truth: PhantomTruth
@@ -142,6 +226,7 @@ class Phantom:
     cement_in_body_mask: np.ndarray
     extravertebral_cement_mask: np.ndarray
     anatomy: PhantomAnatomy | None = None
+    leak_labels: np.ndarray | None = None
 
 
 def _check_range(name: str, value: object, low: float, high: float) -> None:
@@ -186,21 +271,89 @@ def check_spec(spec: PhantomSpec) -> PhantomSpec:
         raise CementLeakageError("the phantom body centre needs three RAS coordinates (mm)")
     for value in spec.body_centre_ras:
         _check_range("body centre coordinate (RAS mm)", value, -1000.0, 1000.0)
-    return replace(spec, side=side, n_vertebrae=int(spec.n_vertebrae), level=str(spec.level))
+    leaks = check_leak_locations(spec.leaks)
+    if spec.compression not in COMPRESSIONS:
+        raise CementLeakageError(
+            f"unknown phantom compression {spec.compression!r}: use one of {', '.join(COMPRESSIONS)}"
+        )
+    _check_range("compression ratio", spec.compression_ratio, 0.6, 1.0)
+    if spec.schmorl_node and spec.compression == "biconcave":
+        raise CementLeakageError(
+            "a phantom Schmorl node needs a flat upper endplate: "
+            "do not combine it with a biconcave compression"
+        )
+    _check_range("cortex intensity (HU)", spec.cortex_hu, 200.0, 2000.0)
+    _check_range("tilt (degrees)", spec.tilt_deg, -20.0, 20.0)
+    _check_range("axial rotation (degrees)", spec.rotation_deg, -20.0, 20.0)
+    return replace(spec, side=side, n_vertebrae=int(spec.n_vertebrae), level=str(spec.level), leaks=leaks)
+
+
+def shape_centre_ras(shape: ImplicitShape) -> np.ndarray:
+    """Centre (RAS mm) of an ellipsoid or a cylinder's axis, turned along when the shape is Rotated."""
+    if isinstance(shape, Rotated):
+        return shape.to_world_points(shape_centre_ras(shape.shape))
+    if isinstance(shape, Cylinder):
+        return 0.5 * (np.asarray(shape.start_ras, float) + np.asarray(shape.end_ras, float))
+    return np.asarray(shape.centre_ras, float)
+
+
+def _endplate_centres(body: ImplicitShape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper and lower endplate centres and the body centre (RAS mm), turned if the body is."""
+    if isinstance(body, Rotated):
+        return tuple(body.to_world_points(point) for point in _endplate_centres(body.shape))
+    return body.upper_face_centre_ras, body.lower_face_centre_ras, np.asarray(body.centre_ras, float)
+
+
+def _volume_beyond_plane_mm3(blob: ImplicitShape, point_ras: np.ndarray, normal_ras: np.ndarray) -> float:
+    """Volume (mm³) of an ellipsoid (possibly Rotated) on the side of ``normal`` of a plane.
+
+    In the ellipsoid's own frame (semi-axes a, b, c along its axes) the plane's offset from the
+    centre ``d = n . (point - centre)`` is scaled by the support width
+    ``sqrt(n_l^T diag(a², b², c²) n_l)`` (``n_l`` the normal in that frame) to ``t``; the part
+    beyond is the unit-sphere cap ``V (1 - t)² (2 + t) / 4``.
+    """
+    normal = np.asarray(normal_ras, float)
+    if isinstance(blob, Rotated):
+        local_normal = np.asarray(blob.rotation, float).T @ normal
+        ellipsoid = blob.shape
+    else:
+        local_normal, ellipsoid = normal, blob
+    width = float(np.sqrt(np.sum((local_normal * np.asarray(ellipsoid.semi_axes_mm)) ** 2)))
+    offset = float(normal @ (np.asarray(point_ras, float) - shape_centre_ras(blob)))
+    return ellipsoid.volume_mm3 * ellipsoid_cap_fraction(offset / width)
 
 
 def phantom_truth(anatomy: PhantomAnatomy, level: str) -> PhantomTruth:
-    """Closed-form truth of an anatomy layout (volumes cm³, ratios %, points RAS mm)."""
+    """Closed-form truth of an anatomy layout (volumes cm³, ratios %, points RAS mm).
+
+    PSBCV is taken beyond the split plane through the endplate centres (see
+    :func:`split_plane.split_plane_from_endplates`); when the stack is turned, the plane cuts the
+    blobs obliquely and the general ellipsoid-cap formula is used.
+    """
     body = anatomy.target.body
-    upper, lower = body.upper_face_centre_ras, body.lower_face_centre_ras
-    plane_r = 0.5 * (upper[0] + lower[0])
+    upper, lower, centre = _endplate_centres(body)
     vbv = body.volume_mm3
     bcv = float(sum(blob.volume_mm3 for blob in anatomy.cement_blobs))
-    psbcv = float(
-        sum(
-            blob.volume_beyond_plane_mm3(0, plane_r, side_sign(anatomy.side)) for blob in anatomy.cement_blobs
+    if anatomy.rotation is None:
+        plane_r = 0.5 * (upper[0] + lower[0])
+        psbcv = float(
+            sum(
+                blob.volume_beyond_plane_mm3(0, plane_r, side_sign(anatomy.side))
+                for blob in anatomy.cement_blobs
+            )
         )
-    )
+    else:
+        plane = split_plane_from_endplates(upper, lower, anatomy.side)
+        psbcv = float(
+            sum(
+                _volume_beyond_plane_mm3(blob, plane.point_ras, plane.normal_ras)
+                for blob in anatomy.cement_blobs
+            )
+        )
+    leaks = [
+        PlantedLeak(location, side, solid.volume_mm3 / MM3_PER_CM3, shape_centre_ras(solid))
+        for location, side, solid in anatomy.leak_solids
+    ]
     extravertebral = float(sum(shape.volume_mm3 for shape in anatomy.extravertebral_cement))
     psbcv_pct = 100.0 * psbcv / vbv
     return PhantomTruth(
@@ -215,7 +368,8 @@ def phantom_truth(anatomy: PhantomAnatomy, level: str) -> PhantomTruth:
         psbcv_vbv_pct=psbcv_pct,
         exceeds_cutoff=bool(psbcv_pct > GAO_2022_PSBCV.cutoff_pct),
         extravertebral_cement_cm3=extravertebral / MM3_PER_CM3,
-        body_centre_ras=np.asarray(body.centre_ras, float),
+        body_centre_ras=centre,
+        leaks=leaks,
     )
 
 
@@ -340,6 +494,20 @@ def _blur(image: sitk.Image, sigma_mm: float) -> sitk.Image:
     return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
 
 
+INSERT_HU = {"disc": DISC_HU, "soft tissue": SOFT_TISSUE_HU, "fluid": CLEFT_FLUID_HU}
+"""HU of the materials painted over the target body (Schmorl pit, foramen, cleft)."""
+
+
+def leak_label_map(geometry: VolumeGeometry, anatomy: PhantomAnatomy) -> np.ndarray:
+    """uint8 ``[k, j, i]``: ``n + 1`` where a voxel centre lies in the n-th of ``anatomy.leak_solids``."""
+    labels = np.zeros(geometry.shape, dtype=np.uint8)
+    for label, (_, _, solid) in enumerate(anatomy.leak_solids, start=1):
+        for slab in _slabs(_index_box(geometry, solid, 0.0)):
+            inside = solid.contains(*_coordinates(geometry, slab))
+            labels[slab] = np.where(inside, np.uint8(label), labels[slab])
+    return labels
+
+
 def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry) -> np.ndarray:
     rng_texture = np.random.default_rng([spec.seed, 1])
     rng_noise = np.random.default_rng([spec.seed, 2])
@@ -351,14 +519,20 @@ def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry
         canvas.paint(pocket, FAT_HU)
     for disc in anatomy.discs:
         canvas.paint(disc, DISC_HU)
+    if anatomy.vacated is not None:
+        canvas.paint(anatomy.vacated, DISC_HU)
     marrow = POSTERIOR_MARROW_HU + 30.0 * texture
     trabecular = TRABECULAR_MEAN_HU + TRABECULAR_SD_HU * texture
     for vertebra in anatomy.vertebrae:
         for element in vertebra.ribs + tuple(vertebra.posterior_elements.values()):
             canvas.paint_bone(element, POSTERIOR_CORTEX_MM, marrow)
-        canvas.paint(vertebra.body, CORTEX_HU)
+        canvas.paint(vertebra.body, spec.cortex_hu)
         canvas.paint(vertebra.trabecular, trabecular)
     del marrow, trabecular
+    for material, solid in anatomy.inserts:
+        canvas.paint(solid, INSERT_HU[material])
+    for ridge in anatomy.osteophytes:
+        canvas.paint(ridge, OSTEOPHYTE_HU)
     cement_shapes = anatomy.cement_blobs + anatomy.extravertebral_cement
     if cement_shapes:
         mean, sd = (
@@ -395,11 +569,13 @@ def make_phantom(spec: PhantomSpec | None = None) -> Phantom:
     cement = spec.cement_preset if spec.cement_in_body else "no"
     source = f"phantom {spec.level} {spec.side} puncture, {cement} cement, "
     source += f"{spec.orientation} grid, seed {spec.seed}"
+    labels = leak_label_map(geometry, anatomy)
     return Phantom(
         ct=CtVolume(array, geometry, source=source, sha256="", metadata={"phantom_spec": asdict(spec)}),
         truth=truth,
         body_mask=shape_mask(geometry, [anatomy.target.body]),
         cement_in_body_mask=shape_mask(geometry, anatomy.cement_blobs),
-        extravertebral_cement_mask=shape_mask(geometry, anatomy.extravertebral_cement),
+        extravertebral_cement_mask=labels > 0,
         anatomy=anatomy,
+        leak_labels=labels,
     )

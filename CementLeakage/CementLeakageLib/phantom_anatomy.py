@@ -14,13 +14,23 @@ degrees), so the pedicle-tract tail is oblique to the grid's axes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CementLeakageError
-from .phantom_shapes import Cylinder, Ellipsoid, EllipticCylinder, ImplicitShape, OrientedBox
+from .leak_classes import PARAVERTEBRAL, PEDICLE_TRACT
+from .phantom_leaks import planted_leaks
+from .phantom_shapes import (
+    Cylinder,
+    DeformedCylinder,
+    Ellipsoid,
+    EllipticCylinder,
+    ImplicitShape,
+    OrientedBox,
+    Rotated,
+)
 
 if TYPE_CHECKING:
     from .phantom import PhantomSpec
@@ -48,13 +58,32 @@ PEDICLE_TAIL_GAP_MM = 1.0
 LEAK_SEMI_AXES_MM = (3.5, 3.0, 7.0)
 LEAK_GAP_MM = 2.0
 
+COMPRESSIONS = ("none", "wedge", "biconcave")
+"""Shapes of a compressed target body (see :class:`phantom_shapes.DeformedCylinder`)."""
+SCHMORL_RADIUS_MM = 3.0
+"""Radius (mm) of the Schmorl node's hemispherical pit in the upper endplate."""
+SCHMORL_OFFSET_AP = -0.35
+"""A offset of the Schmorl node from the body axis, as a fraction of the AP semi-axis (posterior)."""
+FORAMEN_HALF_WIDTH_MM = 3.0
+FORAMEN_HALF_HEIGHT_MM = 2.0
+"""The basivertebral foramen: 6 mm wide (R) by 4 mm high (S) through the posterior cortex."""
+FORAMEN_DEPTH_MM = 0.3
+"""How far (mm) the foramen reaches past the cortex into the trabecular region."""
+CLEFT_THICKNESS_MM = 2.0
+CLEFT_INSET_MM = 1.0
+"""The fracture cleft: a 2 mm slab at mid-height, 1 mm inside the trabecular region's side wall."""
+OSTEOPHYTE_SEMI_AXES_MM = (7.0, 2.0, 1.5)
+OSTEOPHYTE_GAP_MM = 0.2
+"""Anterior rim osteophytes: R, A, S semi-axes (mm) and gap (mm) to the body's side wall."""
+
 
 @dataclass(frozen=True)
 class VertebraShapes:
     """One vertebra: body (cortex included), its trabecular region, posterior elements and ribs."""
 
-    body: EllipticCylinder
-    trabecular: EllipticCylinder
+    body: ImplicitShape
+    """The body's solid: an EllipticCylinder, a DeformedCylinder when fractured, Rotated when turned."""
+    trabecular: ImplicitShape
     posterior_elements: dict
     """Name (``left pedicle``, ``right transverse process``, ``lamina``, ``spinous process``...) to solid."""
     ribs: tuple[ImplicitShape, ...]
@@ -64,7 +93,15 @@ class VertebraShapes:
 
 @dataclass(frozen=True)
 class PhantomAnatomy:
-    """All solids of a phantom (RAS mm) and the field of view's S range."""
+    """All solids of a phantom (RAS mm) and the field of view's S range.
+
+    ``planted_leaks`` are ``(location, side, solid)`` for the leaks of ``PhantomSpec.leaks``;
+    ``inserts`` are ``(material, solid)`` painted over the target body (``disc``, ``soft tissue``
+    or ``fluid``: Schmorl pit, basivertebral foramen, fracture cleft); ``vacated`` is the space a
+    compressed body left (painted as disc); ``cement_room`` a flat elliptic cylinder inside the
+    trabecular region that the blobs keep 1.5 mm clear of; ``rotation`` (3x3) and ``pivot_ras``
+    describe how the stack was turned (None when it was not).
+    """
 
     vertebrae: tuple[VertebraShapes, ...]
     target_index: int
@@ -77,6 +114,13 @@ class PhantomAnatomy:
     leak: Ellipsoid | None
     side: str
     s_range_mm: tuple[float, float]
+    planted_leaks: tuple = ()
+    inserts: tuple = ()
+    vacated: ImplicitShape | None = None
+    osteophytes: tuple = ()
+    cement_room: ImplicitShape | None = None
+    rotation: np.ndarray | None = None
+    pivot_ras: np.ndarray | None = None
 
     @property
     def target(self) -> VertebraShapes:
@@ -85,8 +129,18 @@ class PhantomAnatomy:
 
     @property
     def extravertebral_cement(self) -> tuple[ImplicitShape, ...]:
-        """Cement outside the target body: pedicle tail and paravertebral leak (those present)."""
-        return tuple(shape for shape in (self.pedicle_tail, self.leak) if shape is not None)
+        """Cement outside the target body: pedicle tail, paravertebral and planted leaks (those present)."""
+        return tuple(solid for _, _, solid in self.leak_solids)
+
+    @property
+    def leak_solids(self) -> tuple[tuple[str, str, ImplicitShape], ...]:
+        """``(location, side, solid)`` of all cement outside the body: tail, paravertebral, planted."""
+        found = []
+        if self.pedicle_tail is not None:
+            found.append((PEDICLE_TRACT, self.side, self.pedicle_tail))
+        if self.leak is not None:
+            found.append((PARAVERTEBRAL, self.side, self.leak))
+        return tuple(found) + tuple(self.planted_leaks)
 
 
 def side_sign(side: str) -> float:
@@ -192,29 +246,33 @@ def _vertebra(spec: PhantomSpec, centre: np.ndarray, scale: np.ndarray) -> Verte
     return VertebraShapes(body, trabecular, elements, tuple(ribs), pedicle_axes)
 
 
-def _cement_blobs(spec: PhantomSpec, target: VertebraShapes) -> tuple[Ellipsoid, ...]:
-    """The preset's blobs fitted to the target body.
+def _cement_blobs(spec: PhantomSpec, room: EllipticCylinder) -> tuple[Ellipsoid, ...]:
+    """The preset's blobs fitted to ``room`` (the trabecular region, or a flat part of it).
 
-    Positions and semi-axes scale per axis with the region a blob may fill (the trabecular
-    region less the clearance); a blob that still comes closer than the clearance to the
-    cortex (other body shapes) is shrunk about its centre in 1% steps until it clears it.
+    Positions and semi-axes scale per axis with the region a blob may fill (the room less the
+    clearance), about the room's centre; a blob that still comes closer than the clearance to
+    the room's surface is shrunk about its centre in 1% steps until it clears it.
     """
     if spec.cement_preset not in CEMENT_PRESETS:
         raise CementLeakageError(
             f"unknown cement preset {spec.cement_preset!r}: use one of {', '.join(sorted(CEMENT_PRESETS))}"
         )
-    a, b = target.trabecular.semi_axes_mm
-    allowed = np.array([a, b, 0.5 * target.trabecular.height_mm]) - CEMENT_CLEARANCE_MM
+    a, b = room.semi_axes_mm
+    allowed = np.array([a, b, 0.5 * room.height_mm]) - CEMENT_CLEARANCE_MM
+    if np.any(allowed <= 0.5):
+        raise CementLeakageError(
+            "the cement does not fit in the compressed body: use a larger compression ratio or a taller body"
+        )
     scale = allowed / (np.asarray(DEFAULT_INNER_MM) - CEMENT_CLEARANCE_MM)
     sign = np.array([side_sign(spec.side), 1.0, 1.0])
-    centre = np.asarray(target.body.centre_ras, float)
+    centre = np.asarray(room.centre_ras, float)
     blobs: list[Ellipsoid] = []
     for u, v, w, su, sv, sw in CEMENT_PRESETS[spec.cement_preset]:
         blob_centre = tuple(centre + sign * scale * [u, v, w])
         semi_axes = scale * [su, sv, sw]
         blob = Ellipsoid(blob_centre, tuple(semi_axes))
         shrink = 1.0
-        while blob_clearance_mm(blob, target.trabecular) < CEMENT_CLEARANCE_MM:
+        while blob_clearance_mm(blob, room) < CEMENT_CLEARANCE_MM:
             shrink -= 0.01
             if shrink < 0.5:
                 raise CementLeakageError(
@@ -226,6 +284,130 @@ def _cement_blobs(spec: PhantomSpec, target: VertebraShapes) -> tuple[Ellipsoid,
             raise CementLeakageError("the cement blobs overlap in this body: use a larger body")
         blobs.append(blob)
     return tuple(blobs)
+
+
+def _fractured(spec: PhantomSpec, vertebra: VertebraShapes) -> VertebraShapes:
+    """The target vertebra with its body compressed (wedge or biconcave) and/or a Schmorl pit.
+
+    The lower endplate stays where it was. Wedge: the upper endplate is a plane through the
+    posterior rim at full height whose anterior rim is at ``ratio`` times the height. Biconcave:
+    both endplates dimpled by ``(1 - ratio) * height / 2`` on the axis. The trabecular region
+    follows the faces ``cortex_mm`` inside (along S).
+    """
+    a, b = spec.body_semi_axes_mm
+    h, t, ratio = spec.body_height_mm, spec.cortex_mm, spec.compression_ratio
+    cx, cy, cz = vertebra.body.centre_ras
+    slope, dimple, axis_height = 0.0, 0.0, h
+    if spec.compression == "wedge":
+        slope = -(1.0 - ratio) * h / (2.0 * b)
+        axis_height = 0.5 * (1.0 + ratio) * h
+    elif spec.compression == "biconcave":
+        dimple = 0.5 * (1.0 - ratio) * h
+    centre = (cx, cy, cz - 0.5 * h + 0.5 * axis_height)
+    pit_centre, pit_radius = (0.0, 0.0, 0.0), 0.0
+    if spec.schmorl_node:
+        if dimple > 0.0:
+            raise CementLeakageError(
+                "a Schmorl node needs a flat upper endplate: do not combine it with a biconcave compression"
+            )
+        y = cy + SCHMORL_OFFSET_AP * b
+        pit_centre = (cx, y, centre[2] + 0.5 * axis_height + slope * (y - cy))
+        pit_radius = SCHMORL_RADIUS_MM
+    body = DeformedCylinder(centre, (a, b), axis_height, slope, dimple, pit_centre, pit_radius)
+    trabecular = DeformedCylinder(
+        centre, (a - t, b - t), axis_height - 2.0 * t, slope, dimple, dimple_extent_mm=(a, b)
+    )
+    return replace(vertebra, body=body, trabecular=trabecular)
+
+
+def _cement_room(
+    spec: PhantomSpec, target: VertebraShapes, cleft: EllipticCylinder | None
+) -> EllipticCylinder:
+    """The flat elliptic cylinder (RAS mm) the blobs must keep 1.5 mm clear of.
+
+    The trabecular region itself when it is an undeformed cylinder and nothing lies in it;
+    otherwise its cross-section between the lowest point of its upper face and the highest
+    point of its lower face (sampled on a polar grid, less 0.01 mm), below the Schmorl pit and
+    above the fracture cleft.
+    """
+    trabecular = target.trabecular
+    if isinstance(trabecular, EllipticCylinder) and cleft is None:
+        return trabecular
+    (a, b), (cx, cy, cz) = trabecular.semi_axes_mm, trabecular.centre_ras
+    if isinstance(trabecular, DeformedCylinder):
+        radius, angle = np.meshgrid(np.linspace(0.0, 1.0, 61), np.linspace(0.0, 2.0 * np.pi, 181))
+        upper, lower = trabecular.face_heights_mm(
+            cx + a * radius * np.cos(angle), cy + b * radius * np.sin(angle)
+        )
+        top, bottom = float(upper.min()) - 0.01, float(lower.max()) + 0.01
+    else:
+        top, bottom = cz + 0.5 * trabecular.height_mm, cz - 0.5 * trabecular.height_mm
+    body = target.body
+    if isinstance(body, DeformedCylinder) and body.pit_radius_mm > 0.0:
+        top = min(top, body.pit_centre_ras[2] - body.pit_radius_mm)
+    if cleft is not None:
+        bottom = max(bottom, cleft.centre_ras[2] + 0.5 * cleft.height_mm)
+    if top - bottom < 2.0 * CEMENT_CLEARANCE_MM + 1.0:
+        raise CementLeakageError(
+            "there is no room for cement in this fractured body: use a larger compression ratio"
+        )
+    return EllipticCylinder((cx, cy, 0.5 * (top + bottom)), (a, b), top - bottom)
+
+
+def _body_mid_height_ras(body: ImplicitShape) -> np.ndarray:
+    """Point (RAS mm) on the body axis halfway between the endplate centres."""
+    return 0.5 * (np.asarray(body.upper_face_centre_ras) + np.asarray(body.lower_face_centre_ras))
+
+
+def _inserts(spec: PhantomSpec, target: VertebraShapes) -> tuple[tuple[str, ImplicitShape], ...]:
+    """Soft-tissue solids painted over the target body: Schmorl pit, basivertebral foramen, cleft."""
+    inserts: list[tuple[str, ImplicitShape]] = []
+    body = target.body
+    a, b = spec.body_semi_axes_mm
+    t = spec.cortex_mm
+    cx, cy, mid = _body_mid_height_ras(body)
+    if isinstance(body, DeformedCylinder) and body.pit_radius_mm > 0.0:
+        inserts.append(("disc", Ellipsoid(body.pit_centre_ras, (body.pit_radius_mm,) * 3)))
+    if spec.basivertebral_foramen:
+        front, back = cy - b + t + FORAMEN_DEPTH_MM, cy - b - 1.0
+        inserts.append(
+            (
+                "soft tissue",
+                OrientedBox(
+                    (cx, 0.5 * (front + back), mid),
+                    (FORAMEN_HALF_WIDTH_MM, 0.5 * (front - back), FORAMEN_HALF_HEIGHT_MM),
+                ),
+            )
+        )
+    if spec.fracture_cleft:
+        inserts.append(("fluid", _cleft(spec, target)))
+    return tuple(inserts)
+
+
+def _cleft(spec: PhantomSpec, target: VertebraShapes) -> EllipticCylinder:
+    """The fracture cleft: a 2 mm slab at mid-height inside the trabecular region (RAS mm)."""
+    a, b = target.trabecular.semi_axes_mm
+    cx, cy, mid = _body_mid_height_ras(target.body)
+    return EllipticCylinder((cx, cy, mid), (a - CLEFT_INSET_MM, b - CLEFT_INSET_MM), CLEFT_THICKNESS_MM)
+
+
+def _osteophytes(spec: PhantomSpec, target: VertebraShapes) -> tuple[Ellipsoid, ...]:
+    """Anterior rim osteophytes at both endplates, just outside the body's side wall (RAS mm).
+
+    Each ridge is an ellipsoid whose R semi-axis is small enough for its outline to curve more
+    than the body's anterior wall, so that its gap to the wall is smallest on the midline.
+    """
+    a, b = spec.body_semi_axes_mm
+    body = target.body
+    cx, cy = body.centre_ras[:2]
+    rx, ry, rz = OSTEOPHYTE_SEMI_AXES_MM
+    rx = min(rx, 0.9 * np.sqrt(ry * a * a / b))
+    y = cy + b + OSTEOPHYTE_GAP_MM + ry
+    if isinstance(body, DeformedCylinder):
+        upper, lower = body.face_heights_mm(cx, cy + b)
+    else:
+        upper, lower = body.centre_ras[2] + 0.5 * body.height_mm, body.centre_ras[2] - 0.5 * body.height_mm
+    return tuple(Ellipsoid((cx, y, float(z)), (rx, ry, rz)) for z in (upper, lower))
 
 
 def _outside_body_by(points_ras: np.ndarray, body: EllipticCylinder) -> float:
@@ -303,13 +485,22 @@ def build_anatomy(spec: PhantomSpec) -> PhantomAnatomy:
     )
 
     target = vertebrae[target_index]
+    vacated = None
+    if spec.compression != "none" or spec.schmorl_node:
+        vacated = target.body
+        target = _fractured(spec, target)
+        vertebrae = vertebrae[:target_index] + (target,) + vertebrae[target_index + 1 :]
+    cleft = _cleft(spec, target) if spec.fracture_cleft else None
+    room = _cement_room(spec, target, cleft)
     blobs: tuple[Ellipsoid, ...] = ()
     tail = leak = None
+    planted: tuple = ()
     if spec.cement_in_body:
-        blobs = _cement_blobs(spec, target)
+        blobs = _cement_blobs(spec, room)
         tail = _pedicle_tail(spec, target) if spec.pedicle_tail else None
         leak = _leak(spec, target) if spec.paravertebral_leak else None
-    return PhantomAnatomy(
+        planted = planted_leaks(spec, target_centre, tuple(target.posterior_elements.values()))
+    anatomy = PhantomAnatomy(
         vertebrae=vertebrae,
         target_index=target_index,
         discs=discs,
@@ -321,4 +512,91 @@ def build_anatomy(spec: PhantomSpec) -> PhantomAnatomy:
         leak=leak,
         side=spec.side,
         s_range_mm=s_range,
+        planted_leaks=planted,
+        inserts=_inserts(spec, target),
+        vacated=vacated,
+        osteophytes=_osteophytes(spec, target) if spec.osteophytes else (),
+        cement_room=room,
+    )
+    if spec.tilt_deg != 0.0 or spec.rotation_deg != 0.0:
+        anatomy = _turned(anatomy, stack_rotation(spec.tilt_deg, spec.rotation_deg), target_centre)
+    if anatomy.planted_leaks:
+        anatomy = _covering_leaks(anatomy)
+    return anatomy
+
+
+def _covering_leaks(anatomy: PhantomAnatomy, margin_mm: float = 1.0) -> PhantomAnatomy:
+    """The anatomy with its S range grown to hold every planted leak plus ``margin_mm`` (mm)."""
+    low, high = anatomy.s_range_mm
+    for _, _, solid in anatomy.planted_leaks:
+        lower, upper = solid.bounds_ras()
+        low, high = min(low, float(lower[2]) - margin_mm), max(high, float(upper[2]) + margin_mm)
+    return replace(anatomy, s_range_mm=(low, high))
+
+
+def stack_rotation(tilt_deg: float, rotation_deg: float) -> np.ndarray:
+    """Rotation (3x3, RAS) of the stack: coronal tilt about A, then axial rotation about S (degrees).
+
+    A positive tilt turns S towards +R (above the target the stack leans to the patient's
+    right); a positive rotation turns R towards A (counter-clockwise seen from +S).
+    """
+    tilt, turn = np.radians(tilt_deg), np.radians(rotation_deg)
+    about_a = np.array(
+        [[np.cos(tilt), 0.0, np.sin(tilt)], [0.0, 1.0, 0.0], [-np.sin(tilt), 0.0, np.cos(tilt)]]
+    )
+    about_s = np.array(
+        [[np.cos(turn), -np.sin(turn), 0.0], [np.sin(turn), np.cos(turn), 0.0], [0.0, 0.0, 1.0]]
+    )
+    return about_s @ about_a
+
+
+def _turned(anatomy: PhantomAnatomy, rotation: np.ndarray, pivot: np.ndarray) -> PhantomAnatomy:
+    """The anatomy with the vertebral stack, discs and cement turned about ``pivot`` (RAS mm).
+
+    The patient outline, muscle and fat stay. The S range grows to hold the turned discs.
+    """
+    matrix = tuple(map(tuple, rotation))
+    centre = tuple(float(value) for value in pivot)
+
+    def turn(shape):
+        return None if shape is None else Rotated(shape, matrix, centre)
+
+    def turn_point(point):
+        return (np.asarray(point, float) - pivot) @ rotation.T + pivot
+
+    vertebrae = tuple(
+        replace(
+            vertebra,
+            body=turn(vertebra.body),
+            trabecular=turn(vertebra.trabecular),
+            posterior_elements={name: turn(part) for name, part in vertebra.posterior_elements.items()},
+            ribs=tuple(turn(rib) for rib in vertebra.ribs),
+            pedicle_axes_ras={
+                side: tuple(turn_point(point) for point in ends)
+                for side, ends in vertebra.pedicle_axes_ras.items()
+            },
+        )
+        for vertebra in anatomy.vertebrae
+    )
+    discs = tuple(turn(disc) for disc in anatomy.discs)
+    lows, highs = zip(*(disc.bounds_ras() for disc in discs))
+    s_range = (
+        min(anatomy.s_range_mm[0], float(np.min(lows, axis=0)[2])),
+        max(anatomy.s_range_mm[1], float(np.max(highs, axis=0)[2])),
+    )
+    return replace(
+        anatomy,
+        vertebrae=vertebrae,
+        discs=discs,
+        cement_blobs=tuple(turn(blob) for blob in anatomy.cement_blobs),
+        pedicle_tail=turn(anatomy.pedicle_tail),
+        leak=turn(anatomy.leak),
+        s_range_mm=s_range,
+        planted_leaks=tuple((location, side, turn(solid)) for location, side, solid in anatomy.planted_leaks),
+        inserts=tuple((material, turn(solid)) for material, solid in anatomy.inserts),
+        vacated=turn(anatomy.vacated),
+        osteophytes=tuple(turn(solid) for solid in anatomy.osteophytes),
+        cement_room=turn(anatomy.cement_room),
+        rotation=rotation,
+        pivot_ras=np.asarray(pivot, float),
     )

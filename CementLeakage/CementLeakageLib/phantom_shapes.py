@@ -275,3 +275,150 @@ class Inset(ImplicitShape):
 
     def bounds_ras(self):
         return self.shape.bounds_ras()
+
+
+def ellipsoid_cap_fraction(t: float) -> float:
+    """Fraction of an ellipsoid's volume beyond a plane at normalised offset ``t`` (unit-sphere cap).
+
+    ``t`` is the plane's distance from the centre divided by the ellipsoid's support width along
+    the plane normal; the fraction is ``(1 - t)**2 * (2 + t) / 4``, 0 for ``t >= 1``, 1 for ``t <= -1``.
+    """
+    t = float(np.clip(t, -1.0, 1.0))
+    return (1.0 - t) ** 2 * (2.0 + t) / 4.0
+
+
+@dataclass(frozen=True)
+class DeformedCylinder(ImplicitShape):
+    """Elliptic cylinder along S with deformed end faces (a fractured vertebral body), RAS mm.
+
+    Semi-axes ``(a, b)`` along R and A around ``centre_ras``; ``height_mm`` is the distance between
+    the (undimpled) end faces on the axis. The upper face is the plane
+    ``z = cz + h/2 + upper_slope * (y - cy)`` (``upper_slope`` is dz/dy, negative when it drops
+    anteriorly: a wedge); each face is dimpled towards the centre by an elliptic paraboloid of depth
+    ``dimple_mm`` on the axis and 0 at the rim (``dimple * (1 - (x/a)**2 - (y/b)**2)``). A ball of
+    ``pit_radius_mm`` around ``pit_centre_ras`` (a point on a planar upper face) is cut out (a
+    Schmorl node). Closed-form volume: ``pi a b (h - dimple) - 2/3 pi r**3`` (the plane through the
+    ellipse centre gives ``pi a b`` times the axis height; each dimple removes ``pi a b d / 2``; the
+    pit removes half a ball).
+    """
+
+    centre_ras: tuple[float, float, float]
+    semi_axes_mm: tuple[float, float]
+    height_mm: float
+    upper_slope: float = 0.0
+    dimple_mm: float = 0.0
+    pit_centre_ras: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pit_radius_mm: float = 0.0
+    dimple_extent_mm: tuple[float, float] | None = None
+    """R and A semi-axes (mm) of the ellipse where the dimple reaches 0 (default: ``semi_axes_mm``;
+    the closed-form volume assumes the default)."""
+
+    def _radial_sq(self, x, y, semi_axes=None):
+        (a, b), (cx, cy, _) = semi_axes or self.semi_axes_mm, self.centre_ras
+        return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2
+
+    def face_heights_mm(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """S coordinates (mm) of the upper and lower faces above RAS ``(x, y)`` (inside the outline)."""
+        cz = self.centre_ras[2]
+        dimple = self.dimple_mm * np.maximum(1.0 - self._radial_sq(x, y, self.dimple_extent_mm), 0.0)
+        upper = cz + 0.5 * self.height_mm + self.upper_slope * (y - self.centre_ras[1]) - dimple
+        lower = cz - 0.5 * self.height_mm + dimple
+        return upper, lower
+
+    def _pit_distance(self, x, y, z):
+        px, py, pz = self.pit_centre_ras
+        return np.sqrt((x - px) ** 2 + (y - py) ** 2 + (z - pz) ** 2) - self.pit_radius_mm
+
+    def signed_distance_mm(self, x, y, z):
+        (a, b), (cx, cy, _) = self.semi_axes_mm, self.centre_ras
+        dx, dy = x - cx, y - cy
+        radial = _ellipse_distance([dx / a, dy / b], [dx / (a * a), dy / (b * b)], max(a, b))
+        upper, lower = self.face_heights_mm(x, y)
+        ea, eb = self.dimple_extent_mm or (a, b)
+        gx = 2.0 * self.dimple_mm * dx / (ea * ea)
+        gy = 2.0 * self.dimple_mm * dy / (eb * eb)
+        upper_norm = np.sqrt(1.0 + gx * gx + (self.upper_slope + gy) ** 2)
+        lower_norm = np.sqrt(1.0 + gx * gx + gy * gy)
+        axial = np.maximum((z - upper) / upper_norm, (lower - z) / lower_norm)
+        distance = _combine_slab(radial, axial)
+        if self.pit_radius_mm > 0.0:
+            distance = np.maximum(distance, -self._pit_distance(x, y, z))
+        return distance
+
+    def contains(self, x, y, z):
+        upper, lower = self.face_heights_mm(x, y)
+        inside = (self._radial_sq(x, y) <= 1.0) & (z <= upper) & (z >= lower)
+        if self.pit_radius_mm > 0.0:
+            inside = inside & (self._pit_distance(x, y, z) > 0.0)
+        return inside
+
+    def bounds_ras(self):
+        (a, b), centre = self.semi_axes_mm, np.asarray(self.centre_ras, float)
+        reach = 0.5 * self.height_mm + abs(self.upper_slope) * b
+        return centre - [a, b, reach], centre + [a, b, reach]
+
+    @property
+    def volume_mm3(self) -> float:
+        a, b = self.semi_axes_mm
+        return float(
+            np.pi * a * b * (self.height_mm - self.dimple_mm) - 2.0 / 3.0 * np.pi * self.pit_radius_mm**3
+        )
+
+    @property
+    def upper_face_centre_ras(self) -> np.ndarray:
+        """Centre of the (dimpled, tilted) superior face on the axis (mm)."""
+        return np.asarray(self.centre_ras, float) + [0.0, 0.0, 0.5 * self.height_mm - self.dimple_mm]
+
+    @property
+    def lower_face_centre_ras(self) -> np.ndarray:
+        """Centre of the (dimpled) inferior face on the axis (mm)."""
+        return np.asarray(self.centre_ras, float) - [0.0, 0.0, 0.5 * self.height_mm - self.dimple_mm]
+
+
+@dataclass(frozen=True)
+class Rotated(ImplicitShape):
+    """``shape`` turned by the rotation matrix ``rotation`` (3x3, RAS) about ``pivot_ras`` (mm).
+
+    A point ``p`` is in the solid when ``R^T (p - pivot) + pivot`` is in ``shape``; distances and
+    volumes are unchanged by the rotation.
+    """
+
+    shape: ImplicitShape
+    rotation: tuple[tuple[float, float, float], ...]
+    pivot_ras: tuple[float, float, float]
+
+    def to_local(self, x, y, z):
+        """Coordinates (RAS mm) in the unrotated shape's frame of world points ``x, y, z``."""
+        r, p = np.asarray(self.rotation, float), self.pivot_ras
+        d = (x - p[0], y - p[1], z - p[2])
+        return tuple(r[0, n] * d[0] + r[1, n] * d[1] + r[2, n] * d[2] + p[n] for n in range(3))
+
+    def to_world_points(self, points_ras: np.ndarray) -> np.ndarray:
+        """World RAS points (mm) of points ``(..., 3)`` given in the unrotated shape's frame."""
+        pivot = np.asarray(self.pivot_ras, float)
+        return (np.asarray(points_ras, float) - pivot) @ np.asarray(self.rotation, float).T + pivot
+
+    def signed_distance_mm(self, x, y, z):
+        return self.shape.signed_distance_mm(*self.to_local(x, y, z))
+
+    def contains(self, x, y, z):
+        return self.shape.contains(*self.to_local(x, y, z))
+
+    def bounds_ras(self):
+        lower, upper = self.shape.bounds_ras()
+        if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+            return np.full(3, -np.inf), np.full(3, np.inf)
+        corners = np.array(
+            [
+                [x, y, z]
+                for x in (lower[0], upper[0])
+                for y in (lower[1], upper[1])
+                for z in (lower[2], upper[2])
+            ]
+        )
+        world = self.to_world_points(corners)
+        return world.min(axis=0), world.max(axis=0)
+
+    @property
+    def volume_mm3(self) -> float:
+        return self.shape.volume_mm3

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
 
 from .body_segmentation import BodySegmentationSettings, segment_vertebral_body
 from .cement_segmentation import segment_cement
@@ -22,8 +23,9 @@ from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
 from .split_plane import check_endplate_points, check_side, split_plane_from_endplates
 
-CEMENT_SEARCH_MARGIN_MM = 5.0
-"""How far beyond the body's axial extent (mm) cement still counts as this vertebra's."""
+CEMENT_SEARCH_MARGIN_MM = 8.0
+"""How far beyond the body's axial extent (mm) the centre of a piece of cement may lie for it to
+count as this vertebra's (a leak into the disc does; cement in the next vertebra does not)."""
 
 
 @dataclass
@@ -121,7 +123,8 @@ def automatic_masks(
 
     Cement is thresholded with its edges at half maximum (see :mod:`cement_segmentation`).
     The cement mask holds the cement within the body's neighbourhood: the region searched for
-    the body, up to ``CEMENT_SEARCH_MARGIN_MM`` beyond its axial extent.
+    the body, in whole connected pieces whose centre lies within ``CEMENT_SEARCH_MARGIN_MM`` of
+    its axial extent.
     """
     body_result = segment_vertebral_body(ct, upper_ras, lower_ras, parameters, settings)
     body = np.zeros(ct.geometry.shape, dtype=bool)
@@ -146,7 +149,14 @@ def automatic_masks(
         body_axial = body_result.frame.to_frame(body_result.geometry.voxel_centers_ras(body_k))[:, 2]
         low = min(0.0, float(body_axial.min())) - CEMENT_SEARCH_MARGIN_MM
         high = max(body_result.frame.height_mm, float(body_axial.max())) + CEMENT_SEARCH_MARGIN_MM
-        outside = (axial < low) | (axial > high)
+        # Whole pieces of cement are this vertebra's when their centre lies within the margin:
+        # a leak into the disc stays whole, cement in the next vertebra stays out.
+        labels = sitk.GetArrayFromImage(
+            sitk.ConnectedComponent(sitk.GetImageFromArray(crop_cement.astype(np.uint8)), True)
+        )[k, j, i]
+        counts = np.bincount(labels)
+        centres = np.bincount(labels, weights=axial) / np.maximum(counts, 1)
+        outside = (centres[labels] < low) | (centres[labels] > high)
         crop_cement[k[outside], j[outside], i[outside]] = False
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement

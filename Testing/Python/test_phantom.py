@@ -457,3 +457,441 @@ def test_generation_is_deterministic_for_a_seed():
 def test_bad_specs_raise_a_clear_error(options):
     with pytest.raises(CementLeakageError, match="phantom|side|preset|orientation"):
         make_phantom(PhantomSpec(**options))
+
+
+# --- switches: planted leaks ------------------------------------------------------------------------------
+
+FINE_MM = (0.4, 0.4, 0.4)
+"""Isotropic voxel size (mm) of the grids that check the switches' truth masks."""
+ALL_LEAKS = ("anterior", "spinal canal", "disc superior", "disc inferior")
+
+
+def fine_phantom(n_vertebrae=1, **options):
+    """A phantom on the fine grid; one vertebra (with both discs) unless asked."""
+    return phantom(spacing=FINE_MM, n_vertebrae=n_vertebrae, **options)
+
+
+def ellipsoid_volume_mm3(semi_axes):
+    a, b, c = semi_axes
+    return 4.0 / 3.0 * np.pi * a * b * c
+
+
+def offset_surface(blob, offset_mm, n=30):
+    """Points (RAS mm) at ``offset_mm`` outside an axis-aligned ellipsoid along its outward normals."""
+    surface = ellipsoid_surface(blob, n)
+    normal = (surface - blob.centre_ras) / np.square(blob.semi_axes_mm)
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    return surface + offset_mm * normal
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_planted_leaks_have_closed_form_volumes_and_voxel_labels_within_tolerance(side):
+    """Per leak: truth = 4/3 pi abc (or pi r² L); labels x voxel volume within 2.5% (disc leaks,
+    3 mm thin, within 3%); all extravertebral cement within 1.5% (0.4 mm grid)."""
+    result = fine_phantom(side=side, leaks=ALL_LEAKS)
+    truth, labels = result.truth, result.leak_labels
+    expected = {
+        "pedicle tract": (side, np.pi * 2.0**2 * 12.0),
+        "paravertebral": (side, ellipsoid_volume_mm3((3.5, 3.0, 7.0))),
+        "anterior": ("midline", ellipsoid_volume_mm3((5.0, 2.5, 5.0))),
+        "spinal canal": ("midline", ellipsoid_volume_mm3((3.0, 2.0, 5.0))),
+        "disc superior": (side, ellipsoid_volume_mm3((6.0, 5.0, 1.5))),
+        "disc inferior": (side, ellipsoid_volume_mm3((6.0, 5.0, 1.5))),
+    }
+    assert [leak.location for leak in truth.leaks] == list(expected)
+    voxel_mm3 = result.ct.geometry.voxel_volume_mm3
+    for label, leak in enumerate(truth.leaks, start=1):
+        leak_side, volume_mm3 = expected[leak.location]
+        assert leak.side == leak_side
+        assert leak.volume_cm3 == pytest.approx(volume_mm3 / 1000.0, rel=1e-12)
+        tolerance = 0.03 if leak.location.startswith("disc") else 0.025
+        assert np.count_nonzero(labels == label) * voxel_mm3 / 1000.0 == pytest.approx(
+            leak.volume_cm3, rel=tolerance
+        )
+        centroid = result.ct.geometry.voxel_centers_ras(np.nonzero(labels == label)).mean(axis=0)
+        assert np.linalg.norm(centroid - leak.centre_ras) <= 0.2
+        assert 0.1 <= leak.volume_cm3 <= 0.5
+    total = sum(volume for _, volume in expected.values()) / 1000.0
+    assert truth.extravertebral_cement_cm3 == pytest.approx(total, rel=1e-12)
+    assert np.count_nonzero(result.extravertebral_cement_mask) * voxel_mm3 / 1000.0 == pytest.approx(
+        total, rel=0.015
+    )
+    assert np.array_equal(result.extravertebral_cement_mask, labels > 0)
+
+
+def test_planted_leaks_sit_where_their_location_says_with_the_stated_gaps():
+    result = fine_phantom(leaks=ALL_LEAKS)
+    anatomy, truth = result.anatomy, result.truth
+    body = anatomy.target.body
+    (a, b), centre = body.semi_axes_mm, np.asarray(body.centre_ras)
+    polygon = ellipse_polygon(a, b)
+    solids = {location: solid for location, _, solid in anatomy.planted_leaks}
+    for location, gap_mm in (("anterior", 2.0), ("spinal canal", 2.0)):
+        points = ellipsoid_surface(solids[location]) - centre
+        assert np.all((points[:, 0] / a) ** 2 + (points[:, 1] / b) ** 2 > 1.0)
+        assert min_distance_2d(points[:, :2], polygon) >= gap_mm - 1e-3
+    assert solids["anterior"].centre_ras[1] > centre[1] + b
+    canal = solids["spinal canal"]
+    assert canal.centre_ras[1] < centre[1] - b and canal.centre_ras[0] == pytest.approx(centre[0])
+    # Between the pedicles: no canal-leak surface point inside either pedicle, and the pedicles
+    # lie on both sides of it.
+    for side in ("left", "right"):
+        pedicle = anatomy.target.posterior_elements[f"{side} pedicle"]
+        assert not np.any(pedicle.contains_points(ellipsoid_surface(canal)))
+    left_x = anatomy.target.pedicle_axes_ras["left"][0][0]
+    right_x = anatomy.target.pedicle_axes_ras["right"][0][0]
+    assert left_x < canal.centre_ras[0] - 3.0 and right_x > canal.centre_ras[0] + 3.0
+    top, bottom = centre[2] + 12.5, centre[2] - 12.5
+    for location, low, high in (("disc superior", top, top + 9.0), ("disc inferior", bottom - 9.0, bottom)):
+        z = ellipsoid_surface(solids[location])[:, 2]
+        assert z.min() - low >= 1.5 - 1e-9 and high - z.max() >= 1.5 - 1e-9
+    # Each leak is its own connected component of cement (>= 1500 HU), apart from the body's cement.
+    cement = sitk.GetImageFromArray((result.ct.array_hu >= 1500).astype(np.uint8))
+    components = sitk.GetArrayFromImage(sitk.ConnectedComponent(cement))
+    in_body = set(np.unique(components[result.cement_in_body_mask])) - {0}
+    seen = set()
+    for label, leak in enumerate(truth.leaks, start=1):
+        found = np.unique(components[result.leak_labels == label])
+        found = set(found[found > 0])
+        assert len(found) == 1 and not found & in_body and not found & seen
+        seen |= found
+        assert nearest_voxel_hu(result.ct, leak.centre_ras).item() >= 1500
+
+
+def test_default_truth_lists_the_pedicle_tract_and_the_paravertebral_leak():
+    result = phantom()
+    truth, anatomy = result.truth, result.anatomy
+    assert [(leak.location, leak.side) for leak in truth.leaks] == [
+        ("pedicle tract", "left"),
+        ("paravertebral", "left"),
+    ]
+    tail = anatomy.pedicle_tail
+    assert truth.leaks[0].centre_ras == pytest.approx(np.add(tail.start_ras, tail.end_ras) / 2, abs=1e-12)
+    assert truth.leaks[1].centre_ras == pytest.approx(anatomy.leak.centre_ras, abs=1e-12)
+    assert sum(leak.volume_cm3 for leak in truth.leaks) == pytest.approx(
+        truth.extravertebral_cement_cm3, rel=1e-12
+    )
+    assert set(np.unique(result.leak_labels)) == {0, 1, 2}
+    assert phantom(pedicle_tail=False, paravertebral_leak=False).truth.leaks == []
+
+
+# --- switches: compression fractures and the Schmorl node ---------------------------------------------------
+
+
+def fractured_body_test(compression, ratio, a=20.0, b=15.0, h=25.0, centre=(4.0, -8.0, 25.0), pit=None):
+    """Inside test of a fractured body written out from the spec (RAS mm), pit = (centre, radius)."""
+    cx, cy, cz = centre
+    bottom = cz - h / 2
+
+    def inside(p):
+        dx, dy, z = p[:, 0] - cx, p[:, 1] - cy, p[:, 2]
+        radial = (dx / a) ** 2 + (dy / b) ** 2
+        upper = np.full(len(p), bottom + h)
+        lower = np.full(len(p), bottom)
+        if compression == "wedge":
+            upper = bottom + h - (1 - ratio) * h * (dy + b) / (2 * b)
+        elif compression == "biconcave":
+            dimple = (1 - ratio) * h / 2 * np.clip(1 - radial, 0, None)
+            upper, lower = upper - dimple, lower + dimple
+        result = (radial <= 1) & (z <= upper) & (z >= lower)
+        if pit is not None:
+            result &= np.linalg.norm(p - pit[0], axis=1) > pit[1]
+        return result
+
+    return inside
+
+
+COMPRESSION_CASES = [("wedge", 0.6), ("wedge", 0.8), ("biconcave", 0.6), ("biconcave", 0.85)]
+
+
+@pytest.mark.parametrize("compression, ratio", COMPRESSION_CASES)
+def test_compressed_body_volume_is_closed_form_and_matches_integration_and_the_mask(compression, ratio):
+    """VBV: wedge pi a b h (1 + r) / 2, biconcave pi a b (h - (1 - r) h / 2); Monte Carlo of the
+    written-out inequality within 0.25%, the 0.4 mm truth mask within 1%."""
+    result = fine_phantom(compression=compression, compression_ratio=ratio)
+    truth = result.truth
+    area = np.pi * 20.0 * 15.0
+    expected = area * 25.0 * (1 + ratio) / 2 if compression == "wedge" else area * (25.0 - (1 - ratio) * 12.5)
+    assert truth.vbv_cm3 == pytest.approx(expected / 1000.0, rel=1e-12)
+    inside = fractured_body_test(compression, ratio)
+    lower, upper = np.array([-16.0, -23.0, 12.5]), np.array([24.0, 7.0, 37.5])
+    assert truth.vbv_cm3 == pytest.approx(stratified_volume_mm3(inside, lower, upper) / 1000.0, rel=0.0025)
+    voxel_cm3 = result.ct.geometry.voxel_volume_mm3 / 1000.0
+    assert np.count_nonzero(result.body_mask) * voxel_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    # Endplate midpoints: the deformed faces on the body axis.
+    axis_height = 25.0 * (1 + ratio) / 2 if compression == "wedge" else 25.0 * ratio
+    bottom = 12.5 + (0.0 if compression == "wedge" else (1 - ratio) * 12.5)
+    assert truth.lower_ras == pytest.approx([4.0, -8.0, bottom], abs=1e-9)
+    assert truth.upper_ras == pytest.approx([4.0, -8.0, bottom + axis_height], abs=1e-9)
+    # The body mask's height near the anterior and posterior rims and on the axis.
+    g = result.ct.geometry
+    ras = g.voxel_centers_ras(np.nonzero(result.body_mask))
+
+    def height_near(y, x=4.0):
+        column = ras[(np.abs(ras[:, 0] - x) < 0.5) & (np.abs(ras[:, 1] - y) < 0.5)]
+        return column[:, 2].max() - column[:, 2].min()
+
+    if compression == "wedge":
+        # 1 mm inside the rims: the plane's height there, within one voxel plus the 1 mm column.
+        slope = (1 - ratio) * 25.0 / 30.0
+        assert height_near(-8.0 + 14.0) == pytest.approx(25.0 - slope * 29.0, abs=0.4 + slope)
+        assert height_near(-8.0 - 14.0) == pytest.approx(25.0 - slope * 1.0, abs=0.4 + slope)
+    else:
+        assert height_near(-8.0) == pytest.approx(25.0 * ratio, abs=0.8)
+        assert height_near(-8.0 + 14.5) == pytest.approx(25.0, abs=1.6)
+
+
+@pytest.mark.parametrize("compression, ratio", COMPRESSION_CASES)
+def test_cement_stays_1_5_mm_inside_the_compressed_trabecular_region_and_truth_is_closed_form(
+    compression, ratio
+):
+    result = fine_phantom(compression=compression, compression_ratio=ratio)
+    truth, anatomy = result.truth, result.anatomy
+    # Trabecular region: the body's faces moved 1 mm (the cortex) inwards along S, side wall 1 mm in.
+    body = fractured_body_test(compression, ratio)
+
+    def trabecular(p):
+        ok = body(p + [0, 0, 1.0]) & body(p - [0, 0, 1.0])
+        return ok & (((p[:, 0] - 4.0) / 19.0) ** 2 + ((p[:, 1] + 8.0) / 14.0) ** 2 <= 1.0)
+
+    for blob in anatomy.cement_blobs:
+        assert np.all(trabecular(offset_surface(blob, 1.5)))
+    bcv = sum(ellipsoid_volume_mm3(blob.semi_axes_mm) for blob in anatomy.cement_blobs)
+    assert truth.bcv_cm3 == pytest.approx(bcv / 1000.0, rel=1e-12)
+    psbcv = sum(blob.volume_beyond_plane_mm3(0, truth.upper_ras[0], -1.0) for blob in anatomy.cement_blobs)
+    assert truth.psbcv_cm3 == pytest.approx(psbcv / 1000.0, rel=1e-12)
+    voxel_cm3 = result.ct.geometry.voxel_volume_mm3 / 1000.0
+    assert np.count_nonzero(result.cement_in_body_mask) * voxel_cm3 == pytest.approx(truth.bcv_cm3, rel=0.015)
+    assert not np.any(result.cement_in_body_mask & ~result.body_mask)
+
+
+def test_wedge_leaves_disc_tissue_where_the_body_was_and_keeps_the_cortex_bright():
+    result = fine_phantom(compression="wedge", compression_ratio=0.6)
+    ct = result.ct
+    # 2 mm below the original top, 3 mm inside the anterior wall: vacated, now disc (about 80 HU).
+    assert 20 <= np.median(nearest_voxel_hu(ct, [4.0, -8.0 + 12.0, 35.5], 1)) <= 140
+    # The tilted upper endplate 3 mm behind the anterior wall, and the posterior rim at full height.
+    upper_there = 37.5 - 0.4 * 25.0 * 27.0 / 30.0
+    assert nearest_voxel_hu(ct, [4.0, -8.0 + 12.0, upper_there - 0.5]).item() > 226
+    assert nearest_voxel_hu(ct, [4.0, -8.0 - 12.0, 37.0]).item() > 226
+
+
+def test_schmorl_node_is_a_disc_filled_hemispherical_pit_subtracted_from_the_volume():
+    result = fine_phantom(schmorl_node=True)
+    truth, body = result.truth, result.anatomy.target.body
+    pit_centre = np.array([4.0, -8.0 - 0.35 * 15.0, 37.5])
+    assert body.pit_centre_ras == pytest.approx(pit_centre, abs=1e-12)
+    expected = np.pi * 20 * 15 * 25 - 2.0 / 3.0 * np.pi * 3.0**3
+    assert truth.vbv_cm3 == pytest.approx(expected / 1000.0, rel=1e-12)
+    inside = fractured_body_test("none", 1.0, pit=(pit_centre, 3.0))
+    lower, upper = np.array([-16.0, -23.0, 12.5]), np.array([24.0, 7.0, 37.5])
+    assert truth.vbv_cm3 == pytest.approx(stratified_volume_mm3(inside, lower, upper) / 1000.0, rel=0.0025)
+    voxel_cm3 = result.ct.geometry.voxel_volume_mm3 / 1000.0
+    assert np.count_nonzero(result.body_mask) * voxel_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    # The pit removes (2/3) pi 27 = 56.5 mm³ from the default body's mask on the same grid.
+    removed = np.count_nonzero(fine_phantom().body_mask & ~result.body_mask) * voxel_cm3 * 1000.0
+    assert removed == pytest.approx(2.0 / 3.0 * np.pi * 27.0, rel=0.1)
+    assert 20 <= np.median(nearest_voxel_hu(result.ct, pit_centre - [0, 0, 1.5], 1)) <= 160
+    assert truth.upper_ras == pytest.approx([4.0, -8.0, 37.5], abs=1e-12)
+    for blob in result.anatomy.cement_blobs:
+        points = offset_surface(blob, 1.5)
+        assert np.all(np.linalg.norm(points - pit_centre, axis=1) > 3.0)
+
+
+# --- switches: cortical openings, faint cortex, fracture cleft ---------------------------------------------
+
+
+def test_basivertebral_foramen_opens_the_posterior_cortex_inside_the_body_outline():
+    result, default = fine_phantom(basivertebral_foramen=True), fine_phantom()
+    assert np.array_equal(result.body_mask, default.body_mask)
+    assert result.truth.vbv_cm3 == default.truth.vbv_cm3
+    ct = result.ct
+    wall = np.array([4.0, -8.0 - 15.0 + 0.5, 25.0])  # in the posterior cortex, mid-height, midline
+    assert np.median(nearest_voxel_hu(ct, wall, 1)) < 150
+    assert np.median(nearest_voxel_hu(default.ct, wall, 1)) > 226
+    # The opening is 6 mm wide and 4 mm high: the cortex 4.5 mm to the side and 3.5 mm up is intact.
+    for shift in ([4.5, 0.3, 0.0], [0.0, 0.0, 3.5]):
+        assert nearest_voxel_hu(ct, wall + shift).item() > 226
+
+
+def test_faint_cortex_takes_the_asked_intensity():
+    result = fine_phantom(cortex_hu=300.0)
+    g, anatomy = result.ct.geometry, result.anatomy
+    ras = g.voxel_centers_ras(np.nonzero(result.body_mask))
+    # Side wall voxels whose centre is 0.3-0.7 mm inside the outer surface, away from the endplates.
+    radial = np.sqrt(((ras[:, 0] - 4.0) / 20.0) ** 2 + ((ras[:, 1] + 8.0) / 15.0) ** 2)
+    shell = (radial > 1.0 - 0.7 / 17.5) & (radial < 1.0 - 0.3 / 17.5) & (np.abs(ras[:, 2] - 25.0) < 8.0)
+    values = result.ct.array_hu[np.nonzero(result.body_mask)][shell]
+    assert values.size > 500
+    assert 150 <= np.median(values) <= 330
+    assert np.median(fine_phantom().ct.array_hu[np.nonzero(result.body_mask)][shell]) > 450
+    assert anatomy.target.body.volume_mm3 == pytest.approx(np.pi * 20 * 15 * 25, rel=1e-12)
+
+
+def test_fracture_cleft_is_fluid_inside_the_body_and_the_cement_keeps_clear_of_it():
+    result = fine_phantom(fracture_cleft=True)
+    truth, anatomy = result.truth, result.anatomy
+    assert truth.vbv_cm3 == pytest.approx(np.pi * 20 * 15 * 25 / 1000.0, rel=1e-12)
+    assert np.array_equal(result.body_mask, fine_phantom().body_mask)
+    ((material, cleft),) = anatomy.inserts
+    assert material == "fluid" and cleft.height_mm == 2.0 and cleft.centre_ras[2] == pytest.approx(25.0)
+    assert cleft.semi_axes_mm == pytest.approx((18.0, 13.0))
+    for blob in anatomy.cement_blobs:
+        assert offset_surface(blob, 1.5)[:, 2].min() >= 26.0 - 1e-9
+    bcv = sum(ellipsoid_volume_mm3(blob.semi_axes_mm) for blob in anatomy.cement_blobs)
+    assert truth.bcv_cm3 == pytest.approx(bcv / 1000.0, rel=1e-12)
+    # Fluid (-50 HU, 2 mm thick, seen through the 0.6 mm blur) on the midline of the cleft.
+    for x in (-6.0, 0.0, 6.0):
+        assert np.median(nearest_voxel_hu(result.ct, [4.0 + x, -8.0, 25.0], 0)) < 60
+
+
+# --- switches: tilt and axial rotation of the stack ----------------------------------------------------
+
+
+def rotation_matrix(tilt_deg, rotation_deg):
+    """Coronal tilt about A (S towards +R), then axial rotation about S (R towards A)."""
+    t, r = np.radians(tilt_deg), np.radians(rotation_deg)
+    about_a = np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]])
+    about_s = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return about_s @ about_a
+
+
+TURN_CASES = [(20.0, 0.0, "left"), (0.0, 20.0, "left"), (-12.0, 17.0, "right")]
+
+
+@pytest.mark.parametrize("tilt, rotation, side", TURN_CASES)
+def test_turned_stack_truth_matches_integration_and_the_endplate_points_turn_with_it(tilt, rotation, side):
+    result = phantom(side=side, tilt_deg=tilt, rotation_deg=rotation)
+    straight = phantom(side=side)
+    truth, anatomy = result.truth, result.anatomy
+    matrix = rotation_matrix(tilt, rotation)
+    centre = np.array([4.0, -8.0, 25.0])
+    for name in ("upper_ras", "lower_ras"):
+        expected = matrix @ (getattr(straight.truth, name) - centre) + centre
+        assert getattr(truth, name) == pytest.approx(expected, abs=1e-9)
+    assert truth.vbv_cm3 == pytest.approx(straight.truth.vbv_cm3, rel=1e-12)
+    assert truth.bcv_cm3 == pytest.approx(straight.truth.bcv_cm3, rel=1e-12)
+    blobs = anatomy.cement_blobs
+    in_blob = inside_any(blobs)
+    plane = split_plane_from_endplates(truth.upper_ras, truth.lower_ras, side)
+    psbcv = stratified_volume_mm3(
+        lambda p: in_blob(p) & (plane.signed_distance_mm(p) > 0), *union_bounds(blobs), seed=2
+    )
+    assert truth.psbcv_cm3 == pytest.approx(psbcv / 1000.0, rel=0.0025)
+    if rotation == 0.0:
+        # A coronal tilt turns the plane with the body: PSBCV as in the straight stack.
+        assert truth.psbcv_cm3 == pytest.approx(straight.truth.psbcv_cm3, rel=1e-9)
+    body = anatomy.target.body
+    vbv = stratified_volume_mm3(body.contains_points, *body.bounds_ras(), seed=4)
+    assert truth.vbv_cm3 == pytest.approx(vbv / 1000.0, rel=0.0025)
+    assert truth.extravertebral_cement_cm3 == pytest.approx(
+        straight.truth.extravertebral_cement_cm3, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize("tilt, rotation, side", TURN_CASES[:2])
+def test_turned_stack_masks_match_the_truth_on_a_fine_grid(tilt, rotation, side):
+    result = fine_phantom(3, side=side, tilt_deg=tilt, rotation_deg=rotation, leaks=("anterior",))
+    truth, g = result.truth, result.ct.geometry
+    voxel_cm3 = g.voxel_volume_mm3 / 1000.0
+    assert np.count_nonzero(result.body_mask) * voxel_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    assert np.count_nonzero(result.cement_in_body_mask) * voxel_cm3 == pytest.approx(truth.bcv_cm3, rel=0.015)
+    assert np.count_nonzero(result.extravertebral_cement_mask) * voxel_cm3 == pytest.approx(
+        truth.extravertebral_cement_cm3, rel=0.015
+    )
+    # Voxel PSBCV: cement voxels on the puncture side of the truth plane, within 2%.
+    plane = split_plane_from_endplates(truth.upper_ras, truth.lower_ras, side)
+    cement = g.voxel_centers_ras(np.nonzero(result.cement_in_body_mask))
+    assert np.count_nonzero(plane.signed_distance_mm(cement) > 0) * voxel_cm3 == pytest.approx(
+        truth.psbcv_cm3, rel=0.02
+    )
+    # The body mask is the turned cylinder written out: rotate voxel centres back.
+    ras = g.voxel_centers_ras(np.nonzero(result.body_mask))
+    centre = np.array([4.0, -8.0, 25.0])
+    local = (ras - centre) @ rotation_matrix(tilt, rotation) + centre
+    assert np.all(((local[:, 0] - 4.0) / 20) ** 2 + ((local[:, 1] + 8.0) / 15) ** 2 <= 1 + 1e-9)
+    assert np.all(np.abs(local[:, 2] - 25.0) <= 12.5 + 1e-9)
+    for blob in result.anatomy.cement_blobs:
+        assert nearest_voxel_hu(result.ct, blob.to_world_points(blob.shape.centre_ras)).item() >= 1500
+    # Every vertebra is held by the field of view.
+    for vertebra in result.anatomy.vertebrae:
+        count = np.count_nonzero(shape_mask(g, [vertebra.body]))
+        assert count * voxel_cm3 == pytest.approx(vertebra.body.volume_mm3 / 1000.0, rel=0.01)
+
+
+# --- switches: osteophytes and levels ---------------------------------------------------------------------
+
+
+def test_osteophytes_are_bright_ridges_outside_the_body_at_both_anterior_rims():
+    result = fine_phantom(osteophytes=True)
+    anatomy, g = result.anatomy, result.ct.geometry
+    assert result.truth.vbv_cm3 == fine_phantom().truth.vbv_cm3
+    assert np.array_equal(result.body_mask, fine_phantom().body_mask)
+    polygon = ellipse_polygon(20.0, 15.0)
+    heights = []
+    for ridge in anatomy.osteophytes:
+        surface = ellipsoid_surface(ridge) - [4.0, -8.0, 25.0]
+        assert np.all((surface[:, 0] / 20.0) ** 2 + (surface[:, 1] / 15.0) ** 2 > 1.0)
+        assert min_distance_2d(surface[:, :2], polygon) >= 0.2 - 1e-3
+        assert not np.any(shape_mask(g, [ridge]) & result.body_mask)
+        assert nearest_voxel_hu(result.ct, ridge.centre_ras).item() > 400
+        heights.append(ridge.centre_ras[2])
+        assert ridge.centre_ras[1] > -8.0 + 15.0
+    assert sorted(heights) == pytest.approx([12.5, 37.5], abs=1e-12)
+
+
+@pytest.mark.parametrize("level", ["T5", "T8", "T12", "L3", "L5"])
+def test_levels_give_typical_bodies_whose_truth_is_closed_form(level):
+    """Body mask within 0.5% plus one 0.4 mm slice over the height (flat endplates parallel to the
+    slices may gain or lose a slice of voxel centres: 2.9% for T5); cement within 1.5%."""
+    spec = PhantomSpec.for_level(level, spacing_mm=FINE_MM, n_vertebrae=1)
+    sizes = {"T5": (14.0, 12.0, 17.0), "T8": (15.5, 13.5, 19.0), "T12": (19.5, 15.5, 23.0)}
+    sizes |= {"L3": (22.0, 16.0, 26.5), "L5": (24.0, 17.0, 27.0)}
+    a, b, h = sizes[level]
+    assert spec.body_semi_axes_mm == (a, b) and spec.body_height_mm == h
+    assert spec.with_ribs == level.startswith("T") and spec.level == level
+    result = make_phantom(spec)
+    truth = result.truth
+    assert truth.vbv_cm3 == pytest.approx(np.pi * a * b * h / 1000.0, rel=1e-12)
+    voxel_cm3 = result.ct.geometry.voxel_volume_mm3 / 1000.0
+    body_tolerance = 0.005 + FINE_MM[2] / h
+    assert np.count_nonzero(result.body_mask) * voxel_cm3 == pytest.approx(truth.vbv_cm3, rel=body_tolerance)
+    assert np.count_nonzero(result.cement_in_body_mask) * voxel_cm3 == pytest.approx(truth.bcv_cm3, rel=0.015)
+    trabecular = result.anatomy.target.trabecular
+    for blob in result.anatomy.cement_blobs:
+        assert blob_clearance(blob, trabecular) >= 1.5 - 1e-3
+    assert len(result.anatomy.target.ribs) == (2 if level.startswith("T") else 0)
+
+
+def blob_clearance(blob, trabecular):
+    (a, b), centre = trabecular.semi_axes_mm, np.asarray(trabecular.centre_ras)
+    surface = ellipsoid_surface(blob) - centre
+    wall = min_distance_2d(surface[:, :2], ellipse_polygon(a, b))
+    return min(wall, 0.5 * trabecular.height_mm - np.abs(surface[:, 2]).max())
+
+
+def test_level_l1_is_the_default_spec_and_changes_apply():
+    assert PhantomSpec.for_level("L1") == PhantomSpec()
+    assert PhantomSpec.for_level("t10", side="right").side == "right"
+    with pytest.raises(CementLeakageError, match="level"):
+        PhantomSpec.for_level("C3")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"leaks": ("sideways",)},
+        {"leaks": ("anterior", "anterior")},
+        {"leaks": ("paravertebral",)},
+        {"compression": "crushed"},
+        {"compression": "wedge", "compression_ratio": 0.5},
+        {"compression": "biconcave", "schmorl_node": True},
+        {"tilt_deg": 25.0},
+        {"rotation_deg": float("nan")},
+        {"cortex_hu": 50.0},
+        {"leaks": ("disc superior",), "disc_height_mm": 3.5},
+    ],
+)
+def test_bad_switches_raise_a_clear_error(options):
+    with pytest.raises(CementLeakageError, match="phantom|disc|Schmorl"):
+        make_phantom(PhantomSpec(n_vertebrae=1, spacing_mm=(1.5, 1.5, 1.5), **options))
