@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 
@@ -127,6 +128,7 @@ def evaluate(spec: PhantomSpec) -> dict:
 
 
 def summary_row(name: str, values: list[float], unit: str) -> str:
+    values = [v for v in values if np.isfinite(v)] or [float("nan")]
     absolute = [abs(v) for v in values]
     worst = values[int(np.argmax(absolute))]
     return f"| {name} | {statistics.median(absolute):.2f} {unit} | {worst:+.2f} {unit} |"
@@ -153,7 +155,8 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         summary_row("BCV", [r["bcv_pct"] for r in rows], "%"),
         summary_row("PSBCV", [r["psbcv_pct"] for r in rows], "%"),
         summary_row("PSBCV/VBV", [r["ratio_pt"] for r in rows], "pt"),
-        summary_row("body Dice", [r["dice"] for r in rows], ""),
+        f"| body Dice | {statistics.median(r['dice'] for r in rows):.3f} (median) | "
+        f"{min(r['dice'] for r in rows):.3f} (lowest) |",
         summary_row("leak volume", leak_errors or [0.0], "%"),
         "",
         f"Flag right in {sum(r['flag_right'] for r in rows)} of {len(rows)}; "
@@ -189,8 +192,15 @@ def main() -> None:
     arguments = parser.parse_args()
     rng = np.random.default_rng(arguments.seed)
     rows = []
-    for n in range(arguments.count):
-        spec = random_spec(rng, seed=arguments.seed + n)
+    draws = 0
+    while len(rows) < arguments.count:
+        draws += 1
+        spec = random_spec(rng, seed=arguments.seed + draws)
+        try:
+            make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
+        except CementLeakageError:
+            continue  # a combination the phantom cannot build (no room for the cement): draw again
+        n = len(rows)
         try:
             rows.append(evaluate(spec))
         except Exception as error:  # noqa: BLE001 - a failed case is reported, not hidden

@@ -417,7 +417,13 @@ def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(counts))
 
 
-def _outer_edge_level(hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int) -> float | None:
+CORTEX_PEAK_MAX_HU = 1000.0
+"""Brighter pixels next to the outline are cement (or its blur), not the cortical peak."""
+
+
+def _outer_edge_level(
+    hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int, cement_min_hu: float = 1500.0
+) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
     Blur moves a fixed iso-level such as 226 HU outward of the cortex surface. In a band of
@@ -435,7 +441,8 @@ def _outer_edge_level(hu: np.ndarray, body: np.ndarray, slices: list[int], band_
         mask = sitk.GetImageFromArray(body[z].astype(np.uint8))
         outer = sitk.GetArrayFromImage(sitk.BinaryDilate(mask, [band_px, band_px])) > 0
         inner = sitk.GetArrayFromImage(sitk.BinaryErode(mask, [band_px, band_px])) > 0
-        band = outer & ~inner
+        # Cement next to the wall is not cortex: it would raise the peak far above the cortex's.
+        band = outer & ~inner & (hu[z] < cement_min_hu)
         if band.sum() < 20:
             continue
         inward = np.gradient(
@@ -447,8 +454,18 @@ def _outer_edge_level(hu: np.ndarray, body: np.ndarray, slices: list[int], band_
         if flank.sum() < 20:
             continue
         magnitude = np.hypot(slope[0], slope[1])[flank]
-        values.append(hu[z][flank][magnitude >= np.quantile(magnitude, 0.8)])
-        peaks.append(np.quantile(hu[z][band & ~falls_outward], 0.9))
+        steep = magnitude >= np.quantile(magnitude, 0.8)
+        values.append(hu[z][flank][steep])
+        # The cortex's own peak next to each steep flank pixel (the brightest pixel within the
+        # band's width, cement excluded): pedicles and cement elsewhere along the outline do
+        # not count, so a faint cortex keeps its own, low, peak.
+        local = np.where(hu[z] < CORTEX_PEAK_MAX_HU, hu[z], -1024.0).astype(np.float32)
+        local_max = sitk.GetArrayFromImage(
+            sitk.GrayscaleDilate(sitk.GetImageFromArray(local), [band_px, band_px])
+        )
+        local_peak = float(np.median(local_max[flank][steep]))
+        band_peak = float(np.quantile(hu[z][band & ~falls_outward], 0.9))
+        peaks.append(min(local_peak, band_peak))
     if not values:
         return None
     steepest = float(np.median(np.concatenate(values)))
@@ -595,7 +612,7 @@ def segment_vertebral_body(
     _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
     if settings.refine_outer_edge:
         band_px = max(1, int(round(settings.edge_band_mm / spacing)))
-        level = _outer_edge_level(hu, body, list(interiors), band_px)
+        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu)
         if level is not None and level > parameters.bone_min_hu:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
