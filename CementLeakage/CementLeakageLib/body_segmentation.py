@@ -299,7 +299,7 @@ def _add_concave_endplate_rims(
     return reach[0], reach[1]
 
 
-ENCLOSED_VOLUME_RANGE = (0.6, 1.7)
+ENCLOSED_VOLUME_RANGE = (0.7, 1.45)
 CEMENT_HALO_PX = 3
 """Pixels around cement beyond the endplate points that its blur makes look like bone."""
 MAX_ENDPLATE_OVERSHOOT_MM = 2.0
