@@ -134,9 +134,36 @@ def summary_row(name: str, values: list[float], unit: str) -> str:
     return f"| {name} | {statistics.median(absolute):.2f} {unit} | {worst:+.2f} {unit} |"
 
 
+TOLERANCES = {"vbv_pct": 4.0, "bcv_pct": 4.0, "psbcv_pct": 4.0, "ratio_pt": 0.7}
+"""The targets: VBV, BCV, PSBCV within 4%, PSBCV/VBV within 0.7 points (and Dice >= 0.95,
+the flag right, every leak found within 10%, nothing else reported as leakage)."""
+
+
+def within_targets(row: dict) -> bool:
+    """Whether a phantom meets every target."""
+    if not all(abs(row[key]) <= limit for key, limit in TOLERANCES.items()):
+        return False
+    leaks_ok = all(
+        leak["found"] and (leak["location"] == "pedicle tract" or abs(leak["volume_error_pct"]) <= 10.0)
+        for leak in row["leaks"]
+    )
+    return row["flag_right"] and row["dice"] >= 0.95 and leaks_ok and not row["false_leaks"]
+
+
 def report(rows: list[dict], arguments: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
-    leak_errors = [leak["volume_error_pct"] for row in rows for leak in row["leaks"] if leak["found"]]
+    leak_errors = [
+        leak["volume_error_pct"]
+        for row in rows
+        for leak in row["leaks"]
+        if leak["found"] and leak["location"] != "pedicle tract"
+    ]
+    tract_errors = [
+        leak["volume_error_pct"]
+        for row in rows
+        for leak in row["leaks"]
+        if leak["found"] and leak["location"] == "pedicle tract"
+    ]
     leaks_total = sum(len(row["leaks"]) for row in rows)
     leaks_found = sum(leak["found"] for row in rows for leak in row["leaks"])
     lines = [
@@ -158,6 +185,9 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         f"| body Dice | {statistics.median(r['dice'] for r in rows):.3f} (median) | "
         f"{min(r['dice'] for r in rows):.3f} (lowest) |",
         summary_row("leak volume", leak_errors or [0.0], "%"),
+        summary_row("pedicle tract volume (not leakage)", tract_errors or [0.0], "%"),
+        "",
+        f"**Within every target: {sum(within_targets(r) for r in rows)} of {len(rows)} phantoms.**",
         "",
         f"Flag right in {sum(r['flag_right'] for r in rows)} of {len(rows)}; "
         "planted leaks found with the right "
@@ -165,8 +195,9 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         f"{sum(bool(r['false_leaks']) for r in rows)} phantoms. Measurement time: median "
         f"{statistics.median(r['seconds'] for r in rows):.2f} s per vertebra.",
         "",
-        "| # | phantom | VBV % | BCV % | PSBCV % | ratio pt | flag | Dice | leaks (volume error %) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| # | phantom | VBV % | BCV % | PSBCV % | ratio pt | flag | Dice | leaks (volume error %) "
+        "| targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n, r in enumerate(rows, start=1):
         leaks = ", ".join(
@@ -179,7 +210,8 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
             leaks += "; extra: " + ", ".join(r["false_leaks"])
         lines.append(
             f"| {n} | {r['spec']} | {r['vbv_pct']:+.1f} | {r['bcv_pct']:+.1f} | {r['psbcv_pct']:+.1f} | "
-            f"{r['ratio_pt']:+.2f} | {'ok' if r['flag_right'] else 'WRONG'} | {r['dice']:.3f} | {leaks} |"
+            f"{r['ratio_pt']:+.2f} | {'ok' if r['flag_right'] else 'WRONG'} | {r['dice']:.3f} | {leaks} | "
+            f"{'met' if within_targets(r) else 'missed'} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,6 @@ SR measurements, one TID 1411 volumetric group per level, tracking identifier
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import highdicom as hd
@@ -39,7 +38,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from .dicom_series import series_geometry
+from .dicom_series import series_geometry, write_dataset_atomically
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 
@@ -73,19 +72,6 @@ SIDE_CODES = {"left": Code("7771000", "SCT", "Left"), "right": Code("24028007", 
 ALGORITHM_NAME = "CementLeakage"
 MAX_GRID_MISMATCH_MM = 1e-3
 """Largest difference (mm) between the masks' IJK-to-RAS matrix and the source series' grid."""
-
-
-def _write_atomically(dataset: Dataset, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".dcm")
-    os.close(handle)
-    try:
-        dataset.save_as(temporary, enforce_file_format=True)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _property_codes(name: str) -> tuple[Code, Code]:
@@ -172,7 +158,7 @@ def write_dicom_seg(
         series_description="CementLeakage segmentation",
         omit_empty_frames=True,
     )
-    return _write_atomically(seg, Path(path))
+    return write_dataset_atomically(seg, Path(path))
 
 
 def read_dicom_seg_masks(path: str | os.PathLike, source_datasets: list[Dataset]) -> dict[str, np.ndarray]:
@@ -288,7 +274,7 @@ def write_dicom_sr(
             )
         ],
     )
-    return _write_atomically(sr, Path(path))
+    return write_dataset_atomically(sr, Path(path))
 
 
 def read_dicom_sr_measurements(path: str | os.PathLike) -> list[dict]:

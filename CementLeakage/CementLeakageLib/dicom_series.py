@@ -124,7 +124,9 @@ def _common_dataset(
     return ds
 
 
-def _write_atomically(ds: Dataset, path: Path) -> None:
+def write_dataset_atomically(ds: Dataset, path: Path) -> Path:
+    """Save a DICOM dataset to ``path`` (Part 10 file) under a temporary name, then rename it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".dcm")
     os.close(handle)
     try:
@@ -133,6 +135,7 @@ def _write_atomically(ds: Dataset, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return path
 
 
 def write_ct_series(
@@ -184,7 +187,7 @@ def write_ct_series(
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         path = folder / f"CT{k + 1:05d}.dcm"
-        _write_atomically(ds, path)
+        write_dataset_atomically(ds, path)
         paths.append(path)
     return paths
 
