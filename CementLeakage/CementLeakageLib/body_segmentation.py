@@ -103,6 +103,9 @@ def _labels_2d(mask: np.ndarray) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
 
 
+SOLID_SLICE_FACE_MM = 1.5
+"""Within this distance (mm) of an endplate point a solid cross-section is taken without
+looking further for a ring with an interior."""
 POSTERIOR_HOLE_FRACTION = 0.9
 """A hole of the bone ring whose centre lies behind the axis by more than this fraction of the
 body's anterior depth is posterior to the body (canal, gaps between ribs and processes)."""
@@ -115,12 +118,13 @@ def _cross_section_around_axis(
     closing_radius: list[int],
     canal_gap_px: float,
     require_interior: bool = True,
-) -> np.ndarray | None:
+    report_interior: bool = False,
+):
     """The filled bone ring that encloses the axis pixel in a 2D slice, without the spinal canal.
 
     With ``require_interior`` the ring must enclose some of the body's own interior (a hole
     that is not behind the body); without it a solid cross-section (cement up to the cortex)
-    is accepted too.
+    is accepted too. With ``report_interior`` the result is ``(cross-section, has interior)``.
 
     Returns None when no closed ring encloses the axis (within ``seed_radius_px``). Holes of the
     ring whose centre lies behind the body's anterior half-depth by more than
@@ -158,8 +162,11 @@ def _cross_section_around_axis(
         centred_behind = float(pixels[0].mean()) < centre[0] - POSTERIOR_HOLE_FRACTION * anterior_depth
         if behind_wall or centred_behind:
             component &= hole_labels != hole
-    if require_interior and not (component & holes).any():
+    has_interior = bool((component & holes).any())
+    if require_interior and not has_interior:
         return None
+    if report_interior:
+        return component, has_interior
     return component
 
 
@@ -576,22 +583,37 @@ def segment_vertebral_body(
     shell_levels = [level for level in settings.shell_levels_hu if level <= parameters.bone_min_hu]
     shell_levels = [parameters.bone_min_hu] + [lvl for lvl in shell_levels if lvl < parameters.bone_min_hu]
     attempts = [(level, radius) for level in shell_levels for radius in settings.closing_radii_mm]
+    near_face_mm = SOLID_SLICE_FACE_MM
     for z in slab:
-        # First a ring with an interior of its own at any level; only then a solid cross-section.
-        for require_interior, (level, radius_mm) in [(True, a) for a in attempts] + [
-            (False, a) for a in attempts
-        ]:
-            interior = _cross_section_around_axis(
-                shell_hu[z] >= level,
+        # A ring with an interior of its own at any level; failing that, the first solid
+        # cross-section (cement up to the cortex, or an endplate's plate), taken at once near
+        # the endplate points where solid slices are the rule.
+        solid = None
+        near_face = axial_mm[z] < near_face_mm or axial_mm[z] > frame.height_mm - near_face_mm
+        for level, radius_mm in attempts:
+            bone_slice = shell_hu[z] >= level
+            found = _cross_section_around_axis(
+                bone_slice,
                 centre,
                 settings.seed_radius_mm / spacing,
                 _disk_radius(radius_mm, spacing),
                 settings.canal_gap_mm / spacing,
-                require_interior,
+                require_interior=False,
+                report_interior=True,
             )
-            if interior is not None:
-                interiors[int(z)] = interior
+            if found is None:
+                continue
+            cross_section, has_interior = found
+            if has_interior:
+                solid = None
+                interiors[int(z)] = cross_section
                 break
+            if solid is None:
+                solid = cross_section
+                if near_face:
+                    break
+        if solid is not None:
+            interiors[int(z)] = solid
     if interiors:
         areas = np.array([m.sum() for m in interiors.values()], dtype=float)
         typical = float(np.median(areas))
