@@ -37,38 +37,24 @@ def _number(value: float) -> str:
     return f"{float(value):g}"
 
 
+def _threshold_preset(material: str, segment_role: str, low_hu: float, high_hu: float) -> EffectPreset:
+    """Slicer's Threshold effect set to the measurement's window of ``material`` (HU)."""
+    return EffectPreset(
+        key=f"threshold_{material}",
+        title=f"Threshold {material}",
+        effect_name="Threshold",
+        parameters={"MinimumThreshold": _number(low_hu), "MaximumThreshold": _number(high_hu)},
+        segment_role=segment_role,
+        tooltip=f"Threshold the selected segment to {material}, {low_hu:g} to {high_hu:g} HU",
+    )
+
+
 def editor_presets(parameters: MeasurementParameters | None = None) -> dict[str, EffectPreset]:
     """The panel's presets, keyed by ``EffectPreset.key``, with thresholds from ``parameters`` (HU)."""
     parameters = parameters or MeasurementParameters()
     presets = [
-        EffectPreset(
-            key="threshold_cement",
-            title="Threshold cement",
-            effect_name="Threshold",
-            parameters={
-                "MinimumThreshold": _number(parameters.cement_min_hu),
-                "MaximumThreshold": _number(parameters.cement_max_hu),
-            },
-            segment_role="cement",
-            tooltip=(
-                f"Threshold the selected segment to cement, {parameters.cement_min_hu:g} to "
-                f"{parameters.cement_max_hu:g} HU"
-            ),
-        ),
-        EffectPreset(
-            key="threshold_bone",
-            title="Threshold bone",
-            effect_name="Threshold",
-            parameters={
-                "MinimumThreshold": _number(parameters.bone_min_hu),
-                "MaximumThreshold": _number(parameters.bone_max_hu),
-            },
-            segment_role="body",
-            tooltip=(
-                f"Threshold the selected segment to bone, {parameters.bone_min_hu:g} to "
-                f"{parameters.bone_max_hu:g} HU"
-            ),
-        ),
+        _threshold_preset("cement", "cement", parameters.cement_min_hu, parameters.cement_max_hu),
+        _threshold_preset("bone", "body", parameters.bone_min_hu, parameters.bone_max_hu),
         EffectPreset(
             key="islands",
             title="Keep largest island",
