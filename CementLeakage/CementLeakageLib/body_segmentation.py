@@ -482,16 +482,25 @@ def _outer_edge_level(
 def _trim_outer_edge(
     hu: np.ndarray, body: np.ndarray, slices: list[int], level: float, band_px: int, centre: tuple[int, int]
 ) -> None:
-    """Remove outline pixels below ``level`` that the outside reaches within ``band_px``."""
+    """Remove outline pixels below ``level`` that the outside reaches within ``band_px``.
+
+    Only pixels on the cortex's outer flank (intensity rising inward) may go: behind a faint,
+    noisy cortex the trabecular bone is below ``level`` too, and must not be reached.
+    """
     for z in slices:
         mask = body[z]
-        inner = (
-            sitk.GetArrayFromImage(
-                sitk.BinaryErode(sitk.GetImageFromArray(mask.astype(np.uint8)), [band_px, band_px])
-            )
-            > 0
+        image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        inner = sitk.GetArrayFromImage(sitk.BinaryErode(image, [band_px, band_px])) > 0
+        inward = np.gradient(
+            sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), 2.0))
         )
-        candidates = mask & ~inner & (hu[z] < level)
+        slope = np.gradient(
+            sitk.GetArrayFromImage(
+                sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(hu[z].astype(np.float32)), 1.0)
+            )
+        )
+        outer_flank = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
+        candidates = mask & ~inner & (hu[z] < level) & outer_flank
         open_space = ~mask | candidates
         labels = _labels_2d(open_space)
         border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
