@@ -51,7 +51,6 @@ class BodySegmentationSettings:
     reference_margin_mm: float = 0.0
     refine_outer_edge: bool = True
     edge_band_mm: float = 1.5
-    shell_smoothing_mm: float = 0.0
 
 
 @dataclass
@@ -84,11 +83,6 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
 
 
-def spacing_of(grid: VolumeGeometry) -> float:
-    """The in-plane spacing (mm) of a frame grid."""
-    return float(grid.spacing_mm[0])
-
-
 def _disk_radius(radius_mm: float, spacing_mm: float) -> list[int]:
     pixels = max(1, int(round(radius_mm / spacing_mm)))
     return [pixels, pixels]
@@ -117,14 +111,10 @@ def _cross_section_around_axis(
     seed_radius_px: float,
     closing_radius: list[int],
     canal_gap_px: float,
-    require_interior: bool = True,
-    report_interior: bool = False,
-):
-    """The filled bone ring that encloses the axis pixel in a 2D slice, without the spinal canal.
-
-    With ``require_interior`` the ring must enclose some of the body's own interior (a hole
-    that is not behind the body); without it a solid cross-section (cement up to the cortex)
-    is accepted too. With ``report_interior`` the result is ``(cross-section, has interior)``.
+) -> tuple[np.ndarray, bool] | None:
+    """The filled bone ring that encloses the axis pixel in a 2D slice, without the spinal canal,
+    and whether it still encloses some of the body's own interior (a hole not behind the body;
+    a ring without one is solid: cement up to the cortex, or an endplate's plate).
 
     Returns None when no closed ring encloses the axis (within ``seed_radius_px``). Holes of the
     ring whose centre lies behind the body's anterior half-depth by more than
@@ -162,12 +152,7 @@ def _cross_section_around_axis(
         centred_behind = float(pixels[0].mean()) < centre[0] - POSTERIOR_HOLE_FRACTION * anterior_depth
         if behind_wall or centred_behind:
             component &= hole_labels != hole
-    has_interior = bool((component & holes).any())
-    if require_interior and not has_interior:
-        return None
-    if report_interior:
-        return component, has_interior
-    return component
+    return component, bool((component & holes).any())
 
 
 def _largest_component_near(mask: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
@@ -564,17 +549,6 @@ def segment_vertebral_body(
     crop = ct.array_hu[box]
     crop_grid = crop_geometry(ct.geometry, box)
     hu = resample_onto(to_sitk(crop.astype(np.float32), crop_grid), grid, linear=True, default_value=-1024.0)
-    # The shell is looked for in a lightly smoothed image: noise breaks a faint cortex (one that
-    # partial volume brings near the bone threshold) and bridges soft tissue at lower levels.
-    shell_hu = (
-        sitk.GetArrayFromImage(
-            sitk.SmoothingRecursiveGaussian(
-                sitk.GetImageFromArray(hu), settings.shell_smoothing_mm / spacing_of(grid)
-            )
-        )
-        if settings.shell_smoothing_mm > 0
-        else hu
-    )
     bone = hu >= parameters.bone_min_hu
     if settings.closing_3d_radius_mm > 0:
         radius = max(1, int(round(settings.closing_3d_radius_mm / settings.working_spacing_mm)))
@@ -600,15 +574,13 @@ def segment_vertebral_body(
         solid = None
         near_face = axial_mm[z] < near_face_mm or axial_mm[z] > frame.height_mm - near_face_mm
         for level, radius_mm in attempts:
-            bone_slice = shell_hu[z] >= level
+            bone_slice = hu[z] >= level
             found = _cross_section_around_axis(
                 bone_slice,
                 centre,
                 settings.seed_radius_mm / spacing,
                 _disk_radius(radius_mm, spacing),
                 settings.canal_gap_mm / spacing,
-                require_interior=False,
-                report_interior=True,
             )
             if found is None:
                 continue
@@ -655,7 +627,7 @@ def segment_vertebral_body(
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
     enclosed = _enclosed_by_shell(
-        shell_hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings, parameters.cement_min_hu
+        hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings, parameters.cement_min_hu
     )
     if enclosed is not None:
         body[:] = enclosed

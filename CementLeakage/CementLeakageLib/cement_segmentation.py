@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .parameters import MeasurementParameters
 
@@ -62,8 +63,15 @@ def segment_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> t
     count = int(labels.max())
     levels = np.full(count + 1, np.inf)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    for label in range(1, count + 1):
-        levels[label] = cement_edge_level(array_hu, labels == label, parameters)
+    # Each piece's level from its own neighbourhood: its box, grown by the two voxels the ring
+    # around it reaches (the same voxels as in the whole array, at a fraction of the work).
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(
+            slice(max(0, axis.start - 2), min(size, axis.stop + 2)) for axis, size in zip(box, labels.shape)
+        )
+        levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters)
     largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
     grown = labels.astype(np.int32)
     below_top = array_hu <= parameters.cement_max_hu

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .case_export import level_file_stem
+from .case_export import check_bundle_destination, level_file_stem
 from .errors import CementLeakageError
 from .parameters import MeasurementParameters
 
@@ -387,15 +387,10 @@ def run_cohort(arguments: argparse.Namespace) -> int:
 
 
 def check_out_folder(out: Path | None, force: bool) -> None:
-    """Refuse an ``--out`` that is a file, or that already holds results, unless ``force``."""
-    if out is None:
-        return
-    if out.exists() and not out.is_dir():
-        raise CementLeakageError(f"--out {out} is a file, not a folder: give a folder for the results")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise CementLeakageError(
-            f"{out} already holds files: choose another --out folder or pass --force to replace them"
-        )
+    """Refuse an ``--out`` before measuring, as the bundle writer would after (see
+    :func:`case_export.check_bundle_destination`)."""
+    if out is not None:
+        check_bundle_destination(out, force)
 
 
 def write_bundle(arguments: argparse.Namespace, measured: list, ct, extra_files=None) -> list[Path]:

@@ -20,7 +20,7 @@ from .mrml_nodes import (
     mask_sha256,
     segment_id_by_name,
     segment_mask,
-    segment_tag,
+    segment_provenance,
     segment_was_edited,
     set_segment_mask,
 )
@@ -341,11 +341,9 @@ class CementLeakageLogic:
         )
 
     def _segment_provenance(self, segmentation_node, name: str, measured_mask, volume_node) -> dict:
-        present = segmentation_node is not None and segment_id_by_name(segmentation_node, name) is not None
         return {
             "name": name,
-            "source": (segment_tag(segmentation_node, name, SOURCE_TAG) if present else None) or "hand",
-            "edited_by_hand": bool(present and segment_was_edited(segmentation_node, name, volume_node)),
+            **segment_provenance(segmentation_node, name, volume_node),
             "mask_sha256": mask_sha256(measured_mask),
             "voxels": int(measured_mask.sum()),
         }

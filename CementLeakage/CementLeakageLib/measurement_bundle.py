@@ -59,12 +59,9 @@ def _bundle_record(level: MeasuredLevel, anonymize: bool) -> dict:
         record["input_source"] = os.path.basename(str(record.get("input_source", "")).rstrip("/\\"))
     masks = level.result.masks_by_segment_name()
     if level.given_segmentation:
-        body_provenance = read_segment_provenance(
-            level.given_segmentation, level.given_body_segment, level.result.geometry
-        )
-        cement_provenance = read_segment_provenance(
-            level.given_segmentation, level.given_cement_segment, level.result.geometry
-        )
+        names = [level.given_body_segment, level.given_cement_segment]
+        provenance = read_segment_provenance(level.given_segmentation, names, level.result.geometry)
+        body_provenance, cement_provenance = provenance[names[0]], provenance[names[1]]
     else:
         body_provenance = cement_provenance = {"source": "automatic", "edited_by_hand": False}
     record["segments"] = {

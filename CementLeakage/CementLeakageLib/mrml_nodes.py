@@ -286,6 +286,18 @@ def segment_was_edited(segmentation_node, segment_name: str, reference) -> bool:
     return mask_sha256(segment_mask(segmentation_node, segment_name, reference)) != written
 
 
+def segment_provenance(segmentation_node, segment_name: str, reference) -> dict:
+    """Where a segment came from: ``source`` (its ``CementLeakage.Source`` tag, ``hand`` when it
+    has none or is missing) and ``edited_by_hand`` (see :func:`segment_was_edited`)."""
+    present = (
+        segmentation_node is not None and segment_id_by_name(segmentation_node, segment_name) is not None
+    )
+    return {
+        "source": (segment_tag(segmentation_node, segment_name, SOURCE_TAG) if present else None) or "hand",
+        "edited_by_hand": bool(present and segment_was_edited(segmentation_node, segment_name, reference)),
+    }
+
+
 def endplate_labels(level: str) -> tuple[str, str]:
     """Control point labels of a level's endplate midpoints."""
     prefix = f"{level} " if level else ""

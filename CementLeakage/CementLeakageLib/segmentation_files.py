@@ -17,13 +17,12 @@ import vtk
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mrml_nodes import (
-    SOURCE_TAG,
     ensure_segmentation_converters,
     numpy_matrix,
     segment_mask,
     segment_names,
+    segment_provenance,
     segment_tag,
-    segment_was_edited,
     set_segment_mask,
 )
 from .segments import SEGMENT_COLORS_RGB
@@ -130,11 +129,10 @@ def read_segmentation_geometry(path: str | os.PathLike) -> VolumeGeometry:
     return VolumeGeometry(ijk_to_ras, shape)
 
 
-def read_segment_provenance(path: str | os.PathLike, name: str, geometry: VolumeGeometry) -> dict:
-    """Where a segment of a ``.seg.nrrd`` came from: ``source`` (``automatic`` when this package
-    wrote it, else ``hand``) and ``edited_by_hand`` (changed since the package wrote it, or drawn)."""
+def read_segment_provenance(
+    path: str | os.PathLike, names: list[str], geometry: VolumeGeometry
+) -> dict[str, dict]:
+    """Where the named segments of a ``.seg.nrrd`` came from, read in one pass (see
+    :func:`mrml_nodes.segment_provenance`), keyed by name."""
     _, node = _read_node(path)
-    return {
-        "source": segment_tag(node, name, SOURCE_TAG) or "hand",
-        "edited_by_hand": segment_was_edited(node, name, geometry),
-    }
+    return {name: segment_provenance(node, name, geometry) for name in names}

@@ -11,11 +11,10 @@ import numpy as np
 import slicer
 
 from .errors import CementLeakageError
+from .mrml_nodes import LEVEL_ATTRIBUTE, ROLE_ATTRIBUTE
 from .split_plane import ANTERIOR_RAS, split_plane_from_endplates
 
-SPLIT_PLANE_ROLE_ATTRIBUTE = "CementLeakage.Role"
 SPLIT_PLANE_ROLE = "split plane"
-LEVEL_ATTRIBUTE = "CementLeakage.Level"
 
 PLANE_ANTERIOR_POSTERIOR_SIZE_MM = 60.0
 """Extent of the drawn plane along the patient's anterior axis (mm): wider than any vertebral body."""
@@ -36,7 +35,7 @@ def find_split_plane_node(scene, level: str):
     for index in range(nodes.GetNumberOfItems()):
         node = nodes.GetItemAsObject(index)
         if (
-            node.GetAttribute(SPLIT_PLANE_ROLE_ATTRIBUTE) == SPLIT_PLANE_ROLE
+            node.GetAttribute(ROLE_ATTRIBUTE) == SPLIT_PLANE_ROLE
             and (node.GetAttribute(LEVEL_ATTRIBUTE) or "") == level
         ):
             return node
@@ -46,7 +45,7 @@ def find_split_plane_node(scene, level: str):
 def _new_split_plane_node(scene, level: str):
     node = slicer.vtkMRMLMarkupsPlaneNode()
     node.SetName(split_plane_node_name(level))
-    node.SetAttribute(SPLIT_PLANE_ROLE_ATTRIBUTE, SPLIT_PLANE_ROLE)
+    node.SetAttribute(ROLE_ATTRIBUTE, SPLIT_PLANE_ROLE)
     node.SetAttribute(LEVEL_ATTRIBUTE, level)
     scene.AddNode(node)
     node.CreateDefaultDisplayNodes()
