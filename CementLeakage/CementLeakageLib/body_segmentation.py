@@ -8,10 +8,15 @@ are filled, and anything attached through a neck narrower than the pedicles (rib
 cement) is cut off by a morphological opening of the cross-section. The pedicles are cut at
 the posterior wall and, in the slices that carry them, at the outline of the slices that do
 not (the pedicle's anterior edge). The outer surface is then moved from the 226 HU iso-level,
-which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_level`). Slices
+which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_level`). Slices in
+the middle of the body whose cross-section comes out markedly smaller than the body's (a faint
+cortex that closed only where cement props it up) look again, lowest shell level first. Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
-that has one. The mask is then resampled onto the CT grid and clipped to the slab between
-the two endplate points (beyond them only where a concave endplate's rim continues).
+that has one. Where the cortical shell encloses the body in 3D, its faces follow tilted and
+concave endplates; a face that stops short of the smooth endplate surface fitted to all
+columns (a hole in a faint shell) is raised to it. The mask is then resampled onto the CT
+grid and clipped to the slab between the two endplate points (beyond them only where a
+concave endplate's rim continues).
 """
 
 from __future__ import annotations
@@ -358,17 +363,70 @@ def _enclosed_by_shell(
                 enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
                 if enclosed_core[middle].any():
                     calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
-                    return _columns_within_outline(calibrated, typical_outline)
+                    tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
+                    return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
     return None
 
 
-def _columns_within_outline(enclosed: np.ndarray, outline: np.ndarray) -> np.ndarray:
+FACE_TOLERANCE_MM = 1.5
+"""A column whose face lies further inward than this (mm) from the smooth endplate surface
+fitted to all columns stopped at a hole in the shell, not at the endplate."""
+
+
+BROKEN_FACE_FRACTION = 0.1
+"""A face is raised to its fitted surface only when at least this fraction of its columns stop
+short of it: a few short columns along the outline are the grid's steps, not holes."""
+
+
+def _smooth_face(
+    face: np.ndarray, present: np.ndarray, inward: int, tolerance_px: float, bound: int
+) -> np.ndarray:
+    """An endplate face (slice index per column) with its inward outliers raised to the surface.
+
+    A quadratic surface in the column coordinates (a plane for a tilted endplate, a bowl for a
+    concave one) is fitted to the columns in ``present``, leaving out those more than
+    ``tolerance_px`` from the fit either way, three times over. Columns further inward than that
+    (``inward``: +1 for the lower face, -1 for the upper) take the fitted surface, bounded by the
+    slab; the others keep their own face (a Schmorl pit, a local dent, a concave rim).
+    """
+    rows, cols = np.nonzero(present)
+    if rows.size < 12:
+        return face
+    r = (rows - rows.mean()) / max(float(rows.std()), 1.0)
+    c = (cols - cols.mean()) / max(float(cols.std()), 1.0)
+    design = np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+    values = face[rows, cols].astype(float)
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(3):
+        coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        fitted = design @ coefficients
+        keep = np.abs(values - fitted) <= tolerance_px
+        if keep.sum() < 12:
+            return face
+    outliers = inward * (values - fitted) > tolerance_px
+    if outliers.mean() < BROKEN_FACE_FRACTION:
+        return face
+    result = face.copy()
+    raised = np.rint(fitted[outliers]).astype(face.dtype)
+    # Raised faces stay within the slab between the endplate points (``bound``): beyond them a face
+    # is the shell's own (a concave endplate's rim), never an extrapolation.
+    raised = np.maximum(raised, bound) if inward > 0 else np.minimum(raised, bound)
+    result[rows[outliers], cols[outliers]] = raised
+    return result
+
+
+def _columns_within_outline(
+    enclosed: np.ndarray, outline: np.ndarray, tolerance_px: float, slab: np.ndarray
+) -> np.ndarray:
     """The body from its faces and its outline: in every column (x, y) of ``outline``, the
-    voxels between the lowest and highest voxel of ``enclosed`` in that column."""
+    voxels between the lowest and highest voxel of ``enclosed`` in that column, faces that stop
+    short of the smooth endplate surface (a hole in a faint shell) raised to it."""
     present = enclosed.any(axis=0) & outline
     z = np.arange(enclosed.shape[0])[:, None, None]
     first = np.where(present, np.argmax(enclosed, axis=0), 0)
     last = np.where(present, enclosed.shape[0] - 1 - np.argmax(enclosed[::-1], axis=0), -1)
+    first = _smooth_face(first, present, 1, tolerance_px, int(slab[0]))
+    last = _smooth_face(last, present, -1, tolerance_px, int(slab[-1]))
     return present[None] & (z >= first[None]) & (z <= last[None])
 
 
@@ -414,7 +472,11 @@ CORTEX_PEAK_MAX_HU = 1000.0
 
 
 def _outer_edge_level(
-    hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int, cement_min_hu: float = 1500.0
+    hu: np.ndarray,
+    body: np.ndarray,
+    slices: list[int],
+    band_px: int,
+    cement_min_hu: float = 1500.0,
 ) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
@@ -456,7 +518,8 @@ def _outer_edge_level(
             sitk.GrayscaleDilate(sitk.GetImageFromArray(local), [band_px, band_px])
         )
         local_peak = float(np.median(local_max[flank][steep]))
-        band_peak = float(np.quantile(hu[z][band & ~falls_outward], 0.9))
+        inner_side = hu[z][band & ~falls_outward]
+        band_peak = float(np.quantile(inner_side, 0.9)) if inner_side.size >= 20 else local_peak
         peaks.append(min(local_peak, band_peak))
     if not values:
         return None
@@ -518,6 +581,101 @@ def _largest_inner_gap_mm(slab, interiors: dict, axial_mm: np.ndarray, height_mm
     return best
 
 
+def _cross_sections(
+    hu: np.ndarray,
+    slab: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    centre: tuple[int, int],
+    attempts: list[tuple[float, float]],
+    settings: BodySegmentationSettings,
+) -> dict[int, np.ndarray]:
+    """The body's cross-section in every slab slice where one is found, by slice index.
+
+    Each slice takes the first of ``attempts`` (shell level in HU, closing radius in mm) whose
+    ring has an interior of its own; failing that, the first solid cross-section (cement up to
+    the cortex, or an endplate's plate), taken at once within ``SOLID_SLICE_FACE_MM`` of the
+    endplate points where solid slices are the rule. Cross-sections far from the typical area
+    (below half, above twice the median) are dropped.
+    """
+    spacing = settings.working_spacing_mm
+    interiors: dict[int, np.ndarray] = {}
+    for z in slab:
+        solid = None
+        near_face = axial_mm[z] < SOLID_SLICE_FACE_MM or axial_mm[z] > height_mm - SOLID_SLICE_FACE_MM
+        for level, radius_mm in attempts:
+            found = _cross_section_around_axis(
+                hu[z] >= level,
+                centre,
+                settings.seed_radius_mm / spacing,
+                _disk_radius(radius_mm, spacing),
+                settings.canal_gap_mm / spacing,
+            )
+            if found is None:
+                continue
+            cross_section, has_interior = found
+            if has_interior:
+                solid = None
+                interiors[int(z)] = cross_section
+                break
+            if solid is None:
+                solid = cross_section
+                if near_face:
+                    break
+        if solid is not None:
+            interiors[int(z)] = solid
+    if interiors:
+        typical = float(np.median([m.sum() for m in interiors.values()]))
+        interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= m.sum() <= 2.0 * typical}
+    return interiors
+
+
+def _shaped_body(
+    interiors: dict[int, np.ndarray],
+    hu: np.ndarray,
+    shape: tuple[int, int, int],
+    centre: tuple[int, int],
+    settings: BodySegmentationSettings,
+    parameters: MeasurementParameters,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The body in the slices of ``interiors``: necks cut, pedicles cut at the posterior wall and
+    at the pedicle-free outline, the outer surface moved to the cortex's edge. Returns the mask
+    on the frame grid and the cross-sections kept (those of at least half the typical area)."""
+    spacing = settings.working_spacing_mm
+    neck_radius = _disk_radius(settings.neck_radius_mm, spacing)
+    body = np.zeros(shape, dtype=bool)
+    for z, cross_section in interiors.items():
+        body[z] = _cut_necks(cross_section, centre, neck_radius)
+    margin_px = int(round(settings.reference_margin_mm / spacing))
+    pedicle_slices = _cut_at_posterior_wall(
+        body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
+    )
+    _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
+    if settings.refine_outer_edge:
+        band_px = max(1, int(round(settings.edge_band_mm / spacing)))
+        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu)
+        if level is not None and level > parameters.bone_min_hu:
+            _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
+    areas = {z: int(body[z].sum()) for z in interiors}
+    typical = float(np.median(list(areas.values())))
+    return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
+
+
+DEFICIENT_AREA_FRACTION = 0.9
+"""A slice in the middle half of the slab whose cross-section is smaller than this fraction of
+the body's large cross-sections (upper quartile) has lost part of its shell."""
+
+
+def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray], slab: np.ndarray) -> list[int]:
+    """Slices of the slab's middle half whose cross-section is markedly smaller than the body's."""
+    if len(interiors) < 4:
+        return []
+    areas = {z: int(body[z].sum()) for z in interiors}
+    large = float(np.quantile(list(areas.values()), 0.75))
+    middle = set(int(z) for z in slab[len(slab) // 4 : 3 * len(slab) // 4 + 1])
+    return [z for z, area in areas.items() if z in middle and area < DEFICIENT_AREA_FRACTION * large]
+
+
 def segment_vertebral_body(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -555,72 +713,34 @@ def segment_vertebral_body(
         bone = sitk.GetArrayFromImage(
             sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(bone.astype(np.uint8)), [radius] * 3)
         ).astype(bool)
-    spacing = settings.working_spacing_mm
     centre = (grid.shape[1] // 2, grid.shape[2] // 2)
     axial_mm = frame.to_frame(
         grid.ijk_to_ras_points(np.array([[0.0, 0.0, k] for k in range(grid.shape[0])]))
     )[:, 2]
     slab = np.flatnonzero((axial_mm > 0.0) & (axial_mm < frame.height_mm))
 
-    interiors: dict[int, np.ndarray] = {}
     shell_levels = [level for level in settings.shell_levels_hu if level <= parameters.bone_min_hu]
     shell_levels = [parameters.bone_min_hu] + [lvl for lvl in shell_levels if lvl < parameters.bone_min_hu]
     attempts = [(level, radius) for level in shell_levels for radius in settings.closing_radii_mm]
-    near_face_mm = SOLID_SLICE_FACE_MM
-    for z in slab:
-        # A ring with an interior of its own at any level; failing that, the first solid
-        # cross-section (cement up to the cortex, or an endplate's plate), taken at once near
-        # the endplate points where solid slices are the rule.
-        solid = None
-        near_face = axial_mm[z] < near_face_mm or axial_mm[z] > frame.height_mm - near_face_mm
-        for level, radius_mm in attempts:
-            bone_slice = hu[z] >= level
-            found = _cross_section_around_axis(
-                bone_slice,
-                centre,
-                settings.seed_radius_mm / spacing,
-                _disk_radius(radius_mm, spacing),
-                settings.canal_gap_mm / spacing,
-            )
-            if found is None:
-                continue
-            cross_section, has_interior = found
-            if has_interior:
-                solid = None
-                interiors[int(z)] = cross_section
-                break
-            if solid is None:
-                solid = cross_section
-                if near_face:
-                    break
-        if solid is not None:
-            interiors[int(z)] = solid
-    if interiors:
-        areas = np.array([m.sum() for m in interiors.values()], dtype=float)
-        typical = float(np.median(areas))
-        interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= m.sum() <= 2.0 * typical}
+    shaping = dict(hu=hu, shape=grid.shape, centre=centre, settings=settings, parameters=parameters)
+    interiors = _cross_sections(hu, slab, axial_mm, frame.height_mm, centre, attempts, settings)
     if not interiors:
         raise CementLeakageError(
             "no vertebral body found between the endplate points: no bone ring encloses the axis between "
             "them; check the points and the bone threshold"
         )
-    neck_radius = _disk_radius(settings.neck_radius_mm, spacing)
-    body = np.zeros(grid.shape, dtype=bool)
-    for z, cross_section in interiors.items():
-        body[z] = _cut_necks(cross_section, centre, neck_radius)
-    margin_px = int(round(settings.reference_margin_mm / spacing))
-    pedicle_slices = _cut_at_posterior_wall(
-        body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
-    )
-    _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
-    if settings.refine_outer_edge:
-        band_px = max(1, int(round(settings.edge_band_mm / spacing)))
-        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu)
-        if level is not None and level > parameters.bone_min_hu:
-            _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
-    areas = {z: int(body[z].sum()) for z in interiors}
-    typical = float(np.median(list(areas.values())))
-    interiors = {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
+    body, interiors = _shaped_body(interiors, **shaping)
+    deficient = _deficient_slices(body, interiors, slab)
+    if deficient:
+        # A faint cortex closes at a higher level only where cement or bone props it up: the ring
+        # found there leaves out the rest of the body. Those slices look again, lowest level first.
+        low_first = sorted(attempts, key=lambda attempt: attempt[0])
+        again = _cross_sections(hu, slab, axial_mm, frame.height_mm, centre, low_first, settings)
+        if again:
+            alternative, again = _shaped_body(again, **shaping)
+            for z in deficient:
+                if z in again and alternative[z].sum() > body[z].sum():
+                    body[z] = alternative[z]
     found = np.array(sorted(interiors))
     for z in slab:
         if int(z) not in interiors:
