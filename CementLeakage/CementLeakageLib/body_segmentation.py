@@ -359,7 +359,9 @@ def _enclosed_by_shell(
                 continue
             candidate = _largest_component_3d(candidate)
             volume = float(candidate.sum())
-            if ENCLOSED_VOLUME_RANGE[0] * reference <= volume <= ENCLOSED_VOLUME_RANGE[1] * reference:
+            low, high = ENCLOSED_VOLUME_RANGE
+            within_range = low * reference <= volume <= high * reference
+            if within_range and _faces_meet_the_points(candidate, axial_mm, height_mm):
                 enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
                 if enclosed_core[middle].any():
                     calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
@@ -413,6 +415,34 @@ def _smooth_face(
     raised = np.maximum(raised, bound) if inward > 0 else np.minimum(raised, bound)
     result[rows[outliers], cols[outliers]] = raised
     return result
+
+
+AXIS_PATCH_MM = 2.0
+"""Half-width (mm) of the patch around the axis whose faces are compared with the marked points."""
+
+
+def _faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm: float) -> bool:
+    """Whether the enclosed body's faces around the axis lie at the marked endplate points.
+
+    On the axis the points say where the endplates are (0 and ``height_mm``, mm along the axis).
+    A face more than ``MAX_ENDPLATE_OVERSHOOT_MM`` (plus a slice) beyond or short of its point is
+    not the endplate: the shell opened into the disc (a leak's hole in the endplate) or the
+    enclosure stopped inside the body. The median face over a small patch around the axis is
+    used, so that one column through a pit does not decide.
+    """
+    spacing = abs(float(axial_mm[1] - axial_mm[0]))
+    half = max(1, int(round(AXIS_PATCH_MM / spacing)))
+    rows, cols = enclosed.shape[1] // 2, enclosed.shape[2] // 2
+    patch = enclosed[:, rows - half : rows + half + 1, cols - half : cols + half + 1]
+    present = patch.any(axis=0)
+    if present.mean() < 0.5:
+        return False
+    first = np.argmax(patch, axis=0)[present]
+    last = (patch.shape[0] - 1 - np.argmax(patch[::-1], axis=0))[present]
+    lower_mm = float(np.median(axial_mm[first])) - 0.5 * spacing
+    upper_mm = float(np.median(axial_mm[last])) + 0.5 * spacing
+    allowed_mm = MAX_ENDPLATE_OVERSHOOT_MM + spacing
+    return abs(lower_mm) <= allowed_mm and abs(upper_mm - height_mm) <= allowed_mm
 
 
 def _columns_within_outline(
