@@ -297,6 +297,10 @@ def _add_concave_endplate_rims(
 
 
 ENCLOSED_VOLUME_RANGE = (0.7, 1.45)
+ENCLOSED_COVERAGE_MIN = 0.95
+"""The shell-enclosed body must hold this fraction of the body found slice by slice between the
+endplate points: the shell may add concave rims and take off tilted corners, but a shell with
+holes encloses only part of the body."""
 CEMENT_HALO_PX = 3
 """Pixels around cement beyond the endplate points that its blur makes look like bone."""
 MAX_ENDPLATE_OVERSHOOT_MM = 2.0
@@ -326,6 +330,8 @@ def _enclosed_by_shell(
     if not outline.any():
         return None
     reference = float(body[slab].sum())
+    slab_body = np.zeros_like(body)
+    slab_body[slab] = body[slab]
     # The faces come from the shell, the outline from the slab: pixels in at least half of the
     # slab's cross-sections (pedicle roots and ribs are in fewer).
     typical_outline = body[slab].mean(axis=0) >= 0.5
@@ -345,6 +351,12 @@ def _enclosed_by_shell(
     def shell_at(level: float) -> np.ndarray:
         return ((hu >= level) & not_cement_beyond).astype(np.uint8)
 
+    def finished(candidate: np.ndarray) -> np.ndarray:
+        calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
+        tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
+        return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
+
+    partial: tuple[float, np.ndarray] | None = None
     for level in shell_levels:
         for radius_mm in settings.closing_radii_mm[:2]:
             radius = max(1, int(round(radius_mm / settings.working_spacing_mm)))
@@ -361,13 +373,22 @@ def _enclosed_by_shell(
             volume = float(candidate.sum())
             low, high = ENCLOSED_VOLUME_RANGE
             within_range = low * reference <= volume <= high * reference
-            if within_range and _faces_meet_the_points(candidate, axial_mm, height_mm):
-                enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
-                if enclosed_core[middle].any():
-                    calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
-                    tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
-                    return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
-    return None
+            if not (within_range and _faces_meet_the_points(candidate, axial_mm, height_mm)):
+                continue
+            enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
+            if not enclosed_core[middle].any():
+                continue
+            enclosed = finished(candidate)
+            coverage = float((enclosed & slab_body).sum()) / reference
+            if coverage >= ENCLOSED_COVERAGE_MIN:
+                return enclosed
+            if partial is None or coverage > partial[0]:
+                partial = (coverage, enclosed)
+    if partial is None:
+        return None
+    # Every shell that closed has holes: its faces still follow the endplates beyond the points
+    # (concave rims), and the body found slice by slice fills what it leaves out between them.
+    return partial[1] | (slab_body & typical_outline[None])
 
 
 FACE_TOLERANCE_MM = 1.5
