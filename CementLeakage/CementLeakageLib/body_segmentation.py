@@ -29,6 +29,7 @@ import SimpleITK as sitk
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
+from .mask_resampling import coverage_on, volume_preserving_mask
 from .parameters import MeasurementParameters
 from .sitk_bridge import box_around_ras_points, crop_geometry, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
@@ -727,6 +728,33 @@ def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray], slab: 
     return [z for z, area in areas.items() if z in middle and area < DEFICIENT_AREA_FRACTION * large]
 
 
+def _on_ct_grid(
+    body: np.ndarray,
+    grid: VolumeGeometry,
+    crop_grid: VolumeGeometry,
+    frame: VertebraFrame,
+    reach_below: float,
+    reach_above: float,
+) -> np.ndarray:
+    """The body moved from the frame grid onto the CT sub-grid with its volume kept (see
+    :mod:`mask_resampling`), within the slab between the endplate points (beyond them by
+    ``reach_below`` and ``reach_above`` mm, where a concave endplate's rim continues) give or
+    take half a CT voxel."""
+    coverage = coverage_on(body, grid, crop_grid)
+    k, j, i = np.nonzero(coverage > 0.0)
+    points = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))
+    half_extent = 0.5 * float(np.abs(frame.rotation[:, 2] @ crop_grid.ijk_to_ras[:3, :3]).sum())
+    inside = (points[:, 2] >= -reach_below - half_extent) & (
+        points[:, 2] <= frame.height_mm + reach_above + half_extent
+    )
+    allowed = np.zeros(coverage.shape, dtype=bool)
+    allowed[k[inside], j[inside], i[inside]] = True
+    distance = np.zeros(coverage.shape, dtype=np.float32)
+    distance[k, j, i] = np.hypot(points[:, 0], points[:, 1])
+    volume_mm3 = float(coverage[allowed].sum()) * crop_grid.voxel_volume_mm3
+    return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, distance)
+
+
 def segment_vertebral_body(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -826,14 +854,7 @@ def segment_vertebral_body(
             "review the vertebral body mask"
         )
 
-    native = (
-        resample_onto(to_sitk(body.astype(np.float32), grid), crop_grid, linear=True, default_value=0.0)
-        >= 0.5
-    )
-    k, j, i = np.nonzero(native)
-    axial = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))[:, 2]
-    outside_slab = (axial < -reach_below) | (axial > frame.height_mm + reach_above)
-    native[k[outside_slab], j[outside_slab], i[outside_slab]] = False
+    native = _on_ct_grid(body, grid, crop_grid, frame, reach_below, reach_above)
     return BodySegmentation(
         mask=native,
         geometry=crop_grid,

@@ -34,12 +34,13 @@ def load_real_vertebra():
 
 
 def endplate_midpoints(geometry, body):
-    """Upper and lower endplate midpoints (RAS mm) where the body's central column ends."""
+    """Upper and lower endplate midpoints (RAS mm) where the body's central column ends: on the
+    outer faces of its last labelled voxels, where the endplate surfaces are."""
     k, j, i = np.nonzero(body)
     ci, cj = int(round(i.mean())), int(round(j.mean()))
     column = np.flatnonzero(body[:, cj, ci])
-    upper = geometry.ijk_to_ras_points([[ci, cj, column.max()]])[0]
-    lower = geometry.ijk_to_ras_points([[ci, cj, column.min()]])[0]
+    upper = geometry.ijk_to_ras_points([[ci, cj, column.max() + 0.5]])[0]
+    lower = geometry.ijk_to_ras_points([[ci, cj, column.min() - 0.5]])[0]
     return upper, lower
 
 
@@ -54,9 +55,9 @@ def test_real_vertebral_body_matches_expert_labels():
     mask = np.zeros(truth.shape, dtype=bool)
     mask[result.box] = result.mask
     dice = 2.0 * np.count_nonzero(mask & truth) / (np.count_nonzero(mask) + np.count_nonzero(truth))
-    # Measured 0.894; the loss is mostly the rims of the concave endplates.
+    # Measured 0.899; the loss is mostly the rims of the concave endplates.
     assert dice >= 0.88
     # The pedicles and the posterior arch are cut off: under 1% of the mask lies in them.
     assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
     volume_ratio = np.count_nonzero(mask) / np.count_nonzero(truth)
-    assert volume_ratio == pytest.approx(0.82, abs=0.06)  # measured 0.817
+    assert volume_ratio == pytest.approx(0.82, abs=0.06)  # measured 0.824

@@ -1,0 +1,65 @@
+"""A fine mask moved onto thick CT slices keeps its volume: a box whose faces fall inside a
+2 mm slice, against its analytic volume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CementLeakageLib.geometry import VolumeGeometry
+from CementLeakageLib.mask_resampling import coverage_on, volume_preserving_mask
+
+
+def grid(spacing_mm, shape, origin_ras=(0.0, 0.0, 0.0)) -> VolumeGeometry:
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.diag(spacing_mm)
+    matrix[:3, 3] = origin_ras
+    return VolumeGeometry(matrix, shape)
+
+
+def fine_box(fine: VolumeGeometry, low_mm, high_mm) -> np.ndarray:
+    """Voxels of ``fine`` whose centres lie in the box [low, high) (RAS mm)."""
+    k, j, i = np.indices(fine.shape)
+    centres = fine.ijk_to_ras_points(np.column_stack([i.ravel(), j.ravel(), k.ravel()]))
+    inside = np.all((centres >= low_mm) & (centres < high_mm), axis=1)
+    return inside.reshape(fine.shape)
+
+
+@pytest.mark.parametrize("face_offset_mm", [0.0, 0.5, 1.0, 1.5])
+def test_box_on_thick_slices_keeps_its_volume(face_offset_mm):
+    # Fine grid: 0.5 mm voxels with faces at multiples of 0.5 mm; coarse: 1 x 1 x 2 mm voxels
+    # whose slices span [2n - 1, 2n + 1) mm along S.
+    fine = grid((0.5, 0.5, 0.5), (80, 60, 60), origin_ras=(0.25, 0.25, 0.25))
+    coarse = grid((1.0, 1.0, 2.0), (20, 30, 30))
+    low = np.array([5.0, 5.0, 10.0 + face_offset_mm])
+    high = np.array([25.0, 25.0, 30.0 + face_offset_mm])
+    mask = fine_box(fine, low, high)
+    box_mm3 = float(np.prod(high - low))
+    assert mask.sum() * fine.voxel_volume_mm3 == pytest.approx(box_mm3)
+
+    coverage = coverage_on(mask, fine, coarse)
+    allowed = np.ones(coarse.shape, dtype=bool)
+    distance = np.zeros(coarse.shape, dtype=np.float32)
+    result = volume_preserving_mask(coverage, box_mm3, coarse.voxel_volume_mm3, allowed, distance)
+    # The coarse mask's own count gives the box's volume to within one voxel (2 mm³ of 8000).
+    assert abs(result.sum() * coarse.voxel_volume_mm3 - box_mm3) <= coarse.voxel_volume_mm3
+    # A face inside a slice is covered by the fraction of the slice it leaves inside.
+    face_slice = int(np.floor((low[2] + 1.0) / 2.0))
+    inside_fraction = ((2.0 * face_slice + 1.0) - low[2]) / 2.0
+    assert coverage[face_slice, 15, 15] == pytest.approx(min(inside_fraction, 1.0), abs=0.01)
+
+
+def test_ties_go_to_the_centre_first():
+    coverage = np.zeros((1, 1, 9), dtype=np.float32)
+    coverage[0, 0, :] = 0.5
+    distance = np.abs(np.arange(9, dtype=np.float32) - 4.0)[None, None, :]
+    allowed = np.ones(coverage.shape, dtype=bool)
+    result = volume_preserving_mask(coverage, 3.0, 1.0, allowed, distance)
+    assert np.flatnonzero(result[0, 0]).tolist() == [3, 4, 5]
+
+
+def test_voxels_outside_the_allowed_region_are_never_taken():
+    coverage = np.ones((1, 1, 4), dtype=np.float32)
+    allowed = np.array([[[True, True, False, False]]])
+    result = volume_preserving_mask(coverage, 4.0, 1.0, allowed, np.zeros(coverage.shape, np.float32))
+    assert result[0, 0].tolist() == [True, True, False, False]
