@@ -750,7 +750,7 @@ def _on_ct_grid(
     allowed = np.zeros(coverage.shape, dtype=bool)
     allowed[k[inside], j[inside], i[inside]] = True
     distance = np.zeros(coverage.shape, dtype=np.float32)
-    distance[k, j, i] = np.hypot(points[:, 0], points[:, 1])
+    distance[k, j, i] = np.hypot(points[:, 0], points[:, 1])  # mm from the axis
     volume_mm3 = float(coverage[allowed].sum()) * crop_grid.voxel_volume_mm3
     return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, distance)
 

@@ -7,6 +7,13 @@ rim off every blob, a few per cent of the volume. The edge is therefore refined:
 touching the thresholded cement are added when they are brighter than halfway between the
 cement's median intensity and that of the voxels around it. The refinement only ever adds
 voxels next to thresholded cement and never goes below ``CEMENT_EDGE_FLOOR_HU``.
+
+On slices markedly thicker than the pixels (``THICK_SLICE_RATIO``) a thin layer of cement can
+lie anywhere within a slice, and whole voxels move its volume by up to half a slice at each
+face. Each piece is then placed within the slices (:func:`place_within_slices`): the intensity
+is interpolated between slices, each voxel gets the fraction of its thickness at or above the
+piece's edge level, and the voxels around the piece with the largest fractions are taken until
+they hold that volume.
 """
 
 from __future__ import annotations
@@ -15,10 +22,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
 from .parameters import MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
 """Lowest level (HU) the refined cement edge may reach."""
+THICK_SLICE_RATIO = 1.5
+"""Slices at least this many times thicker than the pixels (and over ``SAMPLE_SPACING_MM``) are
+thick: the cement's faces are placed within them."""
 EDGE_GROWTH_STEPS = 3
 """Voxels the thresholded cement may grow into its half-maximum edge: thin leaks and tracts, whose
 blurred peak is lower, keep their 1500 HU core further inside their true edge than big blobs."""
@@ -46,13 +57,47 @@ def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: Measur
     return float(np.clip(level, CEMENT_EDGE_FLOOR_HU, parameters.cement_min_hu))
 
 
-def segment_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> tuple[np.ndarray, float]:
+def place_within_slices(
+    array_hu: np.ndarray,
+    pieces: np.ndarray,
+    levels: np.ndarray,
+    slice_spacing_mm: float,
+    parameters: MeasurementParameters,
+) -> np.ndarray:
+    """The cement pieces (labels ``[k, j, i]``) with their faces placed within thick slices.
+
+    Along the slice axis (k, ``slice_spacing_mm`` apart), each piece's voxels and their
+    neighbours get the fraction of their thickness where the intensity, interpolated between
+    slices, lies between the piece's edge level (``levels`` by label) and ``cement_max_hu``; the
+    voxels with the largest fractions, brighter first among equals, are taken until they hold
+    that covered volume. Returns a bool mask.
+    """
+    result = np.zeros(pieces.shape, dtype=bool)
+    neighbourhood = np.ones((3, 3, 3), dtype=bool)
+    for label, box in enumerate(ndimage.find_objects(pieces), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(0, b.start - 1), min(size, b.stop + 1)) for b, size in zip(box, pieces.shape))
+        piece = pieces[box] == label
+        near = ndimage.binary_dilation(piece, structure=neighbourhood) & ((pieces[box] == 0) | piece)
+        hu = array_hu[box].astype(np.float32)
+        coverage = coverage_along_axis(hu, levels[label], parameters.cement_max_hu, 0, slice_spacing_mm)
+        covered = float(coverage[near].sum())
+        result[box] |= volume_preserving_mask(coverage, covered, 1.0, near, -hu / 1000.0)
+    return result
+
+
+def segment_cement(
+    array_hu: np.ndarray, parameters: MeasurementParameters, spacing_mm: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Cement mask ``[k, j, i]`` of ``array_hu`` (HU) and the edge level (HU) of the largest piece.
 
     Each connected piece of thresholded cement gets its own half-maximum level
     (:func:`cement_edge_level` of that piece: small leaks, whose blurred peak is lower than a
     large blob's, get a lower level) and grows by up to ``EDGE_GROWTH_STEPS`` voxels
     (26-neighbourhood) through voxels at or above that level and at or below ``cement_max_hu``.
+    With the voxel spacing (mm, i j k) given and thick slices (see ``THICK_SLICE_RATIO``), the
+    pieces are then placed within the slices (:func:`place_within_slices`).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
@@ -83,4 +128,8 @@ def segment_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> t
         if not add.any():
             break
         grown = np.where(add, reached, grown)
+    if spacing_mm is not None:
+        slice_mm, pixel_mm = float(spacing_mm[2]), float(max(spacing_mm[0], spacing_mm[1]))
+        if slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm:
+            return place_within_slices(array_hu, grown, levels, slice_mm, parameters), largest_level
     return grown > 0, largest_level

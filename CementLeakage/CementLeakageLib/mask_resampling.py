@@ -19,8 +19,9 @@ from .sitk_bridge import resample_onto, to_sitk
 SAMPLE_SPACING_MM = 0.5
 """Largest distance (mm) between the points that sample one coarse voxel along each axis."""
 TIE_BREAK_PER_MM = 1e-4
-"""Score taken off per mm from the centre point: among voxels covered alike, those nearer the
-centre are taken first, so a face that falls mid-slice is filled from the middle outward."""
+"""Score taken off per unit of the tie-break (mm from the centre, for a body): among voxels
+covered alike, those with the smaller tie-break are taken first, so a face that falls mid-slice
+is filled from the middle outward."""
 
 
 def _offsets(spacing_mm: float) -> np.ndarray:
@@ -54,14 +55,15 @@ def volume_preserving_mask(
     volume_mm3: float,
     voxel_mm3: float,
     allowed: np.ndarray,
-    distance_mm: np.ndarray,
+    tie_break: np.ndarray,
 ) -> np.ndarray:
     """The voxels with the largest coverage whose count times ``voxel_mm3`` is ``volume_mm3``.
 
     Only voxels in ``allowed`` with some coverage are candidates; ties in coverage go to the
-    voxels with the smaller ``distance_mm`` (from the mask's centre). Returns a bool array.
+    voxels with the smaller ``tie_break`` (distance from the mask's centre in mm, for example).
+    Returns a bool array.
     """
-    score = np.where(allowed & (coverage > 0.0), coverage - TIE_BREAK_PER_MM * distance_mm, -np.inf)
+    score = np.where(allowed & (coverage > 0.0), coverage - TIE_BREAK_PER_MM * tie_break, -np.inf)
     flat = score.ravel()
     candidates = np.flatnonzero(np.isfinite(flat))
     wanted = int(round(volume_mm3 / voxel_mm3))
@@ -72,3 +74,24 @@ def volume_preserving_mask(
         chosen = candidates[np.argpartition(-flat[candidates], wanted - 1)[:wanted]]
         result[chosen] = True
     return result.reshape(coverage.shape)
+
+
+def coverage_along_axis(
+    array: np.ndarray, low: float, high: float, axis: int, spacing_mm: float
+) -> np.ndarray:
+    """Fraction (0 to 1) of each voxel, along ``axis`` of ``spacing_mm``, where ``array``
+    interpolated linearly between voxel centres lies within ``[low, high]``.
+
+    The voxel is sampled at points at most ``SAMPLE_SPACING_MM`` apart along the axis; at the
+    array's ends the end voxel's own value stands for its missing neighbour.
+    """
+    values = np.moveaxis(np.asarray(array, dtype=np.float32), axis, 0)
+    after = np.concatenate([values[1:], values[-1:]], axis=0)
+    before = np.concatenate([values[:1], values[:-1]], axis=0)
+    offsets = _offsets(spacing_mm)
+    total = np.zeros(values.shape, dtype=np.float32)
+    for offset in offsets:
+        weight = np.float32(abs(offset))
+        sampled = (1.0 - weight) * values + weight * (after if offset > 0 else before)
+        total += (sampled >= low) & (sampled <= high)
+    return np.moveaxis(total / len(offsets), 0, axis)

@@ -132,7 +132,7 @@ def automatic_masks(
     check_body_inside_field_of_view(body, ct.geometry)
 
     crop_hu = ct.array_hu[body_result.box]
-    crop_cement, _ = segment_cement(crop_hu, parameters)
+    crop_cement, _ = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm)
     voxel_mm3 = float(np.prod(ct.geometry.spacing_mm))
     metal = find_metal(crop_hu, voxel_mm3)
     warnings = list(body_result.warnings)
