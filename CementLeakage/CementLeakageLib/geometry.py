@@ -83,6 +83,13 @@ class VolumeGeometry:
         """The inverse 4x4 matrix, RAS mm to continuous IJK voxel coordinates."""
         return np.linalg.inv(self.ijk_to_ras)
 
+    def cropped(self, box: tuple[slice, slice, slice]) -> VolumeGeometry:
+        """The grid of ``array[box]`` (``box``: ``[k, j, i]`` slices with explicit starts and stops):
+        same spacing and directions, origin moved to the box's first voxel (RAS mm)."""
+        matrix = self.ijk_to_ras.copy()
+        matrix[:3, 3] = self.ijk_to_ras_points(np.array([[box[2].start, box[1].start, box[0].start]]))[0]
+        return VolumeGeometry(matrix, tuple(b.stop - b.start for b in box))
+
     def ijk_to_ras_points(self, ijk: np.ndarray) -> np.ndarray:
         """Map IJK points ``(N, 3)`` (i, j, k order) to RAS mm ``(N, 3)``."""
         ijk = np.asarray(ijk, dtype=float).reshape(-1, 3)

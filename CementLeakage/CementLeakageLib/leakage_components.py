@@ -66,6 +66,7 @@ from .leak_classes import (
     SUGGESTED_YEOM_TYPE,
     YEOM_TYPES,
 )
+from .measurement import bounding_box
 from .split_plane import check_side
 from .vertebra_frame import VertebraFrame, vertebra_frame
 
@@ -220,25 +221,13 @@ def _check_inputs(body_mask, cement_mask, geometry: VolumeGeometry, min_volume_m
 
 def _bounding_box(mask: np.ndarray, margin_voxels: np.ndarray | None = None) -> tuple[slice, ...]:
     """``[k, j, i]`` slices of a non-empty mask's bounding box, grown by ``margin_voxels`` (k, j, i)."""
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        low, high = int(present[0]), int(present[-1]) + 1
-        if margin_voxels is not None:
-            low = max(0, low - int(margin_voxels[axis]))
-            high = min(mask.shape[axis], high + int(margin_voxels[axis]))
-        box.append(slice(low, high))
-    return tuple(box)
-
-
-def _offset_geometry(geometry: VolumeGeometry, box: tuple[slice, ...]) -> VolumeGeometry:
-    """The grid of a ``[k, j, i]`` sub-box (same spacing and directions, shifted origin)."""
-    matrix = geometry.ijk_to_ras.copy()
-    start_ijk = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
-    matrix[:3, 3] = geometry.ijk_to_ras_points(start_ijk)[0]
-    shape = tuple(s.stop - s.start for s in box)
-    return VolumeGeometry(matrix, shape)
+    tight = bounding_box(mask)
+    if margin_voxels is None:
+        return tight
+    return tuple(
+        slice(max(0, b.start - int(m)), min(size, b.stop + int(m)))
+        for b, m, size in zip(tight, margin_voxels, mask.shape)
+    )
 
 
 MIN_BODY_ANISOTROPY = 1.15
@@ -392,11 +381,12 @@ def describe_extravertebral_cement(
     voxel_mm3 = geometry.voxel_volume_mm3
     spacing_kji = geometry.spacing_mm[::-1]
 
-    outside_all = cement & ~body
     box = _bounding_box(body, np.ceil(CROP_MARGIN_MM / spacing_kji).astype(int))
-    outside = outside_all[box]
+    # The body lies within its box: the cement outside the box is all outside the body.
+    outside = cement[box] & ~body[box]
     result = ExtravertebralCement(min_volume_mm3=minimum)
-    result.outside_box_volume_cm3 = float(outside_all.sum() - outside.sum()) * voxel_mm3 / MM3_PER_CM3
+    beyond_box = np.count_nonzero(cement) - np.count_nonzero(cement[box])
+    result.outside_box_volume_cm3 = float(beyond_box) * voxel_mm3 / MM3_PER_CM3
     if not outside.any():
         return result
 
@@ -404,7 +394,7 @@ def describe_extravertebral_cement(
     inner = _bounding_box(body[box] | outside)
     body_crop, outside_crop = body[box][inner], outside[inner]
     crop_box = tuple(slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner))
-    crop_geometry = _offset_geometry(geometry, crop_box)
+    crop_geometry = geometry.cropped(crop_box)
 
     labels, count = ndimage.label(outside_crop, structure=_STRUCTURE_26)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]

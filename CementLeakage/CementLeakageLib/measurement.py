@@ -19,11 +19,16 @@ MM3_PER_CM3 = 1000.0
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """The smallest ``[k, j, i]`` slices holding every true voxel of a 3D mask, or None if empty."""
-    boxes = []
+    """The smallest ``[k, j, i]`` slices holding every true voxel of a 3D mask, or None if empty.
+
+    Each axis is searched within the extent already found along the axes before it, so a large
+    volume is read about once.
+    """
+    boxes: list[slice] = []
     for axis in range(3):
+        view = mask[tuple(boxes) + (slice(None),) * (3 - axis)]
         other_axes = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(np.any(mask, axis=other_axes))
+        present = np.flatnonzero(np.any(view, axis=other_axes))
         if present.size == 0:
             return None
         boxes.append(slice(int(present[0]), int(present[-1]) + 1))
@@ -106,9 +111,12 @@ def measure_masks(
             "on one side): check that the points mark the midpoints of this vertebra's endplates"
         )
 
-    cement_in_body = body & cement
+    # The body lies within its box, and so does the cement inside it.
+    cement_in_body = body[body_box] & cement[body_box]
     cement_in_body_voxels = int(np.count_nonzero(cement_in_body))
-    puncture_side_cement_voxels = int(np.count_nonzero(puncture_side_voxels(cement_in_body, geometry, plane)))
+    puncture_side_cement_voxels = int(
+        np.count_nonzero(puncture_side_voxels(cement_in_body, geometry.cropped(body_box), plane))
+    )
     extravertebral_voxels = int(np.count_nonzero(cement)) - cement_in_body_voxels
 
     voxel_cm3 = geometry.voxel_volume_mm3 / MM3_PER_CM3

@@ -17,7 +17,7 @@ from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .leakage_components import ExtravertebralCement, describe_extravertebral_cement
-from .measurement import measure_masks, puncture_side_voxels
+from .measurement import bounding_box, measure_masks, puncture_side_voxels
 from .metal_artifacts import find_metal, grow, metal_warning, streak_warning
 from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
@@ -212,14 +212,19 @@ def measure_vertebra(
     measurement.input_source = ct.source
     measurement.parameters = parameters.as_dict()
     plane = split_plane_from_endplates(upper, lower, side)
-    cement_in_body = cement & body
+    # Only the body's box holds cement inside it: the full-size masks are filled there alone.
+    box = bounding_box(body)
+    cement_in_body = np.zeros_like(body)
+    cement_in_body[box] = cement[box] & body[box]
+    extravertebral = cement.copy()
+    extravertebral[box] &= ~body[box]
     result = VertebraResult(
         measurement=measurement,
         geometry=ct.geometry,
         body_mask=body,
         cement_mask=cement,
         puncture_side_cement_mask=puncture_side_voxels(cement_in_body, ct.geometry, plane),
-        extravertebral_cement_mask=cement & ~body,
+        extravertebral_cement_mask=extravertebral,
         segmentation_source=source,
     )
     result.describe_extravertebral_cement()

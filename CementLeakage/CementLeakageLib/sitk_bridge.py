@@ -33,11 +33,7 @@ def geometry_of(image: sitk.Image) -> VolumeGeometry:
 
 def crop_geometry(geometry: VolumeGeometry, box: tuple[slice, slice, slice]) -> VolumeGeometry:
     """The grid of ``array[box]`` (``box`` as ``[k, j, i]`` slices with explicit starts and stops)."""
-    start_ijk = np.array([box[2].start, box[1].start, box[0].start, 1.0])
-    matrix = geometry.ijk_to_ras.copy()
-    matrix[:, 3] = geometry.ijk_to_ras @ start_ijk
-    shape = tuple(s.stop - s.start for s in box)
-    return VolumeGeometry(matrix, shape)
+    return geometry.cropped(box)
 
 
 def box_around_ras_points(
