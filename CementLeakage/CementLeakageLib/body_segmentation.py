@@ -31,7 +31,7 @@ from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
 from .parameters import MeasurementParameters
-from .sitk_bridge import box_around_ras_points, crop_geometry, resample_onto, to_sitk
+from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
 
 EDGE_PEAK_FRACTION = 0.4
@@ -439,6 +439,15 @@ def _smooth_face(
     return result
 
 
+def _column_faces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every column (x, y) of a ``[z, y, x]`` mask: whether it holds a voxel, and the slice
+    indices of its lowest and highest voxel (0 and -1 in empty columns)."""
+    present = mask.any(axis=0)
+    first = np.where(present, np.argmax(mask, axis=0), 0)
+    last = np.where(present, mask.shape[0] - 1 - np.argmax(mask[::-1], axis=0), -1)
+    return present, first, last
+
+
 AXIS_PATCH_MM = 2.0
 """Half-width (mm) of the patch around the axis whose faces are compared with the marked points."""
 
@@ -456,13 +465,11 @@ def _faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm
     half = max(1, int(round(AXIS_PATCH_MM / spacing)))
     rows, cols = enclosed.shape[1] // 2, enclosed.shape[2] // 2
     patch = enclosed[:, rows - half : rows + half + 1, cols - half : cols + half + 1]
-    present = patch.any(axis=0)
+    present, first, last = _column_faces(patch)
     if present.mean() < 0.5:
         return False
-    first = np.argmax(patch, axis=0)[present]
-    last = (patch.shape[0] - 1 - np.argmax(patch[::-1], axis=0))[present]
-    lower_mm = float(np.median(axial_mm[first])) - 0.5 * spacing
-    upper_mm = float(np.median(axial_mm[last])) + 0.5 * spacing
+    lower_mm = float(np.median(axial_mm[first[present]])) - 0.5 * spacing
+    upper_mm = float(np.median(axial_mm[last[present]])) + 0.5 * spacing
     allowed_mm = MAX_ENDPLATE_OVERSHOOT_MM + spacing
     return abs(lower_mm) <= allowed_mm and abs(upper_mm - height_mm) <= allowed_mm
 
@@ -473,10 +480,9 @@ def _columns_within_outline(
     """The body from its faces and its outline: in every column (x, y) of ``outline``, the
     voxels between the lowest and highest voxel of ``enclosed`` in that column, faces that stop
     short of the smooth endplate surface (a hole in a faint shell) raised to it."""
-    present = enclosed.any(axis=0) & outline
+    present, first, last = _column_faces(enclosed)
+    present &= outline
     z = np.arange(enclosed.shape[0])[:, None, None]
-    first = np.where(present, np.argmax(enclosed, axis=0), 0)
-    last = np.where(present, enclosed.shape[0] - 1 - np.argmax(enclosed[::-1], axis=0), -1)
     first = _smooth_face(first, present, 1, tolerance_px, int(slab[0]))
     last = _smooth_face(last, present, -1, tolerance_px, int(slab[-1]))
     return present[None] & (z >= first[None]) & (z <= last[None])
@@ -524,11 +530,7 @@ CORTEX_PEAK_MAX_HU = 1000.0
 
 
 def _outer_edge_level(
-    hu: np.ndarray,
-    body: np.ndarray,
-    slices: list[int],
-    band_px: int,
-    cement_min_hu: float = 1500.0,
+    hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int, cement_min_hu: float = 1500.0
 ) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
@@ -784,7 +786,7 @@ def segment_vertebral_body(
     if box is None:
         raise CementLeakageError("the endplate points lie outside the CT volume: place them on the vertebra")
     crop = ct.array_hu[box]
-    crop_grid = crop_geometry(ct.geometry, box)
+    crop_grid = ct.geometry.cropped(box)
     hu = resample_onto(to_sitk(crop.astype(np.float32), crop_grid), grid, linear=True, default_value=-1024.0)
     bone = hu >= parameters.bone_min_hu
     if settings.closing_3d_radius_mm > 0:

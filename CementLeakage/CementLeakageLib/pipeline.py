@@ -214,8 +214,8 @@ def measure_vertebra(
     plane = split_plane_from_endplates(upper, lower, side)
     # Only the body's box holds cement inside it: the full-size masks are filled there alone.
     box = bounding_box(body)
-    cement_in_body = np.zeros_like(body)
-    cement_in_body[box] = cement[box] & body[box]
+    puncture_side = np.zeros_like(body)
+    puncture_side[box] = puncture_side_voxels(cement[box] & body[box], ct.geometry.cropped(box), plane)
     extravertebral = cement.copy()
     extravertebral[box] &= ~body[box]
     result = VertebraResult(
@@ -223,7 +223,7 @@ def measure_vertebra(
         geometry=ct.geometry,
         body_mask=body,
         cement_mask=cement,
-        puncture_side_cement_mask=puncture_side_voxels(cement_in_body, ct.geometry, plane),
+        puncture_side_cement_mask=puncture_side,
         extravertebral_cement_mask=extravertebral,
         segmentation_source=source,
     )

@@ -31,11 +31,6 @@ def geometry_of(image: sitk.Image) -> VolumeGeometry:
     return VolumeGeometry(LPS_TO_RAS @ matrix, (size[2], size[1], size[0]))
 
 
-def crop_geometry(geometry: VolumeGeometry, box: tuple[slice, slice, slice]) -> VolumeGeometry:
-    """The grid of ``array[box]`` (``box`` as ``[k, j, i]`` slices with explicit starts and stops)."""
-    return geometry.cropped(box)
-
-
 def box_around_ras_points(
     geometry: VolumeGeometry, points_ras: np.ndarray, margin_voxels: int = 2
 ) -> tuple[slice, slice, slice] | None:

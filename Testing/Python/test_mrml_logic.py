@@ -73,11 +73,10 @@ def test_segment_on_a_cropped_labelmap_is_placed_by_its_extent(scene):
     geometry = phantom.ct.geometry
     k, j, i = np.nonzero(phantom.body_mask)
     box = (slice(k.min(), k.max() + 1), slice(j.min(), j.max() + 1), slice(i.min(), i.max() + 1))
-    from CementLeakageLib.sitk_bridge import crop_geometry
 
     segmentation = slicer.vtkMRMLSegmentationNode()
     scene.AddNode(segmentation)
-    set_segment_mask(segmentation, BODY, phantom.body_mask[box], crop_geometry(geometry, box), (1, 1, 0))
+    set_segment_mask(segmentation, BODY, phantom.body_mask[box], geometry.cropped(box), (1, 1, 0))
     assert np.array_equal(segment_mask(segmentation, BODY, geometry), phantom.body_mask)
 
 
