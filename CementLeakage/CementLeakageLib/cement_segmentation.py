@@ -5,8 +5,11 @@ partial volume and blur spread each blob's edge over a voxel or two. A fixed thr
 1500 HU lies above the halfway level between cement and its surroundings and trims a thin
 rim off every blob, a few per cent of the volume. The edge is therefore refined: voxels
 touching the thresholded cement are added when they are brighter than halfway between the
-cement's median intensity and that of the voxels around it. The refinement only ever adds
-voxels next to thresholded cement and never goes below ``CEMENT_EDGE_FLOOR_HU``.
+cement's median intensity and that of the voxels around it, never below
+``CEMENT_EDGE_FLOOR_HU`` nor above 1500 HU. On an extended CT scale (upper bound above
+3071 HU) dense cement is not clipped and lies well above 3071 HU (about 3500 HU), its halfway
+level above 1500 HU: there the rim between 1500 HU and that level, mostly bone partly covered
+by cement, is trimmed off the piece instead (BCV +5% -> within 1% on such phantoms).
 
 On slices markedly thicker than the pixels (``THICK_SLICE_RATIO``) a thin layer of cement can
 lie anywhere within a slice, and whole voxels move its volume by up to half a slice at each
@@ -23,7 +26,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
-from .parameters import MeasurementParameters
+from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
 """Lowest level (HU) the refined cement edge may reach."""
@@ -46,7 +49,11 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: MeasurementParameters) -> float:
-    """Half-maximum level (HU) between the cement ``core`` and the voxels one to two voxels around it."""
+    """Half-maximum level (HU) between the cement ``core`` and the voxels one to two voxels around it.
+
+    Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``, or up to ``cement_max_hu`` when
+    that lies above 3071 HU (an extended scale, where the level may rise above 1500 HU).
+    """
     if not core.any():
         return parameters.cement_min_hu
     near = _dilate(core, 1)
@@ -54,7 +61,10 @@ def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: Measur
     if not around.any():
         return parameters.cement_min_hu
     level = 0.5 * (float(np.median(array_hu[core])) + float(np.median(array_hu[around])))
-    return float(np.clip(level, CEMENT_EDGE_FLOOR_HU, parameters.cement_min_hu))
+    # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
+    # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.
+    ceiling = parameters.cement_max_hu if parameters.cement_max_hu > CT_SCALE_TOP_HU else parameters.cement_min_hu
+    return float(np.clip(level, CEMENT_EDGE_FLOOR_HU, ceiling))
 
 
 def place_within_slices(
@@ -94,7 +104,7 @@ def segment_cement(
 
     Each connected piece of thresholded cement gets its own half-maximum level
     (:func:`cement_edge_level` of that piece: small leaks, whose blurred peak is lower than a
-    large blob's, get a lower level) and grows by up to ``EDGE_GROWTH_STEPS`` voxels
+    large blob's, get a lower level), loses its voxels below that level and grows by up to ``EDGE_GROWTH_STEPS`` voxels
     (26-neighbourhood) through voxels at or above that level and at or below ``cement_max_hu``.
     With the voxel spacing (mm, i j k) given and thick slices (see ``THICK_SLICE_RATIO``), the
     pieces are then placed within the slices (:func:`place_within_slices`).
@@ -119,6 +129,7 @@ def segment_cement(
         levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters)
     largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
     grown = labels.astype(np.int32)
+    grown[(grown > 0) & (array_hu < levels[grown])] = 0
     below_top = array_hu <= parameters.cement_max_hu
     for _ in range(EDGE_GROWTH_STEPS):
         reached = sitk.GetArrayFromImage(
