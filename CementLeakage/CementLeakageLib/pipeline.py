@@ -216,8 +216,12 @@ def measure_vertebra(
     box = bounding_box(body)
     puncture_side = np.zeros_like(body)
     puncture_side[box] = puncture_side_voxels(cement[box] & body[box], ct.geometry.cropped(box), plane)
-    extravertebral = cement.copy()
-    extravertebral[box] &= ~body[box]
+    # Cement outside the body, filled within the cement's own box (a copy of the full-size mask
+    # costs more than finding the box).
+    extravertebral = np.zeros_like(cement)
+    cement_box = bounding_box(cement)
+    if cement_box is not None:
+        extravertebral[cement_box] = cement[cement_box] & ~body[cement_box]
     result = VertebraResult(
         measurement=measurement,
         geometry=ct.geometry,
