@@ -232,6 +232,62 @@ def _restrict_to_pedicle_free_outline(
         body[z] &= reference
 
 
+POSTERIOR_PROFILE_TOLERANCE_MM = 1.0
+"""Depth (mm) a column may reach behind the body's posterior profile before it is cut."""
+MIDLINE_HALF_WIDTH_MM = 3.0
+"""Half-width (mm) of the midline strip of the posterior wall, where no pedicle attaches."""
+ROOT_CHECK_MM = 1.0
+"""How far (mm) behind a column's posterior edge bone must continue for the edge to be a root's."""
+
+
+def _cut_pedicle_roots(
+    body: np.ndarray,
+    bone: np.ndarray,
+    slices: list[int],
+    centre: tuple[int, int],
+    quantile: float,
+    spacing_mm: float,
+) -> None:
+    """Cut pedicle roots off the body's posterolateral corners, column by column (in place).
+
+    A pedicle widens where it meets the body; what the opening of the cross-section and the
+    straight cut at the posterior wall leave of it sits in front of the wall, at the corner.
+    In every column (x of the ``[z, y, x]`` frame grid) the body's posterior profile is how far
+    the slices reach behind the axis; ``quantile`` picks that reach among the slices (those
+    without the roots). A slice's column is cut back to the profile (plus
+    ``POSTERIOR_PROFILE_TOLERANCE_MM`` and the slice's own enlargement, measured at the midline
+    of the posterior wall, where no pedicle attaches: an endplate's flare keeps its corners)
+    only where ``bone`` continues behind its edge, i.e. where the edge is a cut through a
+    pedicle and not the body's own cortex.
+    """
+    if len(slices) < 3:
+        return
+    stack = body[slices]
+    present = stack.any(axis=1)
+    counted = present.sum(axis=0) >= max(3, int(np.ceil(quantile * len(slices))))
+    if not counted.any():
+        return
+    edge_row = np.argmax(stack, axis=1)
+    reach = np.where(present, centre[0] - edge_row, np.nan)
+    profile = np.full(reach.shape[1], np.inf)
+    profile[counted] = np.nanquantile(reach[:, counted], quantile, axis=0)
+    midline_px = int(round(MIDLINE_HALF_WIDTH_MM / spacing_mm))
+    midline = slice(max(0, centre[1] - midline_px), centre[1] + midline_px + 1)
+    excess = reach[:, midline] - profile[None, midline]
+    enlargement = np.zeros(len(slices))
+    for index, row in enumerate(excess):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            enlargement[index] = max(0.0, float(np.median(finite)))
+    behind_row = np.clip(edge_row - max(1, int(round(ROOT_CHECK_MM / spacing_mm))), 0, None)
+    columns = np.arange(stack.shape[2])[None, :]
+    root = present & bone[np.asarray(slices)[:, None], behind_row, columns]
+    allowed = profile[None, :] + POSTERIOR_PROFILE_TOLERANCE_MM / spacing_mm + enlargement[:, None]
+    allowed = np.where(root, allowed, np.inf)
+    rows = np.arange(body.shape[1])[None, :, None]
+    body[slices] = stack & ~((centre[0] - rows) > allowed[:, None, :])
+
+
 RIM_WIDTH_MM = 3.0
 """Width (mm) of the band along the body's outline where a concave endplate's rim lies."""
 RIM_SECTORS = 12
@@ -527,10 +583,18 @@ def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
 
 CORTEX_PEAK_MAX_HU = 1000.0
 """Brighter pixels next to the outline are cement (or its blur), not the cortical peak."""
+CEMENT_RIM_MM = 2.0
+"""Width (mm) of the blurred rim around cement left out when the cortex's edge level is measured:
+cement filling the body up to a faint cortex would otherwise set that level."""
 
 
 def _outer_edge_level(
-    hu: np.ndarray, body: np.ndarray, slices: list[int], band_px: int, cement_min_hu: float = 1500.0
+    hu: np.ndarray,
+    body: np.ndarray,
+    slices: list[int],
+    band_px: int,
+    cement_min_hu: float = 1500.0,
+    halo_px: int = 4,
 ) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
@@ -545,12 +609,16 @@ def _outer_edge_level(
     """
     values = []
     peaks = []
+    cement = sitk.GetImageFromArray((hu >= cement_min_hu).astype(np.uint8))
+    near_cement = sitk.GetArrayFromImage(sitk.BinaryDilate(cement, [halo_px, halo_px, 0])) > 0
     for z in slices:
         mask = sitk.GetImageFromArray(body[z].astype(np.uint8))
         outer = sitk.GetArrayFromImage(sitk.BinaryDilate(mask, [band_px, band_px])) > 0
         inner = sitk.GetArrayFromImage(sitk.BinaryErode(mask, [band_px, band_px])) > 0
         # Cement next to the wall is not cortex: it would raise the peak far above the cortex's.
         band = outer & ~inner & (hu[z] < cement_min_hu)
+        # Nor is the blurred rim around cement: within ``halo_px`` of it the flank is the cement's.
+        band &= ~near_cement[z]
         if band.sum() < 20:
             continue
         inward = np.gradient(
@@ -705,9 +773,13 @@ def _shaped_body(
         body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
     )
     _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
+    _cut_pedicle_roots(
+        body, hu >= parameters.bone_min_hu, list(interiors), centre, settings.posterior_wall_quantile, spacing
+    )
     if settings.refine_outer_edge:
         band_px = max(1, int(round(settings.edge_band_mm / spacing)))
-        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu)
+        halo_px = max(1, int(round(CEMENT_RIM_MM / spacing)))
+        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px)
         if level is not None and level > parameters.bone_min_hu:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
     areas = {z: int(body[z].sum()) for z in interiors}

@@ -34,6 +34,9 @@ THICK_SLICE_RATIO = 1.5
 """Slices at least this many times thicker than the pixels (and over ``SAMPLE_SPACING_MM``) are
 thick: the cement's faces are placed within them."""
 EDGE_GROWTH_STEPS = 3
+EDGE_RING_GAP_MM = 1.0
+"""The surroundings of a piece are sampled about this far (mm) beyond it, past most of the blur
+(one voxel beyond it when the spacing is not known)."""
 """Voxels the thresholded cement may grow into its half-maximum edge: thin leaks and tracts, whose
 blurred peak is lower, keep their 1500 HU core further inside their true edge than big blobs."""
 
@@ -48,22 +51,26 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius] * 3)) > 0
 
 
-def cement_edge_level(array_hu: np.ndarray, core: np.ndarray, parameters: MeasurementParameters) -> float:
-    """Half-maximum level (HU) between the cement ``core`` and the voxels one to two voxels around it.
+def cement_edge_level(
+    array_hu: np.ndarray, core: np.ndarray, parameters: MeasurementParameters, gap_voxels: int = 1
+) -> float:
+    """Half-maximum level (HU) between the cement ``core`` and the ring of voxels
+    ``gap_voxels + 1`` voxels around it.
 
     Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``, or up to ``cement_max_hu`` when
     that lies above 3071 HU (an extended scale, where the level may rise above 1500 HU).
     """
     if not core.any():
         return parameters.cement_min_hu
-    near = _dilate(core, 1)
+    near = _dilate(core, gap_voxels)
     around = _dilate(near, 1) & ~near
     if not around.any():
         return parameters.cement_min_hu
     level = 0.5 * (float(np.median(array_hu[core])) + float(np.median(array_hu[around])))
     # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
     # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.
-    ceiling = parameters.cement_max_hu if parameters.cement_max_hu > CT_SCALE_TOP_HU else parameters.cement_min_hu
+    extended_scale = parameters.cement_max_hu > CT_SCALE_TOP_HU
+    ceiling = parameters.cement_max_hu if extended_scale else parameters.cement_min_hu
     return float(np.clip(level, CEMENT_EDGE_FLOOR_HU, ceiling))
 
 
@@ -104,10 +111,11 @@ def segment_cement(
 
     Each connected piece of thresholded cement gets its own half-maximum level
     (:func:`cement_edge_level` of that piece: small leaks, whose blurred peak is lower than a
-    large blob's, get a lower level), loses its voxels below that level and grows by up to ``EDGE_GROWTH_STEPS`` voxels
-    (26-neighbourhood) through voxels at or above that level and at or below ``cement_max_hu``.
-    With the voxel spacing (mm, i j k) given and thick slices (see ``THICK_SLICE_RATIO``), the
-    pieces are then placed within the slices (:func:`place_within_slices`).
+    large blob's, get a lower level), loses its voxels below that level and grows by up to
+    ``EDGE_GROWTH_STEPS`` voxels (26-neighbourhood) through voxels at or above that level and
+    at or below ``cement_max_hu``. With the voxel spacing (mm, i j k) given and thick slices
+    (see ``THICK_SLICE_RATIO``), the pieces are then placed within the slices
+    (:func:`place_within_slices`).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
@@ -118,15 +126,17 @@ def segment_cement(
     count = int(labels.max())
     levels = np.full(count + 1, np.inf)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    # Each piece's level from its own neighbourhood: its box, grown by the two voxels the ring
-    # around it reaches (the same voxels as in the whole array, at a fraction of the work).
+    gap = 1 if spacing_mm is None else max(1, int(round(EDGE_RING_GAP_MM / float(np.min(spacing_mm)))))
+    # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
+    # it reaches (the same voxels as in the whole array, at a fraction of the work).
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
         box = tuple(
-            slice(max(0, axis.start - 2), min(size, axis.stop + 2)) for axis, size in zip(box, labels.shape)
+            slice(max(0, axis.start - gap - 1), min(size, axis.stop + gap + 1))
+            for axis, size in zip(box, labels.shape)
         )
-        levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters)
+        levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters, gap)
     largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
     grown = labels.astype(np.int32)
     grown[(grown > 0) & (array_hu < levels[grown])] = 0

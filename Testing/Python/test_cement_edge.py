@@ -23,7 +23,8 @@ def blurred_ball(cement_hu: float, top_hu: float) -> np.ndarray:
     fine = (np.arange(size * SUPERSAMPLING) + 0.5) * VOXEL_MM / SUPERSAMPLING - size * VOXEL_MM / 2
     z, y, x = np.meshgrid(fine, fine, fine, indexing="ij")
     inside = (x**2 + y**2 + z**2 <= RADIUS_MM**2).astype(np.float32)
-    coverage = inside.reshape(size, SUPERSAMPLING, size, SUPERSAMPLING, size, SUPERSAMPLING).mean(axis=(1, 3, 5))
+    blocks = inside.reshape(size, SUPERSAMPLING, size, SUPERSAMPLING, size, SUPERSAMPLING)
+    coverage = blocks.mean(axis=(1, 3, 5))
     hu = BONE_HU + coverage * (cement_hu - BONE_HU)
     image = sitk.GetImageFromArray(hu.astype(np.float32))
     image.SetSpacing([VOXEL_MM] * 3)
