@@ -238,6 +238,9 @@ MIDLINE_HALF_WIDTH_MM = 3.0
 """Half-width (mm) of the midline strip of the posterior wall, where no pedicle attaches."""
 ROOT_CHECK_MM = 1.0
 """How far (mm) behind a column's posterior edge bone must continue for the edge to be a root's."""
+ROOT_PROFILE_QUANTILE = 0.1
+"""Share of the slices that, column by column, set the posterior profile: the roots of pedicles
+as tall as a compressed body leave only a few slices free of them."""
 
 
 def _cut_pedicle_roots(
@@ -774,7 +777,7 @@ def _shaped_body(
     )
     _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
     _cut_pedicle_roots(
-        body, hu >= parameters.bone_min_hu, list(interiors), centre, settings.posterior_wall_quantile, spacing
+        body, hu >= parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
     if settings.refine_outer_edge:
         band_px = max(1, int(round(settings.edge_band_mm / spacing)))

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.body_segmentation import POSTERIOR_PROFILE_TOLERANCE_MM, _cut_pedicle_roots
+from CementLeakageLib.body_segmentation import (
+    POSTERIOR_PROFILE_TOLERANCE_MM,
+    ROOT_PROFILE_QUANTILE,
+    _cut_pedicle_roots,
+)
 
 SPACING_MM = 0.5
 SHAPE = (40, 120, 120)
@@ -47,7 +51,7 @@ def stack():
 
 def test_roots_are_cut_and_the_body_is_kept():
     body, bone, normal, flared, root_only = stack()
-    _cut_pedicle_roots(body, bone, list(range(SHAPE[0])), CENTRE, 0.2, SPACING_MM)
+    _cut_pedicle_roots(body, bone, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM)
     tolerance_px = int(np.ceil(POSTERIOR_PROFILE_TOLERANCE_MM / SPACING_MM))
     for z in range(SHAPE[0]):
         kept = flared if z in FLARED_SLICES else normal
@@ -68,5 +72,5 @@ def test_without_bone_behind_nothing_is_cut():
     # The same bumps with soft tissue behind them are the body's own shape: kept whole.
     body, _, *_ = stack()
     before = body.copy()
-    _cut_pedicle_roots(body, body.copy(), list(range(SHAPE[0])), CENTRE, 0.2, SPACING_MM)
+    _cut_pedicle_roots(body, body.copy(), list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM)
     assert np.array_equal(body, before)
