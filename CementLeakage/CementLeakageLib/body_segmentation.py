@@ -234,8 +234,6 @@ def _restrict_to_pedicle_free_outline(
 
 POSTERIOR_PROFILE_TOLERANCE_MM = 1.0
 """Depth (mm) a column may reach behind the body's posterior profile before it is cut."""
-MIDLINE_HALF_WIDTH_MM = 3.0
-"""Half-width (mm) of the midline strip of the posterior wall, where no pedicle attaches."""
 ROOT_CHECK_MM = 1.0
 """How far (mm) behind a column's posterior edge bone must continue for the edge to be a root's."""
 ROOT_PROFILE_QUANTILE = 0.1
@@ -258,10 +256,10 @@ def _cut_pedicle_roots(
     In every column (x of the ``[z, y, x]`` frame grid) the body's posterior profile is how far
     the slices reach behind the axis; ``quantile`` picks that reach among the slices (those
     without the roots). A slice's column is cut back to the profile (plus
-    ``POSTERIOR_PROFILE_TOLERANCE_MM`` and the slice's own enlargement, measured at the midline
-    of the posterior wall, where no pedicle attaches: an endplate's flare keeps its corners)
-    only where ``bone`` continues behind its edge, i.e. where the edge is a cut through a
-    pedicle and not the body's own cortex.
+    ``POSTERIOR_PROFILE_TOLERANCE_MM`` and the slice's own enlargement, the median excess over
+    all its columns, which the roots' few columns and a foramen's gap do not move: an
+    endplate's flare keeps its corners) only where ``bone`` continues behind its edge, i.e.
+    where the edge is a cut through a pedicle and not the body's own cortex.
     """
     if len(slices) < 3:
         return
@@ -274,9 +272,7 @@ def _cut_pedicle_roots(
     reach = np.where(present, centre[0] - edge_row, np.nan)
     profile = np.full(reach.shape[1], np.inf)
     profile[counted] = np.nanquantile(reach[:, counted], quantile, axis=0)
-    midline_px = int(round(MIDLINE_HALF_WIDTH_MM / spacing_mm))
-    midline = slice(max(0, centre[1] - midline_px), centre[1] + midline_px + 1)
-    excess = reach[:, midline] - profile[None, midline]
+    excess = reach - profile[None, :]
     enlargement = np.zeros(len(slices))
     for index, row in enumerate(excess):
         finite = row[np.isfinite(row)]
