@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
+from . import slicewise
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
@@ -89,18 +91,9 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
 
 
-def _disk_radius(radius_mm: float, spacing_mm: float) -> list[int]:
-    pixels = max(1, int(round(radius_mm / spacing_mm)))
-    return [pixels, pixels]
-
-
-def _fill_holes_2d(mask: np.ndarray) -> np.ndarray:
-    image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    return sitk.GetArrayFromImage(sitk.BinaryFillhole(image, fullyConnected=False, foregroundValue=1)) > 0
-
-
-def _labels_2d(mask: np.ndarray) -> np.ndarray:
-    return sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+def _disk_radius_px(radius_mm: float, spacing_mm: float) -> int:
+    """Radius in pixels (at least one) of a disk of ``radius_mm`` on a grid of ``spacing_mm``."""
+    return max(1, int(round(radius_mm / spacing_mm)))
 
 
 SOLID_SLICE_FACE_MM = 1.5
@@ -111,77 +104,88 @@ POSTERIOR_HOLE_FRACTION = 0.9
 body's anterior depth is posterior to the body (canal, gaps between ribs and processes)."""
 
 
-def _cross_section_around_axis(
-    bone_slice: np.ndarray,
+def _anterior_depths(component: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
+    """For every slice of a ``[z, y, x]`` stack: how far (pixels, at least 1) the component
+    reaches in front of the axis pixel along the axis column; 1 where the column is empty."""
+    column = component[:, :, centre[1]]
+    last_row = component.shape[1] - 1 - np.argmax(column[:, ::-1], axis=1)
+    depth = np.maximum((last_row - centre[0]).astype(float), 1.0)
+    return np.where(column.any(axis=1), depth, 1.0)
+
+
+def _posterior_holes(
+    hole_labels: np.ndarray, centre: tuple[int, int], anterior_depth: np.ndarray, canal_gap_px: float
+) -> np.ndarray:
+    """Which holes (labels of a ``[z, y, x]`` stack, one entry per label, 0 first) lie posterior
+    to the body: entirely behind its posterior wall (``anterior_depth`` plus ``canal_gap_px``
+    behind the axis pixel, per slice), or centred behind ``POSTERIOR_HOLE_FRACTION`` of the
+    anterior depth. The hole around the axis pixel never does."""
+    count = int(hole_labels.max())
+    posterior = np.zeros(count + 1, dtype=bool)
+    if count == 0:
+        return posterior
+    rows = np.broadcast_to(np.arange(hole_labels.shape[1])[None, :, None], hole_labels.shape)
+    sizes = np.bincount(hole_labels.ravel(), minlength=count + 1)[1:]
+    row_sums = np.bincount(hole_labels.ravel(), weights=rows.ravel(), minlength=count + 1)[1:]
+    boxes = ndimage.find_objects(hole_labels)
+    hole_slice = np.array([box[0].start for box in boxes])
+    last_row = np.array([box[1].stop - 1 for box in boxes])
+    depth = anterior_depth[hole_slice]
+    behind_wall = last_row < centre[0] - depth - canal_gap_px
+    # Holes centred behind the body's posterior part (the canal, and the gaps that rib heads,
+    # transverse processes and pedicles enclose) are not the body's interior.
+    centred_behind = row_sums / sizes < centre[0] - POSTERIOR_HOLE_FRACTION * depth
+    posterior[1:] = behind_wall | centred_behind
+    posterior[hole_labels[:, centre[0], centre[1]]] = False
+    return posterior
+
+
+def _cross_sections_around_axis(
+    bone: np.ndarray,
     centre: tuple[int, int],
     seed_radius_px: float,
-    closing_radius: list[int],
+    closing_radius_px: int,
     canal_gap_px: float,
-) -> tuple[np.ndarray, bool] | None:
-    """The filled bone ring that encloses the axis pixel in a 2D slice, without the spinal canal,
-    and whether it still encloses some of the body's own interior (a hole not behind the body;
-    a ring without one is solid: cement up to the cortex, or an endplate's plate).
+) -> list[tuple[np.ndarray, bool] | None]:
+    """For every slice of a ``[z, y, x]`` bone stack: the filled bone ring that encloses the axis
+    pixel ``centre`` (row, column), without the spinal canal, and whether it still encloses some
+    of the body's own interior (a hole not behind the body; a ring without one is solid: cement
+    up to the cortex, or an endplate's plate).
 
-    Returns None when no closed ring encloses the axis (within ``seed_radius_px``). Holes of the
-    ring whose centre lies behind the body's anterior half-depth by more than
-    ``canal_gap_px`` (the spinal canal, enclosed by pedicles and laminae) are left out.
+    Gaps in the ring are closed by a disk of ``closing_radius_px``. A slice gives None when no
+    closed ring encloses the axis (within ``seed_radius_px``). Holes of the ring whose centre
+    lies behind the body's anterior half-depth by more than ``canal_gap_px`` (the spinal canal,
+    enclosed by pedicles and laminae) are left out.
     """
-    closed = sitk.GetArrayFromImage(
-        sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(bone_slice.astype(np.uint8)), closing_radius)
-    ).astype(bool)
-    filled = _fill_holes_2d(closed)
-    if not filled.any():
-        return None
-    labels = _labels_2d(filled)
-    label = labels[centre]
-    if label == 0:
-        rows, cols = np.nonzero(labels)
-        distance = np.hypot(rows - centre[0], cols - centre[1])
-        if distance.min() > seed_radius_px:
-            return None
-        label = labels[rows[np.argmin(distance)], cols[np.argmin(distance)]]
-    component = labels == label
+    closed = slicewise.binary_closing(bone, closing_radius_px)
+    labelled = slicewise.labels(slicewise.fill_holes(closed))
+    chosen, distance = slicewise.nearest_labels(labelled, centre)
+    chosen[distance > seed_radius_px] = 0
+    kept = np.zeros(int(labelled.max()) + 1, dtype=bool)
+    kept[chosen] = True
+    kept[0] = False
+    component = kept[labelled]
     holes = component & ~closed
-    if not holes.any():
-        return None
-    column = np.flatnonzero(component[:, centre[1]])
-    anterior_depth = max(float(column.max() - centre[0]), 1.0) if column.size else 1.0
-    hole_labels = _labels_2d(holes)
-    axis_hole = hole_labels[centre]
-    for hole in range(1, int(hole_labels.max()) + 1):
-        pixels = np.nonzero(hole_labels == hole)
-        if hole == axis_hole or pixels[0].size == 0:
-            continue
-        behind_wall = pixels[0].max() < centre[0] - anterior_depth - canal_gap_px
-        # Holes centred behind the body's posterior part (the canal, and the gaps that rib heads,
-        # transverse processes and pedicles enclose) are not the body's interior.
-        centred_behind = float(pixels[0].mean()) < centre[0] - POSTERIOR_HOLE_FRACTION * anterior_depth
-        if behind_wall or centred_behind:
-            component &= hole_labels != hole
-    return component, bool((component & holes).any())
+    hole_labels = slicewise.labels(holes)
+    posterior = _posterior_holes(hole_labels, centre, _anterior_depths(component, centre), canal_gap_px)
+    component &= ~posterior[hole_labels]
+    has_hole = holes.any(axis=(1, 2))
+    has_interior = (component & holes).any(axis=(1, 2))
+    return [
+        (component[index], bool(has_interior[index])) if has_hole[index] else None
+        for index in range(bone.shape[0])
+    ]
 
 
-def _largest_component_near(mask: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
-    if not mask.any():
-        return mask
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
-    label_at_centre = labels[centre]
-    if label_at_centre == 0:
-        rows, cols = np.nonzero(labels)
-        nearest = np.argmin(np.hypot(rows - centre[0], cols - centre[1]))
-        label_at_centre = labels[rows[nearest], cols[nearest]]
-    return labels == label_at_centre
-
-
-def _cut_necks(cross_section: np.ndarray, centre: tuple[int, int], radius: list[int]) -> np.ndarray:
-    """Keep the part of a cross-section that a disk of ``radius`` reaches from the axis."""
-    image = sitk.GetImageFromArray(cross_section.astype(np.uint8))
-    core = sitk.GetArrayFromImage(sitk.BinaryErode(image, radius)).astype(bool)
-    core = _largest_component_near(core, centre)
-    if not core.any():
-        return cross_section
-    grown = sitk.GetArrayFromImage(sitk.BinaryDilate(sitk.GetImageFromArray(core.astype(np.uint8)), radius))
-    return grown.astype(bool) & cross_section
+def _cut_necks(cross_sections: np.ndarray, centre: tuple[int, int], radius_px: int) -> np.ndarray:
+    """Keep the part of every cross-section (slice of a ``[z, y, x]`` stack) that a disk of
+    ``radius_px`` reaches from the axis pixel ``centre`` (row, column); a cross-section the disk
+    fits nowhere in is kept whole."""
+    core = slicewise.component_near(slicewise.binary_erode(cross_sections, radius_px), centre)
+    necks_cut = slicewise.binary_dilate(core, radius_px) & cross_sections
+    too_thin = ~core.any(axis=(1, 2))
+    necks_cut[too_thin] = cross_sections[too_thin]
+    return necks_cut
 
 
 def _cut_at_posterior_wall(
@@ -364,6 +368,21 @@ MAX_ENDPLATE_OVERSHOOT_MM = 2.0
 """The shell-enclosed body is used when its volume is within this range of the slab's body."""
 
 
+def _dilated_within_box(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """``mask`` (3D) dilated by a ball of ``radius_px`` voxels (``sitk.BinaryDilate``), worked
+    out within the box around its voxels grown by the radius, beyond which nothing changes."""
+    dilated = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return dilated
+    box = tuple(
+        slice(max(0, int(indices.min()) - radius_px), int(indices.max()) + radius_px + 1)
+        for indices in np.nonzero(mask)
+    )
+    image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+    dilated[box] = sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius_px] * 3)) > 0
+    return dilated
+
+
 def _enclosed_by_shell(
     hu: np.ndarray,
     body: np.ndarray,
@@ -397,11 +416,7 @@ def _enclosed_by_shell(
     middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
     # Beyond the endplate points cement is not shell: a leak into the disc must not close a lid.
     beyond_points = ((axial_mm <= 0.0) | (axial_mm >= height_mm))[:, None, None]
-    cement_halo = sitk.GetArrayFromImage(
-        sitk.BinaryDilate(
-            sitk.GetImageFromArray((hu >= cement_min_hu).astype(np.uint8)), [CEMENT_HALO_PX] * 3
-        )
-    ).astype(bool)
+    cement_halo = _dilated_within_box(hu >= cement_min_hu, CEMENT_HALO_PX)
     not_cement_beyond = ~(beyond_points & cement_halo)
 
     def shell_at(level: float) -> np.ndarray:
@@ -418,10 +433,11 @@ def _enclosed_by_shell(
             radius = max(1, int(round(radius_mm / settings.working_spacing_mm)))
             # Closed in the slice plane only: closing along the axis would bridge a narrow disc
             # (or a leak lying in it) and enclose the next vertebra.
-            closed = sitk.BinaryMorphologicalClosing(
-                sitk.GetImageFromArray(shell_at(level)), [radius, radius, 0]
+            closed = slicewise.binary_closing(shell_at(level), radius)
+            filled = sitk.GetArrayFromImage(
+                sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8)))
             )
-            filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed)).astype(bool)
+            filled = filled.astype(bool)
             candidate = filled & outlines & allowed[:, None, None]
             if not candidate[middle].any(axis=(1, 2)).all():
                 continue
@@ -431,7 +447,7 @@ def _enclosed_by_shell(
             within_range = low * reference <= volume <= high * reference
             if not (within_range and _faces_meet_the_points(candidate, axial_mm, height_mm)):
                 continue
-            enclosed_core = candidate & ~sitk.GetArrayFromImage(closed).astype(bool)
+            enclosed_core = candidate & ~closed
             if not enclosed_core[middle].any():
                 continue
             enclosed = finished(candidate)
@@ -606,40 +622,35 @@ def _outer_edge_level(
     than the blur the inflection lies outside the surface; in between keeps the bias within
     a fraction of the blur either way.
     """
+    masks = body[slices]
+    hu_slices = hu[slices]
+    outer = slicewise.binary_dilate(masks, band_px)
+    inner = slicewise.binary_erode(masks, band_px)
+    # Cement next to the wall is not cortex: it would raise the peak far above the cortex's. Nor
+    # is the blurred rim around cement: within ``halo_px`` of it the flank is the cement's.
+    near_cement = slicewise.binary_dilate(hu_slices >= cement_min_hu, halo_px)
+    band = outer & ~inner & (hu_slices < cement_min_hu) & ~near_cement
+    inward = slicewise.gradient(slicewise.gaussian_smoothing(masks, 2.0))
+    slope = slicewise.gradient(hu_slices.astype(np.float64))
+    falls_outward = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
+    flank = band & falls_outward
+    magnitude = np.hypot(slope[0], slope[1])
+    # The cortex's own peak next to each steep flank pixel (the brightest pixel within the
+    # band's width, cement excluded): pedicles and cement elsewhere along the outline do
+    # not count, so a faint cortex keeps its own, low, peak.
+    local = np.where(hu_slices < CORTEX_PEAK_MAX_HU, hu_slices, -1024.0).astype(np.float32)
+    local_max = slicewise.grayscale_dilate(local, band_px)
     values = []
     peaks = []
-    cement = sitk.GetImageFromArray((hu >= cement_min_hu).astype(np.uint8))
-    near_cement = sitk.GetArrayFromImage(sitk.BinaryDilate(cement, [halo_px, halo_px, 0])) > 0
-    for z in slices:
-        mask = sitk.GetImageFromArray(body[z].astype(np.uint8))
-        outer = sitk.GetArrayFromImage(sitk.BinaryDilate(mask, [band_px, band_px])) > 0
-        inner = sitk.GetArrayFromImage(sitk.BinaryErode(mask, [band_px, band_px])) > 0
-        # Cement next to the wall is not cortex: it would raise the peak far above the cortex's.
-        band = outer & ~inner & (hu[z] < cement_min_hu)
-        # Nor is the blurred rim around cement: within ``halo_px`` of it the flank is the cement's.
-        band &= ~near_cement[z]
-        if band.sum() < 20:
+    for index in range(len(slices)):
+        if band[index].sum() < 20 or flank[index].sum() < 20:
             continue
-        inward = np.gradient(
-            sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(mask, sitk.sitkFloat32), 2.0))
-        )
-        slope = np.gradient(hu[z].astype(np.float64))
-        falls_outward = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
-        flank = band & falls_outward
-        if flank.sum() < 20:
-            continue
-        magnitude = np.hypot(slope[0], slope[1])[flank]
-        steep = magnitude >= np.quantile(magnitude, 0.8)
-        values.append(hu[z][flank][steep])
-        # The cortex's own peak next to each steep flank pixel (the brightest pixel within the
-        # band's width, cement excluded): pedicles and cement elsewhere along the outline do
-        # not count, so a faint cortex keeps its own, low, peak.
-        local = np.where(hu[z] < CORTEX_PEAK_MAX_HU, hu[z], -1024.0).astype(np.float32)
-        local_max = sitk.GetArrayFromImage(
-            sitk.GrayscaleDilate(sitk.GetImageFromArray(local), [band_px, band_px])
-        )
-        local_peak = float(np.median(local_max[flank][steep]))
-        inner_side = hu[z][band & ~falls_outward]
+        on_flank = flank[index]
+        flank_magnitude = magnitude[index][on_flank]
+        steep = flank_magnitude >= np.quantile(flank_magnitude, 0.8)
+        values.append(hu_slices[index][on_flank][steep])
+        local_peak = float(np.median(local_max[index][on_flank][steep]))
+        inner_side = hu_slices[index][band[index] & ~falls_outward[index]]
         band_peak = float(np.quantile(inner_side, 0.9)) if inner_side.size >= 20 else local_peak
         peaks.append(min(local_peak, band_peak))
     if not values:
@@ -656,26 +667,17 @@ def _trim_outer_edge(
     Only pixels on the cortex's outer flank (intensity rising inward) may go: behind a faint,
     noisy cortex the trabecular bone is below ``level`` too, and must not be reached.
     """
-    for z in slices:
-        mask = body[z]
-        image = sitk.GetImageFromArray(mask.astype(np.uint8))
-        inner = sitk.GetArrayFromImage(sitk.BinaryErode(image, [band_px, band_px])) > 0
-        inward = np.gradient(
-            sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), 2.0))
-        )
-        slope = np.gradient(
-            sitk.GetArrayFromImage(
-                sitk.SmoothingRecursiveGaussian(sitk.GetImageFromArray(hu[z].astype(np.float32)), 1.0)
-            )
-        )
-        outer_flank = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
-        candidates = mask & ~inner & (hu[z] < level) & outer_flank
-        open_space = ~mask | candidates
-        labels = _labels_2d(open_space)
-        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        reached = np.isin(labels, border[border > 0]) & candidates
-        trimmed = _fill_holes_2d(mask & ~reached)
-        body[z] = _largest_component_near(trimmed, centre)
+    masks = body[slices]
+    hu_slices = hu[slices]
+    inner = slicewise.binary_erode(masks, band_px)
+    inward = slicewise.gradient(slicewise.gaussian_smoothing(masks, 2.0))
+    slope = slicewise.gradient(slicewise.gaussian_smoothing(hu_slices, 1.0))
+    outer_flank = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
+    candidates = masks & ~inner & (hu_slices < level) & outer_flank
+    open_space = ~masks | candidates
+    reached = slicewise.touching_border(slicewise.labels(open_space)) & candidates
+    trimmed = slicewise.fill_holes(masks & ~reached)
+    body[slices] = slicewise.component_near(trimmed, centre)
 
 
 SPANNED_DISC_MIN_MM = 2.5
@@ -721,30 +723,39 @@ def _cross_sections(
     """
     spacing = settings.working_spacing_mm
     interiors: dict[int, np.ndarray] = {}
-    for z in slab:
-        solid = None
-        near_face = axial_mm[z] < SOLID_SLICE_FACE_MM or axial_mm[z] > height_mm - SOLID_SLICE_FACE_MM
-        for level, radius_mm in attempts:
-            found = _cross_section_around_axis(
-                hu[z] >= level,
-                centre,
-                settings.seed_radius_mm / spacing,
-                _disk_radius(radius_mm, spacing),
-                settings.canal_gap_mm / spacing,
-            )
-            if found is None:
-                continue
-            cross_section, has_interior = found
-            if has_interior:
-                solid = None
-                interiors[int(z)] = cross_section
-                break
-            if solid is None:
-                solid = cross_section
-                if near_face:
-                    break
-        if solid is not None:
-            interiors[int(z)] = solid
+    solids: dict[int, np.ndarray] = {}
+    pending = [int(z) for z in slab]
+    near_face = {
+        z
+        for z in pending
+        if axial_mm[z] < SOLID_SLICE_FACE_MM or axial_mm[z] > height_mm - SOLID_SLICE_FACE_MM
+    }
+    for level, radius_mm in attempts:
+        if not pending:
+            break
+        found = _cross_sections_around_axis(
+            hu[pending] >= level,
+            centre,
+            settings.seed_radius_mm / spacing,
+            _disk_radius_px(radius_mm, spacing),
+            settings.canal_gap_mm / spacing,
+        )
+        still_pending = []
+        for z, result in zip(pending, found):
+            if result is not None:
+                cross_section, has_interior = result
+                if has_interior:
+                    interiors[z] = cross_section
+                    solids.pop(z, None)
+                    continue
+                if z not in solids:
+                    solids[z] = cross_section
+                    if z in near_face:
+                        continue
+            still_pending.append(z)
+        pending = still_pending
+    interiors.update(solids)
+    interiors = {z: interiors[z] for z in sorted(interiors)}
     if interiors:
         typical = float(np.median([m.sum() for m in interiors.values()]))
         interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= m.sum() <= 2.0 * typical}
@@ -763,10 +774,9 @@ def _shaped_body(
     at the pedicle-free outline, the outer surface moved to the cortex's edge. Returns the mask
     on the frame grid and the cross-sections kept (those of at least half the typical area)."""
     spacing = settings.working_spacing_mm
-    neck_radius = _disk_radius(settings.neck_radius_mm, spacing)
+    neck_radius_px = _disk_radius_px(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
-    for z, cross_section in interiors.items():
-        body[z] = _cut_necks(cross_section, centre, neck_radius)
+    body[list(interiors)] = _cut_necks(np.stack(list(interiors.values())), centre, neck_radius_px)
     margin_px = int(round(settings.reference_margin_mm / spacing))
     pedicle_slices = _cut_at_posterior_wall(
         body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
