@@ -46,16 +46,21 @@ def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) ->
     return (array_hu >= parameters.cement_min_hu) & (array_hu <= parameters.cement_max_hu)
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def _dilate(mask: np.ndarray, radius: int | tuple[int, int, int]) -> np.ndarray:
+    """Dilation of a ``[k, j, i]`` mask by a ball of ``radius`` voxels (one, or per axis i j k)."""
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    return sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius] * 3)) > 0
+    radii = [int(radius)] * 3 if np.isscalar(radius) else [int(r) for r in radius]
+    return sitk.GetArrayFromImage(sitk.BinaryDilate(image, radii)) > 0
 
 
 def cement_edge_level(
-    array_hu: np.ndarray, core: np.ndarray, parameters: MeasurementParameters, gap_voxels: int = 1
+    array_hu: np.ndarray,
+    core: np.ndarray,
+    parameters: MeasurementParameters,
+    gap_voxels: int | tuple[int, int, int] = 1,
 ) -> float:
     """Half-maximum level (HU) between the cement ``core`` and the ring of voxels
-    ``gap_voxels + 1`` voxels around it.
+    ``gap_voxels + 1`` voxels around it (one count, or per axis i j k).
 
     Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``, or up to ``cement_max_hu`` when
     that lies above 3071 HU (an extended scale, where the level may rise above 1500 HU).
@@ -126,15 +131,18 @@ def segment_cement(
     count = int(labels.max())
     levels = np.full(count + 1, np.inf)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    gap = 1 if spacing_mm is None else max(1, int(round(EDGE_RING_GAP_MM / float(np.min(spacing_mm)))))
+    gap = (1, 1, 1)
+    if spacing_mm is not None:
+        gap = tuple(max(1, int(round(EDGE_RING_GAP_MM / float(step)))) for step in spacing_mm)
+    reach = (gap[2] + 1, gap[1] + 1, gap[0] + 1)  # voxels along k, j, i
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
         box = tuple(
-            slice(max(0, axis.start - gap - 1), min(size, axis.stop + gap + 1))
-            for axis, size in zip(box, labels.shape)
+            slice(max(0, axis.start - grow), min(size, axis.stop + grow))
+            for axis, size, grow in zip(box, labels.shape, reach)
         )
         levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters, gap)
     largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
