@@ -164,12 +164,16 @@ def segment_cement(
         slice_mm, pixel_mm = float(spacing_mm[2]), float(max(spacing_mm[0], spacing_mm[1]))
         if slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm:
             return place_within_slices(array_hu, grown, levels, slice_mm, parameters), largest_level
-    grown = size_faint_pieces_by_intensity(array_hu, grown, labels, sizes)
+    grown = size_faint_pieces_by_intensity(array_hu, grown, labels, sizes, gap)
     return grown > 0, largest_level
 
 
 def size_faint_pieces_by_intensity(
-    array_hu: np.ndarray, grown: np.ndarray, labels: np.ndarray, sizes: np.ndarray
+    array_hu: np.ndarray,
+    grown: np.ndarray,
+    labels: np.ndarray,
+    sizes: np.ndarray,
+    reach_voxels: tuple[int, int, int] = (1, 1, 1),
 ) -> np.ndarray:
     """Pieces whose blurred peak is faint, re-sized from the cement their intensity holds.
 
@@ -177,10 +181,11 @@ def size_faint_pieces_by_intensity(
     own intensity: its half-maximum edge lies outside its true surface and overstates it. Each
     piece (``grown`` labels ``[k, j, i]``; ``labels`` the thresholded cores, ``sizes`` their
     voxel counts) whose core median stays under ``FAINT_PIECE_PEAK_FRACTION`` of the largest
-    piece's (the cement's intensity, HU) takes the brightest voxels around it, as many as the
-    sum of ``(HU - background) / (cement - background)`` over them: the volume of cement its
-    partial volume holds. The background is the median of the ring just outside. Returns the
-    new labels.
+    piece's (the cement's intensity, HU) takes the brightest voxels within ``reach_voxels``
+    (i j k, about ``EDGE_RING_GAP_MM``) of it, as many as the sum of
+    ``(HU - background) / (cement - background)`` over them: the volume of cement its partial
+    volume holds. The background is the median of the ring just outside; a wider reach would
+    take in the cortex of an endplate next to a disc leak. Returns the new labels.
     """
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = float(np.median(array_hu[labels == largest]))
@@ -188,13 +193,14 @@ def size_faint_pieces_by_intensity(
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
         if box is None or label == largest:
             continue
-        box = tuple(slice(max(0, b.start - 3), min(n, b.stop + 3)) for b, n in zip(box, grown.shape))
+        grow = (reach_voxels[2] + 1, reach_voxels[1] + 1, reach_voxels[0] + 1)  # k, j, i
+        box = tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, n, g in zip(box, grown.shape, grow))
         piece = grown[box] == label
         hu = array_hu[box].astype(np.float32)
         core_median = float(np.median(hu[labels[box] == label])) if (labels[box] == label).any() else 0.0
         if core_median >= FAINT_PIECE_PEAK_FRACTION * reference_hu:
             continue
-        region = _dilate(piece, 2) & ((grown[box] == 0) | piece)
+        region = _dilate(piece, reach_voxels) & ((grown[box] == 0) | piece)
         ring = _dilate(region, 1) & ~region
         if not ring.any():
             continue
