@@ -32,6 +32,7 @@ from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
+from .measurement import bounding_box, grown_box
 from .parameters import MeasurementParameters
 from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
@@ -91,9 +92,9 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
 
 
-def _disk_radius_px(radius_mm: float, spacing_mm: float) -> int:
-    """Radius in pixels (at least one) of a disk of ``radius_mm`` on a grid of ``spacing_mm``."""
-    return max(1, int(round(radius_mm / spacing_mm)))
+def _pixels(length_mm: float, spacing_mm: float) -> int:
+    """A length (a radius, a band's width) of ``length_mm`` in pixels of ``spacing_mm``, at least one."""
+    return max(1, int(round(length_mm / spacing_mm)))
 
 
 SOLID_SLICE_FACE_MM = 1.5
@@ -247,7 +248,8 @@ as tall as a compressed body leave only a few slices free of them."""
 
 def _cut_pedicle_roots(
     body: np.ndarray,
-    bone: np.ndarray,
+    hu: np.ndarray,
+    bone_min_hu: float,
     slices: list[int],
     centre: tuple[int, int],
     quantile: float,
@@ -262,8 +264,9 @@ def _cut_pedicle_roots(
     without the roots). A slice's column is cut back to the profile (plus
     ``POSTERIOR_PROFILE_TOLERANCE_MM`` and the slice's own enlargement, the median excess over
     all its columns, which the roots' few columns and a foramen's gap do not move: an
-    endplate's flare keeps its corners) only where ``bone`` continues behind its edge, i.e.
-    where the edge is a cut through a pedicle and not the body's own cortex.
+    endplate's flare keeps its corners) only where bone (``hu`` at or above ``bone_min_hu``)
+    continues behind its edge, i.e. where the edge is a cut through a pedicle and not the body's
+    own cortex.
     """
     if len(slices) < 3:
         return
@@ -282,9 +285,9 @@ def _cut_pedicle_roots(
         finite = row[np.isfinite(row)]
         if finite.size:
             enlargement[index] = max(0.0, float(np.median(finite)))
-    behind_row = np.clip(edge_row - max(1, int(round(ROOT_CHECK_MM / spacing_mm))), 0, None)
+    behind_row = np.clip(edge_row - _pixels(ROOT_CHECK_MM, spacing_mm), 0, None)
     columns = np.arange(stack.shape[2])[None, :]
-    root = present & bone[np.asarray(slices)[:, None], behind_row, columns]
+    root = present & (hu[np.asarray(slices)[:, None], behind_row, columns] >= bone_min_hu)
     allowed = profile[None, :] + POSTERIOR_PROFILE_TOLERANCE_MM / spacing_mm + enlargement[:, None]
     allowed = np.where(root, allowed, np.inf)
     rows = np.arange(body.shape[1])[None, :, None]
@@ -336,7 +339,7 @@ def _add_concave_endplate_rims(
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
-    core_px = max(1, int(round(RIM_WIDTH_MM / abs(axial_mm[1] - axial_mm[0]))))
+    core_px = _pixels(RIM_WIDTH_MM, abs(axial_mm[1] - axial_mm[0]))
     reach = [0.0, 0.0]
     for index, (edge, step) in enumerate(((int(slab[0]), -1), (int(slab[-1]), 1))):
         outline = body[edge]
@@ -372,12 +375,10 @@ def _dilated_within_box(mask: np.ndarray, radius_px: int) -> np.ndarray:
     """``mask`` (3D) dilated by a ball of ``radius_px`` voxels (``sitk.BinaryDilate``), worked
     out within the box around its voxels grown by the radius, beyond which nothing changes."""
     dilated = np.zeros(mask.shape, dtype=bool)
-    if not mask.any():
+    tight = bounding_box(mask)
+    if tight is None:
         return dilated
-    box = tuple(
-        slice(max(0, int(indices.min()) - radius_px), int(indices.max()) + radius_px + 1)
-        for indices in np.nonzero(mask)
-    )
+    box = grown_box(tight, (radius_px,) * 3, mask.shape)
     image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
     dilated[box] = sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius_px] * 3)) > 0
     return dilated
@@ -430,14 +431,14 @@ def _enclosed_by_shell(
     partial: tuple[float, np.ndarray] | None = None
     for level in shell_levels:
         for radius_mm in settings.closing_radii_mm[:2]:
-            radius = max(1, int(round(radius_mm / settings.working_spacing_mm)))
+            radius = _pixels(radius_mm, settings.working_spacing_mm)
             # Closed in the slice plane only: closing along the axis would bridge a narrow disc
             # (or a leak lying in it) and enclose the next vertebra.
             closed = slicewise.binary_closing(shell_at(level), radius)
-            filled = sitk.GetArrayFromImage(
-                sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8)))
+            filled = (
+                sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8))))
+                > 0
             )
-            filled = filled.astype(bool)
             candidate = filled & outlines & allowed[:, None, None]
             if not candidate[middle].any(axis=(1, 2)).all():
                 continue
@@ -533,7 +534,7 @@ def _faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm
     used, so that one column through a pit does not decide.
     """
     spacing = abs(float(axial_mm[1] - axial_mm[0]))
-    half = max(1, int(round(AXIS_PATCH_MM / spacing)))
+    half = _pixels(AXIS_PATCH_MM, spacing)
     rows, cols = enclosed.shape[1] // 2, enclosed.shape[2] // 2
     patch = enclosed[:, rows - half : rows + half + 1, cols - half : cols + half + 1]
     present, first, last = _column_faces(patch)
@@ -737,7 +738,7 @@ def _cross_sections(
             hu[pending] >= level,
             centre,
             settings.seed_radius_mm / spacing,
-            _disk_radius_px(radius_mm, spacing),
+            _pixels(radius_mm, spacing),
             settings.canal_gap_mm / spacing,
         )
         still_pending = []
@@ -774,7 +775,7 @@ def _shaped_body(
     at the pedicle-free outline, the outer surface moved to the cortex's edge. Returns the mask
     on the frame grid and the cross-sections kept (those of at least half the typical area)."""
     spacing = settings.working_spacing_mm
-    neck_radius_px = _disk_radius_px(settings.neck_radius_mm, spacing)
+    neck_radius_px = _pixels(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
     body[list(interiors)] = _cut_necks(np.stack(list(interiors.values())), centre, neck_radius_px)
     margin_px = int(round(settings.reference_margin_mm / spacing))
@@ -783,11 +784,11 @@ def _shaped_body(
     )
     _restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px)
     _cut_pedicle_roots(
-        body, hu >= parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
+        body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
     if settings.refine_outer_edge:
-        band_px = max(1, int(round(settings.edge_band_mm / spacing)))
-        halo_px = max(1, int(round(CEMENT_RIM_MM / spacing)))
+        band_px = _pixels(settings.edge_band_mm, spacing)
+        halo_px = _pixels(CEMENT_RIM_MM, spacing)
         level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px)
         if level is not None and level > parameters.bone_min_hu:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
@@ -871,7 +872,7 @@ def segment_vertebral_body(
     hu = resample_onto(to_sitk(crop.astype(np.float32), crop_grid), grid, linear=True, default_value=-1024.0)
     bone = hu >= parameters.bone_min_hu
     if settings.closing_3d_radius_mm > 0:
-        radius = max(1, int(round(settings.closing_3d_radius_mm / settings.working_spacing_mm)))
+        radius = _pixels(settings.closing_3d_radius_mm, settings.working_spacing_mm)
         bone = sitk.GetArrayFromImage(
             sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(bone.astype(np.uint8)), [radius] * 3)
         ).astype(bool)

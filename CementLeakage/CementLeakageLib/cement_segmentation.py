@@ -16,7 +16,9 @@ lie anywhere within a slice, and whole voxels move its volume by up to half a sl
 face. Each piece is then placed within the slices (:func:`place_within_slices`): the intensity
 is interpolated between slices, each voxel gets the fraction of its thickness at or above the
 piece's edge level, and the voxels around the piece with the largest fractions are taken until
-they hold that volume.
+they hold that volume. On other grids, a piece whose peak stays faint (a leak thinner than the
+blur, whose half-maximum edge lies outside its surface) is sized from the cement its intensity
+holds instead (:func:`size_faint_pieces_by_intensity`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
+from .measurement import grown_box
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
@@ -34,14 +37,14 @@ THICK_SLICE_RATIO = 1.5
 """Slices at least this many times thicker than the pixels (and over ``SAMPLE_SPACING_MM``) are
 thick: the cement's faces are placed within them."""
 EDGE_GROWTH_STEPS = 3
-FAINT_PIECE_PEAK_FRACTION = 0.8
-"""A piece whose core median is under this fraction of the largest piece's is thinner than the
-blur: it is sized from its intensity (see :func:`size_faint_pieces_by_intensity`)."""
+"""Voxels the thresholded cement may grow into its half-maximum edge: thin leaks and tracts, whose
+blurred peak is lower, keep their 1500 HU core further inside their true edge than big blobs."""
 EDGE_RING_GAP_MM = 1.0
 """The surroundings of a piece are sampled about this far (mm) beyond it, past most of the blur
 (one voxel beyond it when the spacing is not known)."""
-"""Voxels the thresholded cement may grow into its half-maximum edge: thin leaks and tracts, whose
-blurred peak is lower, keep their 1500 HU core further inside their true edge than big blobs."""
+FAINT_PIECE_PEAK_FRACTION = 0.8
+"""A piece whose core median is under this fraction of the largest piece's is thinner than the
+blur: it is sized from its intensity (see :func:`size_faint_pieces_by_intensity`)."""
 
 
 def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
@@ -102,7 +105,7 @@ def place_within_slices(
     for label, box in enumerate(ndimage.find_objects(pieces), start=1):
         if box is None:
             continue
-        box = tuple(slice(max(0, b.start - 1), min(size, b.stop + 1)) for b, size in zip(box, pieces.shape))
+        box = grown_box(box, (1, 1, 1), pieces.shape)
         piece = pieces[box] == label
         near = ndimage.binary_dilation(piece, structure=neighbourhood) & ((pieces[box] == 0) | piece)
         hu = array_hu[box].astype(np.float32)
@@ -137,16 +140,13 @@ def segment_cement(
     gap = (1, 1, 1)
     if spacing_mm is not None:
         gap = tuple(max(1, int(round(EDGE_RING_GAP_MM / float(step)))) for step in spacing_mm)
-    reach = (gap[2] + 1, gap[1] + 1, gap[0] + 1)  # voxels along k, j, i
+    reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
-        box = tuple(
-            slice(max(0, axis.start - grow), min(size, axis.stop + grow))
-            for axis, size, grow in zip(box, labels.shape, reach)
-        )
+        box = grown_box(box, reach, labels.shape)
         levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters, gap)
     largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
     grown = labels.astype(np.int32)
@@ -190,11 +190,12 @@ def size_faint_pieces_by_intensity(
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = float(np.median(array_hu[labels == largest]))
     result = grown.copy()
+    # The region reaches ``reach_voxels`` beyond the piece and its ring one voxel further.
+    margins = tuple(count + 1 for count in reach_voxels[::-1])  # k, j, i
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
         if box is None or label == largest:
             continue
-        grow = (reach_voxels[2] + 1, reach_voxels[1] + 1, reach_voxels[0] + 1)  # k, j, i
-        box = tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, n, g in zip(box, grown.shape, grow))
+        box = grown_box(box, margins, grown.shape)
         piece = grown[box] == label
         hu = array_hu[box].astype(np.float32)
         core_median = float(np.median(hu[labels[box] == label])) if (labels[box] == label).any() else 0.0

@@ -66,7 +66,7 @@ from .leak_classes import (
     SUGGESTED_YEOM_TYPE,
     YEOM_TYPES,
 )
-from .measurement import bounding_box
+from .measurement import bounding_box, grown_box
 from .split_plane import check_side
 from .vertebra_frame import VertebraFrame, vertebra_frame
 
@@ -222,12 +222,7 @@ def _check_inputs(body_mask, cement_mask, geometry: VolumeGeometry, min_volume_m
 def _bounding_box(mask: np.ndarray, margin_voxels: np.ndarray | None = None) -> tuple[slice, ...]:
     """``[k, j, i]`` slices of a non-empty mask's bounding box, grown by ``margin_voxels`` (k, j, i)."""
     tight = bounding_box(mask)
-    if margin_voxels is None:
-        return tight
-    return tuple(
-        slice(max(0, b.start - int(m)), min(size, b.stop + int(m)))
-        for b, m, size in zip(tight, margin_voxels, mask.shape)
-    )
+    return tight if margin_voxels is None else grown_box(tight, margin_voxels, mask.shape)
 
 
 MIN_BODY_ANISOTROPY = 1.15

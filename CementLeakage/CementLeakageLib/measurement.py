@@ -35,6 +35,16 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     return tuple(boxes)
 
 
+def grown_box(
+    box: tuple[slice, ...], margins: tuple[int, ...] | np.ndarray, shape: tuple[int, ...]
+) -> tuple[slice, ...]:
+    """``box`` (``[k, j, i]`` slices with explicit starts and stops) grown by ``margins`` voxels
+    along each of its axes, within an array of ``shape``."""
+    return tuple(
+        slice(max(0, b.start - int(m)), min(size, b.stop + int(m))) for b, m, size in zip(box, margins, shape)
+    )
+
+
 def puncture_side_voxels(mask: np.ndarray, geometry: VolumeGeometry, plane: SplitPlane) -> np.ndarray:
     """Boolean array, same shape as ``mask``: its voxels whose centre lies on the puncture side.
 

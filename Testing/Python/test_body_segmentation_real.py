@@ -55,9 +55,9 @@ def test_real_vertebral_body_matches_expert_labels():
     mask = np.zeros(truth.shape, dtype=bool)
     mask[result.box] = result.mask
     dice = 2.0 * np.count_nonzero(mask & truth) / (np.count_nonzero(mask) + np.count_nonzero(truth))
-    # Measured 0.899; the loss is mostly the rims of the concave endplates.
+    # Measured 0.897; the loss is mostly the rims of the concave endplates.
     assert dice >= 0.88
     # The pedicles and the posterior arch are cut off: under 1% of the mask lies in them.
     assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
     volume_ratio = np.count_nonzero(mask) / np.count_nonzero(truth)
-    assert volume_ratio == pytest.approx(0.82, abs=0.06)  # measured 0.824
+    assert volume_ratio == pytest.approx(0.82, abs=0.06)  # measured 0.821

@@ -22,12 +22,18 @@ CENTRE = (60, 60)
 ROOT_SLICES = range(5, 31)
 FLARED_SLICES = range(0, 3)
 ROOT_COLUMNS = (slice(32, 42), slice(78, 88))  # 18 to 28 px either side of the axis
+BONE_MIN_HU = 226.0
 ROOT_REACH_PX = 34  # behind the axis; the ellipse reaches 20 to 26 px there
 
 
 def ellipse(half_x: float, half_y: float) -> np.ndarray:
     rows, cols = np.mgrid[: SHAPE[1], : SHAPE[2]]
     return ((cols - CENTRE[1]) / half_x) ** 2 + ((rows - CENTRE[0]) / half_y) ** 2 <= 1.0
+
+
+def as_hu(bone: np.ndarray) -> np.ndarray:
+    """Bone at 300 HU in soft tissue at 40 HU."""
+    return np.where(bone, 300.0, 40.0)
 
 
 def stack():
@@ -51,7 +57,9 @@ def stack():
 
 def test_roots_are_cut_and_the_body_is_kept():
     body, bone, normal, flared, root_only = stack()
-    _cut_pedicle_roots(body, bone, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM)
+    _cut_pedicle_roots(
+        body, as_hu(bone), BONE_MIN_HU, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM
+    )
     tolerance_px = int(np.ceil(POSTERIOR_PROFILE_TOLERANCE_MM / SPACING_MM))
     for z in range(SHAPE[0]):
         kept = flared if z in FLARED_SLICES else normal
@@ -72,5 +80,7 @@ def test_without_bone_behind_nothing_is_cut():
     # The same bumps with soft tissue behind them are the body's own shape: kept whole.
     body, _, *_ = stack()
     before = body.copy()
-    _cut_pedicle_roots(body, body.copy(), list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM)
+    _cut_pedicle_roots(
+        body, as_hu(body), BONE_MIN_HU, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM
+    )
     assert np.array_equal(body, before)
