@@ -162,10 +162,7 @@ def _cross_sections_around_axis(
     labelled = slicewise.labels(slicewise.fill_holes(closed))
     chosen, distance = slicewise.nearest_labels(labelled, centre)
     chosen[distance > seed_radius_px] = 0
-    kept = np.zeros(int(labelled.max()) + 1, dtype=bool)
-    kept[chosen] = True
-    kept[0] = False
-    component = kept[labelled]
+    component = slicewise.members(labelled, chosen)
     holes = component & ~closed
     hole_labels = slicewise.labels(holes)
     posterior = _posterior_holes(hole_labels, centre, _anterior_depths(component, centre), canal_gap_px)

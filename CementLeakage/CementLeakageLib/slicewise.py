@@ -113,6 +113,14 @@ def labels(mask: np.ndarray) -> np.ndarray:
     return labelled
 
 
+def members(labelled: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Pixels of ``labelled`` whose label is among ``chosen`` (label 0, the background, never)."""
+    keep = np.zeros(int(labelled.max()) + 1, dtype=bool)
+    keep[chosen] = True
+    keep[0] = False
+    return keep[labelled]
+
+
 def touching_border(labelled: np.ndarray) -> np.ndarray:
     """Pixels of the components of ``labelled`` (see :func:`labels`) that reach the edge of
     their slice."""
@@ -124,10 +132,7 @@ def touching_border(labelled: np.ndarray) -> np.ndarray:
             labelled[:, :, -1].ravel(),
         ]
     )
-    at_edge = np.zeros(int(labelled.max()) + 1, dtype=bool)
-    at_edge[edge] = True
-    at_edge[0] = False
-    return at_edge[labelled]
+    return members(labelled, edge)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -156,7 +161,4 @@ def component_near(mask: np.ndarray, point: tuple[int, int]) -> np.ndarray:
     or the one nearest to it; empty slices stay empty."""
     labelled = labels(mask)
     chosen, _ = nearest_labels(labelled, point)
-    keep = np.zeros(int(labelled.max()) + 1, dtype=bool)
-    keep[chosen] = True
-    keep[0] = False
-    return keep[labelled]
+    return members(labelled, chosen)
