@@ -1,0 +1,147 @@
+"""The endplate faces of an enclosed body (frame grid, 0.5 mm slices along the axis, faces as
+slice indices per column): inward outliers raised to the fitted endplate surface, the faces
+calibrated to the marked points, and the body rebuilt from its faces within its outline.
+
+Every expected value is an exact slice index or voxel count worked out from the construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CementLeakageLib.body_segmentation import (
+    BROKEN_FACE_FRACTION,
+    MAX_ENDPLATE_OVERSHOOT_MM,
+    _calibrate_to_endplate_points,
+    _columns_within_outline,
+    _smooth_face,
+)
+
+SPACING_MM = 0.5
+GRID = 61
+ROWS, COLS = np.mgrid[:GRID, :GRID]
+DISK = np.hypot(ROWS - 30, COLS - 30) <= 24  # 12 mm radius, 1793 columns
+TOLERANCE_PX = 3.0  # 1.5 mm
+
+
+def tilted_lower_face() -> np.ndarray:
+    """A lower face rising one slice per column to the right: a plane the quadratic fit holds exactly."""
+    return (20 + (COLS - 30)).astype(np.int64)
+
+
+def holes(fraction: float) -> np.ndarray:
+    """About ``fraction`` of the disk's columns, scattered over the face (a faint, porous shell)."""
+    return DISK & (np.random.default_rng(7).random(DISK.shape) < fraction)
+
+
+def test_a_face_broken_in_many_columns_is_raised_to_the_plane_exactly():
+    face = tilted_lower_face()
+    broken = holes(0.2)
+    damaged = np.where(broken, face + 10, face)  # the enclosure stopped 5 mm inside the body
+    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    assert np.array_equal(smoothed[DISK], face[DISK])
+    assert np.array_equal(smoothed[~DISK], damaged[~DISK])
+
+
+def test_a_few_short_columns_are_kept_as_they_are():
+    # A pit (a Schmorl node) deeper than the tolerance in fewer than BROKEN_FACE_FRACTION of the
+    # columns is the endplate's own shape, not a hole.
+    face = tilted_lower_face()
+    pit = DISK & (np.hypot(ROWS - 30, COLS - 30) <= 5)  # 81 columns, 4.5% of the face
+    assert pit.sum() / DISK.sum() < BROKEN_FACE_FRACTION
+    damaged = np.where(pit, face + 10, face)
+    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    assert np.array_equal(smoothed, damaged)
+
+
+def test_columns_beyond_the_surface_are_never_moved():
+    # Outward of the fit (a concave endplate's rim reaching 3 mm into the disc all round the
+    # outline) stays; only the broken, inward columns are raised.
+    face = tilted_lower_face()
+    rim = DISK & (np.hypot(ROWS - 30, COLS - 30) > 22)
+    broken = holes(0.2) & ~rim
+    damaged = np.where(broken, face + 10, np.where(rim, face - 6, face))
+    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    assert np.array_equal(smoothed[rim], face[rim] - 6)
+    assert np.array_equal(smoothed[broken], face[broken])
+
+
+def test_the_upper_face_is_lowered_from_above():
+    upper = (60 - (COLS - 30)).astype(np.int64)
+    broken = holes(0.2)
+    damaged = np.where(broken, upper - 10, upper)
+    smoothed = _smooth_face(damaged, DISK, inward=-1, tolerance_px=TOLERANCE_PX, bound=1000)
+    assert np.array_equal(smoothed[DISK], upper[DISK])
+
+
+def test_raised_faces_stay_within_the_slab():
+    face = tilted_lower_face()
+    broken = holes(0.2)
+    damaged = np.where(broken, face + 10, face)
+    bound = 5  # the slab starts at slice 5; the plane lies below it on the left
+    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=bound)
+    assert np.array_equal(smoothed[broken], np.maximum(face[broken], bound))
+    assert (face[broken] < bound).any()
+
+
+def test_too_few_columns_leave_the_face_alone():
+    face = tilted_lower_face()
+    few = np.zeros_like(DISK)
+    few[30, 20:31] = True  # 11 columns
+    damaged = np.where(few & (COLS < 25), face + 10, face)
+    assert np.array_equal(_smooth_face(damaged, few, 1, TOLERANCE_PX, -100), damaged)
+
+
+AXIAL_MM = np.arange(80) * SPACING_MM - 10.25  # slice centres from -10.25 mm; faces on whole mm
+HEIGHT_MM = 20.0
+
+
+def cylinder(lower_mm: float, upper_mm: float, tilted: bool = False) -> np.ndarray:
+    """The disk between faces at ``lower_mm`` and ``upper_mm`` on the axis (slice faces, mm);
+    ``tilted`` faces rise one slice every four columns to the right (3 mm across the disk)."""
+    centres = AXIAL_MM[:, None, None]
+    shift = ((COLS - 30) // 4 * SPACING_MM * tilted)[None]
+    return (
+        DISK[None] & (centres - 0.25 >= lower_mm + shift - 1e-9) & (centres + 0.25 <= upper_mm + shift + 1e-9)
+    )
+
+
+@pytest.mark.parametrize("overshoot_mm", [0.5, 1.0, 2.0])
+def test_faces_overshooting_on_the_axis_are_brought_onto_the_points(overshoot_mm):
+    body = cylinder(-overshoot_mm, HEIGHT_MM + overshoot_mm)
+    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), cylinder(0.0, HEIGHT_MM))
+
+
+def test_a_tilted_face_moves_by_the_axis_overshoot_in_every_column():
+    body = cylinder(-1.0, HEIGHT_MM + 1.5, tilted=True)
+    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM)
+    assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM, tilted=True))
+
+
+def test_an_overshoot_beyond_the_limit_is_cut_by_the_limit_only():
+    body = cylinder(-4.0, HEIGHT_MM)
+    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM)
+    assert np.array_equal(calibrated, cylinder(-4.0 + MAX_ENDPLATE_OVERSHOOT_MM, HEIGHT_MM))
+
+
+def test_faces_short_of_the_points_are_not_extended():
+    body = cylinder(1.0, HEIGHT_MM - 1.0)
+    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), body)
+
+
+def test_an_empty_axis_leaves_the_body_as_it_is():
+    body = cylinder(-1.0, HEIGHT_MM + 1.0)
+    body[:, 30, 30] = False
+    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), body)
+
+
+def test_the_body_is_rebuilt_from_its_faces_within_the_outline():
+    body = cylinder(0.0, HEIGHT_MM)
+    hollow = body.copy()
+    hollow[30:50, 25:36, 25:36] = False  # a cavity (cement or marrow left out by a threshold)
+    stray = np.zeros_like(body)
+    stray[30:40, 30, 58] = True  # a stub outside the outline (a rib, a pedicle root)
+    slab = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
+    rebuilt = _columns_within_outline(hollow | stray, DISK, TOLERANCE_PX, slab)
+    assert np.array_equal(rebuilt, body)
+    assert rebuilt.sum() == DISK.sum() * 40  # 40 slices of 0.5 mm between the points
