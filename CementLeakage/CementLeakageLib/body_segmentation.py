@@ -8,7 +8,9 @@ are filled, and anything attached through a neck narrower than the pedicles (rib
 cement) is cut off by a morphological opening of the cross-section. The pedicles are cut at
 the posterior wall and, in the slices that carry them, at the outline of the slices that do
 not (the pedicle's anterior edge). The outer surface is then moved from the 226 HU iso-level,
-which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_level`). Slices in
+which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_level`), and the
+fillets of bone where the pedicles join the side walls are cut back to the outline the
+pedicle-free slices share (see :func:`_cut_pedicle_fillets`). Slices in
 the middle of the body whose cross-section comes out markedly smaller than the body's (a faint
 cortex that closed only where cement props it up) look again, lowest shell level first. Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
@@ -289,6 +291,56 @@ def _cut_pedicle_roots(
     allowed = np.where(root, allowed, np.inf)
     rows = np.arange(body.shape[1])[None, :, None]
     body[slices] = stack & ~((centre[0] - rows) > allowed[:, None, :])
+
+
+FILLET_SHARE = 0.5
+"""Share of the pedicle-free slices a pixel must lie in to belong to the body's posterior outline."""
+FILLET_OUTLINE_AGREEMENT = 0.05
+"""In front of the axis, the pedicle-free outline's area must lie within this fraction of the
+pedicle slices' (median): otherwise the pedicle-free slices lost part of a faint shell and
+their outline cannot bound the others."""
+FILLET_MAX_FRACTION = 0.08
+"""A slice loses at most this fraction of its area to fillets; a larger cut is not a fillet's."""
+
+
+def _cut_pedicle_fillets(
+    body: np.ndarray,
+    hu: np.ndarray,
+    bone_min_hu: float,
+    slices: list[int],
+    pedicle_slices: list[int],
+    centre: tuple[int, int],
+) -> None:
+    """Cut the fillets where the pedicles join the body's side walls (in place).
+
+    Where a pedicle meets the wall, bone fills the corner between them, and neither the opening
+    nor the outer-edge trim takes it off: bone continues outward. Behind the axis, the outline
+    that most pedicle-free slices share (``FILLET_SHARE``; the body's own wall, after the trim)
+    bounds the slices that carry pedicles: each piece of such a slice outside it (4-connected)
+    that touches bone outside the body (``hu`` at or above ``bone_min_hu``: the pedicle) is cut.
+    Pieces with no bone next to them are the body's own shape and stay; in front of the axis
+    nothing is cut. Nothing is cut where the pedicle-free outline disagrees with the others in
+    front of the axis (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take
+    more than ``FILLET_MAX_FRACTION`` of it.
+    """
+    free = [z for z in slices if z not in set(pedicle_slices)]
+    if len(free) < 3 or not pedicle_slices:
+        return
+    outline = body[free].mean(axis=0) >= FILLET_SHARE
+    stack = body[pedicle_slices]
+    front = float(outline[centre[0] :].sum())
+    front_of_pedicle_slices = float(np.median(stack[:, centre[0] :].sum(axis=(1, 2))))
+    if abs(front - front_of_pedicle_slices) > FILLET_OUTLINE_AGREEMENT * front_of_pedicle_slices:
+        return
+    outline[centre[0] :, :] = True
+    pieces = slicewise.labels(stack & ~outline[None])
+    if not pieces.any():
+        return
+    pedicle_bone = (hu[pedicle_slices] >= bone_min_hu) & ~stack
+    touching = np.unique(pieces[slicewise.binary_dilate(pedicle_bone, 1) & (pieces > 0)])
+    fillets = slicewise.members(pieces, touching)
+    small = fillets.sum(axis=(1, 2)) <= FILLET_MAX_FRACTION * stack.sum(axis=(1, 2))
+    body[pedicle_slices] = stack & ~(fillets & small[:, None, None])
 
 
 RIM_WIDTH_MM = 3.0
@@ -789,6 +841,7 @@ def _shaped_body(
         level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px)
         if level is not None and level > parameters.bone_min_hu:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
+            _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
     typical = float(np.median(list(areas.values())))
     return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}

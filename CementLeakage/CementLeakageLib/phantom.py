@@ -22,6 +22,7 @@ plus the leak ellipsoid. The truth masks are voxel-centre-in-shape tests.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -110,6 +111,10 @@ class PhantomSpec:
     - ``tilt_deg`` (coronal tilt about A) and ``rotation_deg`` (axial rotation about S), up to
       20 degrees each, turn the stack and its cement about the target body centre.
     - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.
+    - ``slice_averaged``: each voxel averages the solids over its whole extent, thick slices
+      included (CT's box-shaped slice sensitivity), instead of sampling them around its centre
+      with a ramp as wide as a cube of the same volume (the default). A thin cement layer or an
+      endplate parallel to a 2 mm slice is then averaged over the slice, as a scanner does.
 
     :meth:`for_level` gives typical body sizes for T5 to L5.
     """
@@ -143,6 +148,7 @@ class PhantomSpec:
     tilt_deg: float = 0.0
     rotation_deg: float = 0.0
     osteophytes: bool = False
+    slice_averaged: bool = False
 
     @classmethod
     def for_level(cls, level: str, **changes) -> PhantomSpec:
@@ -417,16 +423,19 @@ def _index_box(geometry: VolumeGeometry, shape: ImplicitShape, margin_mm: float)
     return (slice(start[2], stop[2]), slice(start[1], stop[1]), slice(start[0], stop[0]))
 
 
-def _coordinates(geometry: VolumeGeometry, box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RAS x, y, z (mm, float64) of the voxel centres in ``box``, broadcastable to the box's shape.
+def _coordinates(
+    geometry: VolumeGeometry, box, offsets_kji: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RAS x, y, z (mm, float64) of the voxel centres in ``box``, broadcastable to the box's shape;
+    ``offsets_kji`` moves every point by that fraction of a voxel along k, j and i.
 
     A coordinate that does not change along a grid axis keeps a length-1 dimension there
     (e.g. x and y on an axial grid are ``(1, nj, ni)``), which makes S-invariant solids cheap.
     """
     indices = [
-        np.arange(box[2].start, box[2].stop, dtype=float)[None, None, :],
-        np.arange(box[1].start, box[1].stop, dtype=float)[None, :, None],
-        np.arange(box[0].start, box[0].stop, dtype=float)[:, None, None],
+        np.arange(box[2].start, box[2].stop, dtype=float)[None, None, :] + offsets_kji[2],
+        np.arange(box[1].start, box[1].stop, dtype=float)[None, :, None] + offsets_kji[1],
+        np.arange(box[0].start, box[0].stop, dtype=float)[:, None, None] + offsets_kji[0],
     ]
     m = geometry.ijk_to_ras
     coordinates = []
@@ -458,19 +467,68 @@ def shape_mask(geometry: VolumeGeometry, shapes) -> np.ndarray:
     return mask
 
 
-class _Canvas:
-    """A float32 HU image on a grid, painted shape by shape with partial volume."""
+def _extent_across_surface_mm(distance_mm: np.ndarray, substeps_kji: tuple[int, int, int]) -> np.ndarray:
+    """Width (mm) of the partial-volume ramp of each sub-voxel (a voxel divided into
+    ``substeps_kji`` parts along k, j, i) across the surface of a signed distance.
 
-    def __init__(self, geometry: VolumeGeometry, background_hu: float) -> None:
+    The distance's central difference from one voxel to the next along a grid axis is the
+    sub-voxel's extent along the surface normal contributed by that axis; the ramp takes their
+    root sum of squares (the spread of a box across the surface: the spacing itself for a cube
+    in any direction, the slice thickness across a face parallel to a thick slice). Axes of
+    length one (a distance broadcast along an axis it does not change on) contribute nothing.
+    """
+    squares = np.zeros((1, 1, 1))
+    for axis, size in enumerate(distance_mm.shape):
+        if size > 1:
+            squares = squares + (np.gradient(distance_mm, axis=axis) / substeps_kji[axis]) ** 2
+    return np.sqrt(squares)
+
+
+SUB_VOXEL_MM = 0.5
+"""With ``slice_averaged``, voxels are sampled at points about this far apart (mm) or closer."""
+
+
+class _Canvas:
+    """A float32 HU image on a grid, painted shape by shape with partial volume.
+
+    By default a voxel's share of a shape falls linearly from 1 to 0 while the surface crosses
+    a cube of the voxel's volume around its centre. With ``slice_averaged``, a voxel is
+    sampled at points about ``SUB_VOXEL_MM`` apart (or the smallest spacing, if finer) along
+    each axis, a thick slice at several, and averages them, each point's share
+    ramping over its sub-voxel's spread across the surface: CT's box-shaped slice sensitivity.
+    """
+
+    def __init__(self, geometry: VolumeGeometry, background_hu: float, slice_averaged: bool = False) -> None:
         self.geometry = geometry
         self.image = np.full(geometry.shape, background_hu, dtype=np.float32)
+        self.slice_averaged = slice_averaged
+        spacing_kji = np.asarray(geometry.spacing_mm, float)[::-1]
         self.voxel_mm = geometry.voxel_volume_mm3 ** (1.0 / 3.0)
+        self.margin_mm = float(spacing_kji.max()) if slice_averaged else self.voxel_mm
+        sub_mm = min(float(spacing_kji.min()), SUB_VOXEL_MM)
+        self.substeps_kji = tuple(max(1, int(np.ceil(s / sub_mm - 1e-6))) for s in spacing_kji)
+        self.smallest_extent_mm = 0.5 * sub_mm
+
+    def occupancy(self, shape: ImplicitShape, slab) -> np.ndarray:
+        """Share (0 to 1, float32) of each voxel of ``slab`` inside ``shape``."""
+        if not self.slice_averaged:
+            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab))
+            return np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
+        positions = [[(q + 0.5) / m - 0.5 for q in range(m)] for m in self.substeps_kji]
+        total = np.zeros((1, 1, 1))
+        count = 0
+        for offsets in itertools.product(*positions):
+            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab, offsets))
+            extent = _extent_across_surface_mm(distance, self.substeps_kji)
+            extent = np.maximum(extent, self.smallest_extent_mm)
+            total = total + np.clip(0.5 - distance / extent, 0.0, 1.0)
+            count += 1
+        return (total / count).astype(np.float32)
 
     def paint(self, shape: ImplicitShape, value) -> None:
         """Composite ``value`` (HU, scalar or full-grid array) over the image where ``shape`` is."""
-        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * self.voxel_mm)):
-            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab))
-            occupancy = np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
+        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * self.margin_mm)):
+            occupancy = self.occupancy(shape, slab)
             region = self.image[slab]
             target = value[slab] if isinstance(value, np.ndarray) else np.float32(value)
             region += occupancy * (target - region)
@@ -512,7 +570,7 @@ def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry
     rng_texture = np.random.default_rng([spec.seed, 1])
     rng_noise = np.random.default_rng([spec.seed, 2])
     texture = _texture(geometry, rng_texture)
-    canvas = _Canvas(geometry, AIR_HU)
+    canvas = _Canvas(geometry, AIR_HU, spec.slice_averaged)
     canvas.paint(anatomy.outline, FAT_HU)
     canvas.paint(anatomy.muscle_outline, SOFT_TISSUE_HU)
     for pocket in anatomy.fat_pockets:

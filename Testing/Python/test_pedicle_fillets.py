@@ -1,0 +1,90 @@
+"""Fillets where the pedicles join the body cut off the slices that carry them (frame grid,
+0.5 mm pixels, rows increasing towards anterior).
+
+Synthetic stack: 10 pedicle-free slices with the body's elliptical cross-section, then 30
+slices where the corners behind the axis are filled out towards the pedicles (the fillets),
+with the pedicles' bone beyond them. Exact pixel counts say what is cut and what is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from CementLeakageLib.body_segmentation import FILLET_MAX_FRACTION, _cut_pedicle_fillets
+
+SHAPE = (40, 120, 120)
+CENTRE = (60, 60)
+FREE_SLICES = list(range(10))
+PEDICLE_SLICES = list(range(10, 40))
+ROWS, COLS = np.mgrid[: SHAPE[1], : SHAPE[2]]
+BONE_MIN_HU = 226.0
+
+
+def ellipse(half_x: float, half_y: float) -> np.ndarray:
+    return ((COLS - CENTRE[1]) / half_x) ** 2 + ((ROWS - CENTRE[0]) / half_y) ** 2 <= 1.0
+
+
+BODY = ellipse(36.0, 28.0)
+POSTEROLATERAL = (ROWS < CENTRE[0] - 8) & (np.abs(COLS - CENTRE[1]) >= 18)
+FILLETS = ellipse(39.0, 31.0) & ~BODY & POSTEROLATERAL
+PEDICLES = ellipse(46.0, 38.0) & ~ellipse(39.0, 31.0) & POSTEROLATERAL
+
+
+def stack(extra: np.ndarray = FILLETS, bone_beyond: np.ndarray = PEDICLES):
+    """The body mask and its HU (bone 300 HU, soft tissue 40 HU)."""
+    body = np.zeros(SHAPE, dtype=bool)
+    bone = np.zeros(SHAPE, dtype=bool)
+    body[:] = BODY
+    body[PEDICLE_SLICES] |= extra
+    bone[:] = body
+    bone[PEDICLE_SLICES] |= bone_beyond
+    return body, np.where(bone, 300.0, 40.0)
+
+
+def cut(body: np.ndarray, hu: np.ndarray) -> None:
+    _cut_pedicle_fillets(body, hu, BONE_MIN_HU, list(range(SHAPE[0])), PEDICLE_SLICES, CENTRE)
+
+
+def test_fillets_next_to_the_pedicles_are_cut_to_the_body_s_outline():
+    assert 0 < FILLETS.sum() <= FILLET_MAX_FRACTION * (BODY | FILLETS).sum()
+    body, hu = stack()
+    cut(body, hu)
+    assert np.array_equal(body, np.broadcast_to(BODY, SHAPE))
+
+
+def test_a_bulge_with_soft_tissue_beyond_is_the_body_s_own():
+    body, hu = stack(bone_beyond=np.zeros_like(PEDICLES))
+    before = body.copy()
+    cut(body, hu)
+    assert np.array_equal(body, before)
+
+
+def test_nothing_in_front_of_the_axis_is_cut():
+    # A small anterior bump with bone beyond it (an osteophyte's base), 2% of the front half.
+    in_front = (ROWS > CENTRE[0] + 8) & (np.abs(COLS - CENTRE[1]) <= 6)
+    anterior = ellipse(39.0, 31.0) & ~BODY & in_front
+    bone_in_front = ellipse(46.0, 38.0) & ~ellipse(39.0, 31.0) & in_front
+    body, hu = stack(extra=FILLETS | anterior, bone_beyond=PEDICLES | bone_in_front)
+    cut(body, hu)
+    for z in PEDICLE_SLICES:
+        assert np.array_equal(body[z], BODY | anterior)
+
+
+def test_a_shrunken_pedicle_free_outline_cuts_nothing():
+    # A faint shell closed only around part of the body in the pedicle-free slices: their outline
+    # (80% of the body's size) disagrees with the others in front of the axis, so it bounds nothing.
+    body, hu = stack()
+    body[FREE_SLICES] = ellipse(0.8 * 36.0, 0.8 * 28.0)
+    before = body.copy()
+    cut(body, hu)
+    assert np.array_equal(body, before)
+
+
+def test_a_cut_larger_than_a_fillet_is_not_made():
+    wide = ellipse(48.0, 40.0) & ~BODY & POSTEROLATERAL
+    beyond = ellipse(54.0, 46.0) & ~ellipse(48.0, 40.0) & POSTEROLATERAL
+    assert wide.sum() > FILLET_MAX_FRACTION * (BODY | wide).sum()
+    body, hu = stack(extra=wide, bone_beyond=beyond)
+    before = body.copy()
+    cut(body, hu)
+    assert np.array_equal(body, before)
