@@ -1,0 +1,60 @@
+"""The body as the region its cortical shell encloses in 3D (frame grid, 0.5 mm voxels; the
+endplate points at 0 and 20 mm along the axis, on slice faces).
+
+A cylinder of radius 15 mm: a 1 mm cortex at 400 HU around trabecular bone at 150 HU, in
+disc and soft tissue at 80 HU. Exact voxel counts say what is enclosed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from CementLeakageLib.body_segmentation import BodySegmentationSettings, _enclosed_by_shell
+
+SPACING_MM = 0.5
+HEIGHT_MM = 20.0
+AXIAL_MM = np.arange(80) * SPACING_MM - 9.75
+ROWS, COLS = np.mgrid[:81, :81]
+RADIUS_MM = np.hypot(ROWS - 40, COLS - 40) * SPACING_MM
+OUTLINE = RADIUS_MM <= 15.0
+MARROW = RADIUS_MM <= 14.0
+Z = AXIAL_MM[:, None, None]
+BODY = OUTLINE[None] & (Z > 0.0) & (Z < HEIGHT_MM)
+SLAB = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
+SHELL_LEVELS = [226.0, 190.0, 160.0, 130.0]
+
+
+def ct(endplates: bool = True) -> np.ndarray:
+    hu = np.full(BODY.shape, 80.0)
+    hu[BODY] = 400.0
+    plates_mm = 1.0 if endplates else 0.0
+    hu[MARROW[None] & (Z > plates_mm) & (Z < HEIGHT_MM - plates_mm)] = 150.0
+    return hu
+
+
+def enclosed(hu: np.ndarray):
+    cross_sections = np.zeros_like(BODY)
+    cross_sections[SLAB] = OUTLINE
+    return _enclosed_by_shell(
+        hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, BodySegmentationSettings()
+    )
+
+
+def test_a_closed_shell_encloses_the_body_between_the_points():
+    result = enclosed(ct())
+    assert result is not None
+    assert np.array_equal(result, BODY)
+    assert result.sum() == OUTLINE.sum() * 40  # 40 slices of 0.5 mm between the points
+
+
+def test_a_shell_open_to_the_disc_encloses_nothing():
+    # A hole through a quarter of the lower endplate lets the disc in: no shell level closes,
+    # and the body found slice by slice is kept (None).
+    hu = ct()
+    hole = ((ROWS >= 40) & (COLS >= 40) & MARROW)[None] & (Z > 0.0) & (Z < 1.0)
+    hu[hole] = 80.0
+    assert enclosed(hu) is None
+
+
+def test_a_tube_without_endplates_encloses_nothing():
+    assert enclosed(ct(endplates=False)) is None
