@@ -239,11 +239,12 @@ def main() -> None:
     draws = 0
     while len(rows) < arguments.count:
         draws += 1
-        spec = replace(random_spec(rng, seed=arguments.seed + draws), slice_averaged=arguments.slice_averaged)
+        spec = random_spec(rng, seed=arguments.seed + draws)
         try:
             make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
         except CementLeakageError:
             continue  # a combination the phantom cannot build (no room for the cement): draw again
+        spec = replace(spec, slice_averaged=arguments.slice_averaged)
         n = len(rows)
         try:
             rows.append(evaluate(spec))

@@ -221,7 +221,8 @@ def _restrict_to_pedicle_free_outline(
     ``margin_px``, bounds the body in the slices that do, which cuts each pedicle at its
     anterior edge.
     """
-    free = [z for z in slices if z not in set(pedicle_slices)]
+    carrying = set(pedicle_slices)
+    free = [z for z in slices if z not in carrying]
     if len(free) < 3 or not pedicle_slices:
         return
     reference = body[free].any(axis=0)
@@ -323,7 +324,8 @@ def _cut_pedicle_fillets(
     front of the axis (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take
     more than ``FILLET_MAX_FRACTION`` of it.
     """
-    free = [z for z in slices if z not in set(pedicle_slices)]
+    carrying = set(pedicle_slices)
+    free = [z for z in slices if z not in carrying]
     if len(free) < 3 or not pedicle_slices:
         return
     outline = body[free].mean(axis=0) >= FILLET_SHARE

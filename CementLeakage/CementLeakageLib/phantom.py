@@ -23,6 +23,7 @@ plus the leak ellipsoid. The truth masks are voxel-centre-in-shape tests.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -516,14 +517,12 @@ class _Canvas:
             return np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
         positions = [[(q + 0.5) / m - 0.5 for q in range(m)] for m in self.substeps_kji]
         total = np.zeros((1, 1, 1))
-        count = 0
         for offsets in itertools.product(*positions):
             distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab, offsets))
             extent = _extent_across_surface_mm(distance, self.substeps_kji)
             extent = np.maximum(extent, self.smallest_extent_mm)
             total = total + np.clip(0.5 - distance / extent, 0.0, 1.0)
-            count += 1
-        return (total / count).astype(np.float32)
+        return (total / math.prod(self.substeps_kji)).astype(np.float32)
 
     def paint(self, shape: ImplicitShape, value) -> None:
         """Composite ``value`` (HU, scalar or full-grid array) over the image where ``shape`` is."""
