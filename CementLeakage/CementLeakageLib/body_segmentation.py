@@ -662,6 +662,7 @@ def _outer_edge_level(
     band_px: int,
     cement_min_hu: float = 1500.0,
     halo_px: int = 4,
+    axis_row: int | None = None,
 ) -> float | None:
     """HU level of the cortex's outer surface, or None when it cannot be told.
 
@@ -673,6 +674,11 @@ def _outer_edge_level(
     second: for a thick cortex the surface is at the inflection, while for a cortex thinner
     than the blur the inflection lies outside the surface; in between keeps the bias within
     a fraction of the blur either way.
+
+    With ``axis_row`` (the axis's row on the frame grid, rows growing anteriorly) only the
+    outline in front of the axis is sampled: behind it, pedicles and rib heads touch the wall
+    with cortex of their own, and where the body's cortex is faint (osteoporosis) theirs is far
+    brighter and its steep flanks would set the level of a cortex that is not the body's.
     """
     masks = body[slices]
     hu_slices = hu[slices]
@@ -682,6 +688,8 @@ def _outer_edge_level(
     # is the blurred rim around cement: within ``halo_px`` of it the flank is the cement's.
     near_cement = slicewise.binary_dilate(hu_slices >= cement_min_hu, halo_px)
     band = outer & ~inner & (hu_slices < cement_min_hu) & ~near_cement
+    if axis_row is not None:
+        band[:, :axis_row, :] = False
     inward = slicewise.gradient(slicewise.gaussian_smoothing(masks, 2.0))
     slope = slicewise.gradient(hu_slices.astype(np.float64))
     falls_outward = (slope[0] * inward[0] + slope[1] * inward[1]) > 0
@@ -840,7 +848,9 @@ def _shaped_body(
     if settings.refine_outer_edge:
         band_px = _pixels(settings.edge_band_mm, spacing)
         halo_px = _pixels(CEMENT_RIM_MM, spacing)
-        level = _outer_edge_level(hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px)
+        level = _outer_edge_level(
+            hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px, axis_row=centre[0]
+        )
         if level is not None and level > parameters.bone_min_hu:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
             _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
