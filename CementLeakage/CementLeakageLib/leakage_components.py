@@ -24,9 +24,10 @@ midpoint. The body's own extent comes from the body voxels' frame coordinates:
 walls) and its projected outline in the x-y plane. With the component centroid at (x, y, z),
 the rules are tried in this order:
 
-1. disc superior / disc inferior: (x, y) lies inside the body's projected outline dilated by
+1. disc superior / disc inferior: (x, y) lies inside the body's core outline (the columns it
+   spans over at least half its height, :data:`CORE_COLUMN_FRACTION`) dilated by
    :data:`DISC_OUTLINE_MARGIN_MM` (2 mm), and z lies above the highest (below the lowest) body
-   voxel within :data:`LOCAL_EXTENT_RADIUS_MM` of (x, y) in the x-y plane;
+   voxel of those columns within :data:`LOCAL_EXTENT_RADIUS_MM` of (x, y) in the x-y plane;
 2. spinal canal: ``y < y_min`` and ``|x - x_c| < CANAL_HALF_WIDTH_FRACTION * w`` (0.3);
 3. pedicle tract: ``y < y_min + PEDICLE_WALL_MARGIN_MM`` (3 mm), ``x - x_c`` on the puncture
    side with ``0.3 * w <= |x - x_c| <= 1.0 * w`` (:data:`PEDICLE_LATERAL_FRACTION`), and either
@@ -83,6 +84,11 @@ MIDLINE_MM = 3.0
 
 DISC_OUTLINE_MARGIN_MM = 2.0
 """Dilation (mm) of the body's projected x-y outline for the disc rules."""
+
+CORE_COLUMN_FRACTION = 0.5
+"""The disc rules use the body's core outline: the x-y columns over which it spans at least this
+fraction of its tallest column's height (a biconcave centre about 0.6), not a lip that spans a
+few millimetres at one endplate (an osteophyte's, or a rim)."""
 
 LOCAL_EXTENT_RADIUS_MM = 3.0
 """Radius (mm, x-y plane) around the centroid within which the body's local top and bottom are taken."""
@@ -183,7 +189,8 @@ class ExtravertebralCement:
 
 @dataclass(frozen=True)
 class _BodyExtent:
-    """The body's voxel centres in frame coordinates (mm) and the numbers the rules use."""
+    """The body's voxel centres in its core columns in frame coordinates (mm), and the numbers the
+    rules use (from all its voxels)."""
 
     frame_points: np.ndarray
     tree_xy: cKDTree
@@ -248,13 +255,30 @@ def _aligned_with_body(body: np.ndarray, geometry: VolumeGeometry, frame: Verteb
     return VertebraFrame(frame.origin_ras, lateral, anterior, frame.axial_ras, frame.height_mm)
 
 
+def _core_columns(points: np.ndarray, step_mm: float) -> np.ndarray:
+    """Which frame points (mm, ``(N, 3)``) lie in the body's core columns: cells of ``step_mm``
+    in the x-y plane over which the body spans at least ``CORE_COLUMN_FRACTION`` of its tallest
+    column's height."""
+    cells = np.floor(points[:, :2] / step_mm).astype(np.int64)
+    _, cell_of_point = np.unique(cells, axis=0, return_inverse=True)
+    cell_of_point = cell_of_point.ravel()
+    count = int(cell_of_point.max()) + 1
+    low = np.full(count, np.inf)
+    high = np.full(count, -np.inf)
+    np.minimum.at(low, cell_of_point, points[:, 2])
+    np.maximum.at(high, cell_of_point, points[:, 2])
+    height = high - low
+    return (height >= CORE_COLUMN_FRACTION * height.max())[cell_of_point]
+
+
 def _body_extent(body: np.ndarray, geometry: VolumeGeometry, frame: VertebraFrame) -> _BodyExtent:
     points = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(body)))
     x_min, y_min, z_min = points.min(axis=0)
     x_max, y_max, z_max = points.max(axis=0)
+    core = points[_core_columns(points, float(np.max(geometry.spacing_mm)))]
     return _BodyExtent(
-        frame_points=points,
-        tree_xy=cKDTree(points[:, :2]),
+        frame_points=core,
+        tree_xy=cKDTree(core[:, :2]),
         x_centre=float(0.5 * (x_min + x_max)),
         half_width=float(max(0.5 * (x_max - x_min), 1e-6)),
         y_min=float(y_min),

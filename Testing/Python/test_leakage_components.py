@@ -218,6 +218,30 @@ def test_right_puncture_turns_the_tracts_around(synthetic_components):
     assert by_voxels[right_tract].location == PEDICLE_TRACT
 
 
+def test_a_lip_at_an_endplate_does_not_make_a_disc_of_the_space_below_it():
+    # An osteophyte's lip in the body mask, 3 mm tall at the upper endplate and 4 mm in front of
+    # the anterior wall: cement in front of the wall at mid-height lies under the lip, yet it is
+    # anterior; cement on top of the lip, within 2 mm of the wall, lies over the disc.
+    geometry, body, cement, blobs = synthetic_case()
+    lip = box_mask(geometry, (-10, 15, 22), (10, 19, 25))
+    on_top = box_mask(geometry, (-4, 15, 26), (4, 17, 28))
+    components = extravertebral_components(
+        body | lip, (cement & ~lip) | on_top, geometry, UPPER_RAS, LOWER_RAS, "left"
+    )
+    centres = {
+        name: geometry.voxel_centers_ras(np.nonzero(mask)).mean(axis=0) for name, mask in blobs.items()
+    }
+    centres["on top of the lip"] = geometry.voxel_centers_ras(np.nonzero(on_top)).mean(axis=0)
+
+    def location(name: str) -> str:
+        (match,) = [c for c in components if np.allclose(c.centroid_ras, centres[name], atol=1e-6)]
+        return match.location
+
+    assert location("front") == ANTERIOR
+    assert location("on top of the lip") == DISC_SUPERIOR
+    assert location("above") == DISC_SUPERIOR and location("below") == DISC_INFERIOR
+
+
 def test_tiny_component_is_ignored_but_reported():
     geometry, body, cement, _ = synthetic_case()
     tiny = box_mask(geometry, (30, 0, 10), (31, 1, 11))  # 2 x 2 x 2 voxels = 1 mm³
