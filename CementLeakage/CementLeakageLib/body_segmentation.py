@@ -34,7 +34,7 @@ from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
-from .measurement import bounding_box, grown_box
+from .measurement import bounding_box, grown_box, voxels_across
 from .parameters import MeasurementParameters
 from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
@@ -92,11 +92,6 @@ def frame_grid(frame: VertebraFrame, settings: BodySegmentationSettings) -> Volu
     matrix[:3, :3] = frame.rotation * np.array([spacing, spacing, axial_spacing])
     matrix[:3, 3] = frame.to_ras([[-half, -half, -margin]])[0]
     return VolumeGeometry(matrix, (n_z, n_xy, n_xy))
-
-
-def _pixels(length_mm: float, spacing_mm: float) -> int:
-    """A length (a radius, a band's width) of ``length_mm`` in pixels of ``spacing_mm``, at least one."""
-    return max(1, int(round(length_mm / spacing_mm)))
 
 
 SOLID_SLICE_FACE_MM = 1.5
@@ -285,7 +280,7 @@ def _cut_pedicle_roots(
         finite = row[np.isfinite(row)]
         if finite.size:
             enlargement[index] = max(0.0, float(np.median(finite)))
-    behind_row = np.clip(edge_row - _pixels(ROOT_CHECK_MM, spacing_mm), 0, None)
+    behind_row = np.clip(edge_row - voxels_across(ROOT_CHECK_MM, spacing_mm), 0, None)
     columns = np.arange(stack.shape[2])[None, :]
     root = present & (hu[np.asarray(slices)[:, None], behind_row, columns] >= bone_min_hu)
     allowed = profile[None, :] + POSTERIOR_PROFILE_TOLERANCE_MM / spacing_mm + enlargement[:, None]
@@ -390,7 +385,7 @@ def _add_concave_endplate_rims(
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
-    core_px = _pixels(RIM_WIDTH_MM, abs(axial_mm[1] - axial_mm[0]))
+    core_px = voxels_across(RIM_WIDTH_MM, abs(axial_mm[1] - axial_mm[0]))
     reach = [0.0, 0.0]
     for index, (edge, step) in enumerate(((int(slab[0]), -1), (int(slab[-1]), 1))):
         outline = body[edge]
@@ -482,7 +477,7 @@ def _enclosed_by_shell(
     partial: tuple[float, np.ndarray] | None = None
     for level in shell_levels:
         for radius_mm in settings.closing_radii_mm[:2]:
-            radius = _pixels(radius_mm, settings.working_spacing_mm)
+            radius = voxels_across(radius_mm, settings.working_spacing_mm)
             # Closed in the slice plane only: closing along the axis would bridge a narrow disc
             # (or a leak lying in it) and enclose the next vertebra.
             closed = slicewise.binary_closing(shell_at(level), radius)
@@ -585,7 +580,7 @@ def _faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm
     used, so that one column through a pit does not decide.
     """
     spacing = abs(float(axial_mm[1] - axial_mm[0]))
-    half = _pixels(AXIS_PATCH_MM, spacing)
+    half = voxels_across(AXIS_PATCH_MM, spacing)
     rows, cols = enclosed.shape[1] // 2, enclosed.shape[2] // 2
     patch = enclosed[:, rows - half : rows + half + 1, cols - half : cols + half + 1]
     present, first, last = _column_faces(patch)
@@ -797,7 +792,7 @@ def _cross_sections(
             hu[pending] >= level,
             centre,
             settings.seed_radius_mm / spacing,
-            _pixels(radius_mm, spacing),
+            voxels_across(radius_mm, spacing),
             settings.canal_gap_mm / spacing,
         )
         still_pending = []
@@ -834,7 +829,7 @@ def _shaped_body(
     at the pedicle-free outline, the outer surface moved to the cortex's edge. Returns the mask
     on the frame grid and the cross-sections kept (those of at least half the typical area)."""
     spacing = settings.working_spacing_mm
-    neck_radius_px = _pixels(settings.neck_radius_mm, spacing)
+    neck_radius_px = voxels_across(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
     body[list(interiors)] = _cut_necks(np.stack(list(interiors.values())), centre, neck_radius_px)
     margin_px = int(round(settings.reference_margin_mm / spacing))
@@ -846,8 +841,8 @@ def _shaped_body(
         body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
     if settings.refine_outer_edge:
-        band_px = _pixels(settings.edge_band_mm, spacing)
-        halo_px = _pixels(CEMENT_RIM_MM, spacing)
+        band_px = voxels_across(settings.edge_band_mm, spacing)
+        halo_px = voxels_across(CEMENT_RIM_MM, spacing)
         level = _outer_edge_level(
             hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px, axis_row=centre[0]
         )
@@ -934,7 +929,7 @@ def segment_vertebral_body(
     hu = resample_onto(to_sitk(crop.astype(np.float32), crop_grid), grid, linear=True, default_value=-1024.0)
     bone = hu >= parameters.bone_min_hu
     if settings.closing_3d_radius_mm > 0:
-        radius = _pixels(settings.closing_3d_radius_mm, settings.working_spacing_mm)
+        radius = voxels_across(settings.closing_3d_radius_mm, settings.working_spacing_mm)
         bone = sitk.GetArrayFromImage(
             sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(bone.astype(np.uint8)), [radius] * 3)
         ).astype(bool)

@@ -33,7 +33,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
-from .measurement import grown_box
+from .measurement import grown_box, voxels_across
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
@@ -60,10 +60,11 @@ SLICE_BACKGROUND_MIN_VOXELS = 10
 """Ring voxels a slice needs for a background of its own (:func:`size_pieces_by_intensity`)."""
 
 
-def _voxels_across(length_mm: float, step_mm: float) -> int:
-    """Whole voxels (at least one) nearest to ``length_mm`` at ``step_mm``, halves rounded up: a
-    spacing read as 1.0000000000000029 mm counts as 1 mm."""
-    return max(1, int(np.floor(length_mm / step_mm + 0.5 + 1e-6)))
+def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
+    """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``)."""
+    return sitk.GetArrayFromImage(
+        sitk.GrayscaleDilate(sitk.GetImageFromArray(labels), [1, 1, 1], sitk.sitkBox)
+    )
 
 
 def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
@@ -157,9 +158,10 @@ def segment_cement(
     count = int(labels.max())
     levels = np.full(count + 1, np.inf)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
-    gap = (1, 1, 1)
+    gap = intensity_reach = (1, 1, 1)
     if spacing_mm is not None:
-        gap = tuple(_voxels_across(EDGE_RING_GAP_MM, float(step)) for step in spacing_mm)
+        gap = tuple(voxels_across(EDGE_RING_GAP_MM, float(step)) for step in spacing_mm)
+        intensity_reach = tuple(voxels_across(INTENSITY_REACH_MM, float(step)) for step in spacing_mm)
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
@@ -173,9 +175,7 @@ def segment_cement(
     grown[(grown > 0) & (array_hu < levels[grown])] = 0
     below_top = array_hu <= parameters.cement_max_hu
     for _ in range(EDGE_GROWTH_STEPS):
-        reached = sitk.GetArrayFromImage(
-            sitk.GrayscaleDilate(sitk.GetImageFromArray(grown), [1, 1, 1], sitk.sitkBox)
-        )
+        reached = _neighbouring_label(grown)
         add = (grown == 0) & (reached > 0) & below_top & (array_hu >= levels[reached])
         if not add.any():
             break
@@ -185,13 +185,9 @@ def segment_cement(
         if slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm:
             placed = place_within_slices(array_hu, grown, levels, slice_mm, parameters)
             # Voxels the placing added next to a piece take its label.
-            nearby = sitk.GetArrayFromImage(
-                sitk.GrayscaleDilate(sitk.GetImageFromArray(grown), [1, 1, 1], sitk.sitkBox)
+            grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
+                np.int32
             )
-            grown = np.where(placed, np.where(grown > 0, grown, nearby), 0).astype(np.int32)
-    intensity_reach = (1, 1, 1)
-    if spacing_mm is not None:
-        intensity_reach = tuple(_voxels_across(INTENSITY_REACH_MM, float(step)) for step in spacing_mm)
     grown = size_pieces_by_intensity(array_hu, grown, labels, sizes, parameters.bone_min_hu, intensity_reach)
     return grown > 0, largest_level
 

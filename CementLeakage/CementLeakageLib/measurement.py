@@ -35,6 +35,13 @@ def bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
     return tuple(boxes)
 
 
+def voxels_across(length_mm: float, step_mm: float) -> int:
+    """A length (a radius, a band's width, a reach) of ``length_mm`` in whole voxels of ``step_mm``:
+    the nearest count, halves rounded up, at least one. Spacing read with rounding noise (a DICOM
+    slice spacing of 1.0000000000000029 mm) counts as the spacing it stands for."""
+    return max(1, int(np.floor(length_mm / step_mm + 0.5 + 1e-6)))
+
+
 def grown_box(
     box: tuple[slice, ...], margins: tuple[int, ...] | np.ndarray, shape: tuple[int, ...]
 ) -> tuple[slice, ...]:

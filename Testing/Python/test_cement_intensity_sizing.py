@@ -15,11 +15,11 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
-    _voxels_across,
     cement_reference_hu,
     segment_cement,
     threshold_cement,
 )
+from CementLeakageLib.measurement import voxels_across
 from CementLeakageLib.parameters import MeasurementParameters
 
 EXTENT_MM = (24.0, 30.0, 30.0)  # k (S), j, i
@@ -154,5 +154,5 @@ def test_cement_inside_bone_keeps_its_half_maximum_surface():
 
 def test_reach_in_voxels_does_not_hang_on_rounding_noise():
     # A DICOM series' slice spacing read as 1.0000000000000029 mm reaches as far as 1 mm does.
-    assert _voxels_across(1.5, 1.0) == _voxels_across(1.5, 1.0000000000000029) == 2
-    assert [_voxels_across(1.5, step) for step in (0.5, 0.6, 0.8, 1.25, 2.0, 5.0)] == [3, 3, 2, 1, 1, 1]
+    assert voxels_across(1.5, 1.0) == voxels_across(1.5, 1.0000000000000029) == 2
+    assert [voxels_across(1.5, step) for step in (0.5, 0.6, 0.8, 1.25, 2.0, 5.0)] == [3, 3, 2, 1, 1, 1]
