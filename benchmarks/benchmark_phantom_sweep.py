@@ -123,6 +123,7 @@ def evaluate(spec: PhantomSpec) -> dict:
         "psbcv_pct": 100.0 * (m.psbcv_cm3 / truth.psbcv_cm3 - 1.0),
         "ratio_pt": m.psbcv_vbv_pct - truth.psbcv_vbv_pct,
         "flag_right": m.exceeds_cutoff == truth.exceeds_cutoff,
+        "near_cutoff": m.near_cutoff,
         "dice": dice,
         "leaks": leak_rows,
         "false_leaks": [f"{c['location']} {c['volume_cm3']:.3f} cm3" for c in false_leaks],
@@ -197,7 +198,10 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         "",
         f"**Within every target: {sum(within_targets(r) for r in rows)} of {len(rows)} phantoms.**",
         "",
-        f"Flag right in {sum(r['flag_right'] for r in rows)} of {len(rows)}; "
+        f"Flag right in {sum(r['flag_right'] for r in rows)} of {len(rows)} "
+        f"({sum(not r['flag_right'] and r.get('near_cutoff', False) for r in rows)} of the wrong ones and "
+        f"{sum(r['flag_right'] and r.get('near_cutoff', False) for r in rows)} right ones marked near the "
+        "cut-off); "
         "planted leaks found with the right "
         f"location in {leaks_found} of {leaks_total}; leakage reported where none was planted in "
         f"{sum(bool(r['false_leaks']) for r in rows)} phantoms. Measurement time: median "
@@ -216,9 +220,10 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         )
         if r["false_leaks"]:
             leaks += "; extra: " + ", ".join(r["false_leaks"])
+        flag = ("ok" if r["flag_right"] else "WRONG") + (" (near)" if r.get("near_cutoff") else "")
         lines.append(
             f"| {n} | {r['spec']} | {r['vbv_pct']:+.1f} | {r['bcv_pct']:+.1f} | {r['psbcv_pct']:+.1f} | "
-            f"{r['ratio_pt']:+.2f} | {'ok' if r['flag_right'] else 'WRONG'} | {r['dice']:.3f} | {leaks} | "
+            f"{r['ratio_pt']:+.2f} | {flag} | {r['dice']:.3f} | {leaks} | "
             f"{'met' if within_targets(r) else 'missed'} |"
         )
     return "\n".join(lines) + "\n"

@@ -435,13 +435,14 @@ def run_verify(arguments: argparse.Namespace) -> int:
 def format_measurement(record: dict) -> str:
     """A short human-readable summary of one measurement."""
     flag = "ABOVE" if record["exceeds_cutoff"] else "below"
+    near = " (near it: the flag may fall either way)" if record.get("near_cutoff") else ""
     lines = [
         f"Level {record['level'] or '(unnamed)'}, puncture side {record['side']}",
         f"  VBV    {record['vbv_cm3']:8.3f} cm3",
         f"  BCV    {record['bcv_cm3']:8.3f} cm3   BCV/VBV   {record['bcv_vbv_pct']:6.2f} %",
         f"  PSBCV  {record['psbcv_cm3']:8.3f} cm3   PSBCV/VBV {record['psbcv_vbv_pct']:6.2f} %",
         f"  Extravertebral cement {record['extravertebral_cement_cm3']:.3f} cm3",
-        f"  PSBCV/VBV% is {flag} the {record['cutoff_pct']:g}% cut-off. {record['interpretation']}",
+        f"  PSBCV/VBV% is {flag} the {record['cutoff_pct']:g}% cut-off{near}. {record['interpretation']}",
     ]
     for rule in record.get("risk_rules", []):
         status = "" if rule["verified"] else " [unverified rule]"

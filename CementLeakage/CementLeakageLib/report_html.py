@@ -65,12 +65,13 @@ def flag_banner(record: dict) -> str:
     """The level's flag: red when PSBCV/VBV% is above the cut-off, green otherwise."""
     cutoff = number(record.get("cutoff_pct", ""))
     ratio = number(record.get("psbcv_vbv_pct", ""))
+    near = " (near the cut-off: the flag may fall either way)" if record.get("near_cutoff") else ""
     if record.get("exceeds_cutoff"):
         return (
             f'<div class="flag above">Above the {cutoff}% cut-off: PSBCV/VBV {ratio}% '
-            "(higher published risk of paravertebral venous cement leakage)</div>"
+            f"(higher published risk of paravertebral venous cement leakage){near}</div>"
         )
-    return f'<div class="flag below">Not above the {cutoff}% cut-off: PSBCV/VBV {ratio}%</div>'
+    return f'<div class="flag below">Not above the {cutoff}% cut-off: PSBCV/VBV {ratio}%{near}</div>'
 
 
 def numbers_table(record: dict) -> str:

@@ -13,7 +13,8 @@ class VertebraMeasurement:
     """Volumes (cm³) and ratios (%) of one treated vertebra.
 
     Points and the plane normal are RAS (mm, unit vector). ``exceeds_cutoff`` is
-    ``psbcv_vbv_pct > cutoff_pct``.
+    ``psbcv_vbv_pct > cutoff_pct``; ``near_cutoff`` says the ratio lies within
+    ``measurement.NEAR_CUTOFF_BAND_PT`` points of the cut-off, where the flag is uncertain.
     """
 
     level: str
@@ -51,6 +52,7 @@ class VertebraMeasurement:
     unlisted_extravertebral_cement_cm3: float = 0.0
     """Extravertebral cement in pieces too small to list or far from the body (cm³)."""
     warnings: list[str] = field(default_factory=list)
+    near_cutoff: bool = False
 
     def as_dict(self) -> dict:
         """All fields as JSON-ready Python values."""

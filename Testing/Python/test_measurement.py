@@ -127,6 +127,27 @@ def test_flag_is_strictly_above_the_cutoff_and_cutoff_is_a_parameter():
     assert right.psbcv_cm3 == 0.0
 
 
+@pytest.mark.parametrize(
+    ("cutoff_pct", "near"),
+    [(14.0, True), (14.5, True), (13.5, True), (14.51, False), (13.49, False), (10.0, False)],
+)
+def test_a_ratio_within_half_a_point_of_the_cutoff_is_near_it_with_a_warning(cutoff_pct, near):
+    geometry = VolumeGeometry(np.eye(4), (10, 10, 10))
+    body = np.ones(geometry.shape, dtype=bool)
+    cement = np.zeros(geometry.shape, dtype=bool)
+    cement[:, :, 0] = True
+    cement[:4, :, 1] = True  # 140 voxels left of the plane at R = 4.5: PSBCV/VBV 14.0%
+    cement[:8, :, 9] = True  # 80 voxels right of it
+    upper, lower = np.array([4.5, 4.0, 9.0]), np.array([4.5, 4.0, 0.0])
+    measured = measure_masks(
+        body, cement, geometry, upper, lower, "left", parameters=MeasurementParameters(cutoff_pct=cutoff_pct)
+    )
+    assert measured.psbcv_vbv_pct == pytest.approx(14.0, abs=1e-12)
+    assert measured.near_cutoff is near
+    assert any("may fall either way" in warning for warning in measured.warnings) is near
+    assert measured.exceeds_cutoff is (14.0 > cutoff_pct)
+
+
 def test_no_cement_gives_zero_bcv_and_a_warning():
     geometry = make_grid("axial")
     body, _ = random_masks(geometry.shape, seed=1)

@@ -25,7 +25,7 @@ from CementLeakageLib.report_figures import (
     slice_through,
     write_level_figure,
 )
-from CementLeakageLib.report_html import write_report_html
+from CementLeakageLib.report_html import flag_banner, write_report_html
 from CementLeakageLib.risk_rules import default_rule_name, evaluate_rule, get_rule
 from CementLeakageLib.split_plane import split_plane_from_endplates
 
@@ -208,3 +208,13 @@ def test_html_report_needs_levels_and_existing_figures(axial_left, tmp_path):
     with pytest.raises(CementLeakageError, match="does not exist"):
         write_report_html(tmp_path / "r.html", document, {"L1": tmp_path / "missing.png"})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exceeds", [True, False])
+def test_flag_banner_says_when_the_ratio_is_near_the_cutoff(exceeds):
+    record = {"cutoff_pct": 13.68, "psbcv_vbv_pct": 13.9 if exceeds else 13.5, "exceeds_cutoff": exceeds}
+    assert "near the cut-off" not in flag_banner(record)
+    banner = flag_banner({**record, "near_cutoff": True})
+    assert "near the cut-off: the flag may fall either way" in banner
+    assert ("Above the 13.68% cut-off" in banner) is exceeds
+    assert f"PSBCV/VBV {record['psbcv_vbv_pct']:.2f}%" in banner
