@@ -45,6 +45,7 @@ CSV_COLUMNS = (
     "psbcv_vbv_pct",
     "cutoff_pct",
     "exceeds_cutoff",
+    "near_cutoff",
     "extravertebral_cement_cm3",
     "segmentation_source",
     "body_segment",

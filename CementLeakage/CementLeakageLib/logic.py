@@ -48,6 +48,7 @@ RESULT_COLUMNS = (
     ("PSBCV/VBV (%)", "psbcv_vbv_pct"),
     ("Cut-off (%)", "cutoff_pct"),
     ("Above cut-off", "exceeds_cutoff"),
+    ("Near cut-off", "near_cutoff"),
     ("Extravertebral cement (cm3)", "extravertebral_cement_cm3"),
     ("Segmentation", "segmentation_source"),
     ("Warnings", "warnings"),

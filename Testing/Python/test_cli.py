@@ -39,6 +39,7 @@ REQUIRED_KEYS = {
     "psbcv_vbv_pct",
     "cutoff_pct",
     "exceeds_cutoff",
+    "near_cutoff",
     "extravertebral_cement_cm3",
     "upper_ras",
     "lower_ras",
@@ -118,6 +119,13 @@ def test_cutoff_option_moves_the_flag(phantom, ct_file, capsys):
     record = json.loads(out)
     assert code == 0 and record["cutoff_pct"] == 25.0
     assert record["exceeds_cutoff"] is (record["psbcv_vbv_pct"] > 25.0) is False
+    assert record["near_cutoff"] is (abs(record["psbcv_vbv_pct"] - 25.0) <= 0.5)
+    close_cutoff = f"{record['psbcv_vbv_pct'] - 0.3:.4f}"
+    near = measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--json", "--cutoff", close_cutoff)
+    code, out, _ = run(near, capsys)
+    flagged = json.loads(out)
+    assert code == 0 and flagged["exceeds_cutoff"] is True and flagged["near_cutoff"] is True
+    assert any("may fall either way" in warning for warning in flagged["warnings"])
 
 
 def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):

@@ -191,6 +191,7 @@ def test_logic_measures_given_segments_exactly_as_the_library(scene, axial_phant
     assert table.GetCellText(0, headers.index("Above cut-off")) == (
         "yes" if measured.exceeds_cutoff else "no"
     )
+    assert table.GetCellText(0, headers.index("Near cut-off")) == ("yes" if measured.near_cutoff else "no")
 
 
 def test_logic_segments_protects_edits_and_overwrites_on_request(scene, axial_phantom):
