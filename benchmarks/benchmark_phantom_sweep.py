@@ -171,8 +171,8 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
     ]
     leaks_total = sum(len(row["leaks"]) for row in rows)
     flags_right = sum(row["flag_right"] for row in rows)
-    near_wrong = sum(not row["flag_right"] and row.get("near_cutoff", False) for row in rows)
-    near_right = sum(row["flag_right"] and row.get("near_cutoff", False) for row in rows)
+    near_wrong = sum(not row["flag_right"] and row["near_cutoff"] for row in rows)
+    near_right = sum(row["flag_right"] and row["near_cutoff"] for row in rows)
     leaks_found = sum(leak["found"] for row in rows for leak in row["leaks"])
     lines = [
         "# Phantom sweep",
@@ -224,7 +224,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         )
         if r["false_leaks"]:
             leaks += "; extra: " + ", ".join(r["false_leaks"])
-        flag = ("ok" if r["flag_right"] else "WRONG") + (" (near)" if r.get("near_cutoff") else "")
+        flag = ("ok" if r["flag_right"] else "WRONG") + (" (near)" if r["near_cutoff"] else "")
         lines.append(
             f"| {n} | {r['spec']} | {r['vbv_pct']:+.1f} | {r['bcv_pct']:+.1f} | "
             f"{r['bcv_voxel_truth_pct']:+.1f} | {r['psbcv_pct']:+.1f} | "
@@ -269,6 +269,7 @@ def main() -> None:
                     "psbcv_pct": float("nan"),
                     "ratio_pt": float("nan"),
                     "flag_right": False,
+                    "near_cutoff": False,
                     "dice": 0.0,
                     "leaks": [],
                     "false_leaks": [],
