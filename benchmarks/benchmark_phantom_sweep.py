@@ -10,9 +10,12 @@ the flag, body Dice against the voxel-centre truth mask, and every planted leak 
 class found, volume error) plus any leakage reported where none was planted.
 
 Run: ``python benchmarks/benchmark_phantom_sweep.py [--count 50] [--seed 2026] [--slice-averaged]
-[--out FILE]``. ``--slice-averaged`` renders every phantom with each voxel averaging its whole
-extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
-``phantom_sweep_slice_averaged.md`` by default. Writes a Markdown report (median and worst
+[--blur-mm SD] [--out FILE]``. ``--slice-averaged`` renders every phantom with each voxel averaging
+its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
+``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
+(Gaussian SD, mm) other than the 0.6 mm the measurement assumes
+(``cement_curvature.CT_BLUR_SIGMA_MM``): what a sharper or softer CT kernel costs; the report's
+name then ends in ``_blur<SD>``. Writes a Markdown report (median and worst
 error of each quantity, then one row per phantom).
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from CementLeakageLib.cement_curvature import CT_BLUR_SIGMA_MM
 from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
@@ -181,8 +185,14 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         f"measured {datetime.now(timezone.utc):%Y-%m-%d} on "
         f"{platform.node()} ({cpu}, {os.cpu_count()} cores, Python {platform.python_version()})"
         + (
-            "; slice-averaged rendering (each voxel averages the solids over its whole extent)."
+            "; slice-averaged rendering (each voxel averages the solids over its whole extent)"
             if arguments.slice_averaged
+            else ""
+        )
+        + (
+            f"; rendered with a blur of {arguments.blur_mm:g} mm (the measurement assumes "
+            f"{CT_BLUR_SIGMA_MM:g} mm)."
+            if arguments.blur_mm is not None
             else "."
         ),
         "Errors are measured minus analytic truth. `VBV vs voxel truth` and `BCV vs voxel truth` compare",
@@ -239,11 +249,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--slice-averaged", action="store_true")
+    parser.add_argument("--blur-mm", type=float, default=None, help="the phantoms' blur (Gaussian SD, mm)")
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args()
     if arguments.out is None:
-        name = "phantom_sweep_slice_averaged.md" if arguments.slice_averaged else "phantom_sweep.md"
-        arguments.out = Path(__file__).with_name("results") / name
+        name = "phantom_sweep_slice_averaged" if arguments.slice_averaged else "phantom_sweep"
+        if arguments.blur_mm is not None:
+            name += f"_blur{arguments.blur_mm:g}"
+        arguments.out = Path(__file__).with_name("results") / f"{name}.md"
     rng = np.random.default_rng(arguments.seed)
     rows = []
     draws = 0
@@ -255,6 +268,8 @@ def main() -> None:
         except CementLeakageError:
             continue  # a combination the phantom cannot build (no room for the cement): draw again
         spec = replace(spec, slice_averaged=arguments.slice_averaged)
+        if arguments.blur_mm is not None:
+            spec = replace(spec, blur_sigma_mm=arguments.blur_mm)
         n = len(rows)
         try:
             rows.append(evaluate(spec))

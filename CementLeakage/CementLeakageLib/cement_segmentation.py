@@ -18,7 +18,18 @@ is interpolated between slices, each voxel gets the fraction of its thickness at
 piece's edge level, and the voxels around the piece with the largest fractions are taken until
 they hold that volume.
 
-Every piece but the largest (the bolus in the body) is then sized from the cement its intensity
+The largest piece (the bolus in the body) takes its level halfway between the cement's own
+intensity (the brightest interior of any piece, :func:`cement_reference_hu`) and the bone around
+it: a core's median sits below the cement's intensity, the more so the smaller the blob, and a
+level halfway from it lies too low. At that level the blur's curvature loss (1-3% of a large
+bolus, 3-10% of the smaller blobs of a low fill) is put back (:mod:`cement_curvature`; on the
+phantom sweeps the signed median error of PSBCV goes from -1.0% to -0.05% and from -1.1% to
+-0.3% with slice-averaged rendering, the median absolute error from 1.15% to 0.4% and 1.35% to
+0.8%). A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, or one thinner
+than the blur, for which the loss estimate does not hold, keeps the level from its own core and
+no correction.
+
+Every piece but the largest is then sized from the cement its intensity
 holds (:func:`size_pieces_by_intensity`): partial volume against the background around it,
 slice by slice, with the cement's own intensity from the brightest interior of any piece. A half
 maximum misplaces a leak thinner than the blur (its edge lies outside it) and loses the thin rim
@@ -32,6 +43,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .cement_curvature import (
+    CURVATURE_LOSS_LIMIT,
+    CURVATURE_MIN_VOXELS,
+    add_lost_volume,
+    curvature_loss_fraction,
+)
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
 from .measurement import grown_box, voxels_across
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
@@ -84,10 +101,12 @@ def cement_edge_level(
     core: np.ndarray,
     parameters: MeasurementParameters,
     gap_voxels: int | tuple[int, int, int] = 1,
+    cement_hu: float | None = None,
 ) -> float:
-    """Half-maximum level (HU) between the cement ``core`` and the ring of voxels
-    ``gap_voxels + 1`` voxels around it (one count, or per axis i j k).
+    """Half-maximum level (HU) between the cement and the ring of voxels ``gap_voxels + 1``
+    voxels around its ``core`` (one count, or per axis i j k).
 
+    The cement's intensity is ``cement_hu`` (HU) when given, else the median of the core.
     Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``, or up to ``cement_max_hu`` when
     that lies above 3071 HU (an extended scale, where the level may rise above 1500 HU).
     """
@@ -97,7 +116,8 @@ def cement_edge_level(
     around = _dilate(near, 1) & ~near
     if not around.any():
         return parameters.cement_min_hu
-    level = 0.5 * (float(np.median(array_hu[core])) + float(np.median(array_hu[around])))
+    cement = float(np.median(array_hu[core])) if cement_hu is None else float(cement_hu)
+    level = 0.5 * (cement + float(np.median(array_hu[around])))
     # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
     # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.
     extended_scale = parameters.cement_max_hu > CT_SCALE_TOP_HU
@@ -147,7 +167,11 @@ def segment_cement(
     at or below ``cement_max_hu``. With the voxel spacing (mm, i j k) given and thick slices
     (see ``THICK_SLICE_RATIO``), the pieces are then placed within the slices
     (:func:`place_within_slices`). Every piece but the largest is then sized from its intensity
-    (:func:`size_pieces_by_intensity`).
+    (:func:`size_pieces_by_intensity`). With the spacing given, the largest piece's level is
+    halfway from the cement's own intensity (:func:`cement_reference_hu`) instead, and the
+    volume the blur's curvature took from it is put back (:mod:`cement_curvature`), unless its
+    core has fewer than ``CURVATURE_MIN_VOXELS`` voxels or the estimated loss is negative or
+    beyond ``CURVATURE_LOSS_LIMIT`` (a piece thinner than the blur).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
@@ -163,14 +187,24 @@ def segment_cement(
         gap = tuple(voxels_across(EDGE_RING_GAP_MM, float(step)) for step in spacing_mm)
         intensity_reach = tuple(voxels_across(INTENSITY_REACH_MM, float(step)) for step in spacing_mm)
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
+    largest = 1 + int(np.argmax(sizes[1:]))
+    reference_hu = cement_reference_hu(array_hu, labels)
+    bolus_loss = 0.0
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
     for label, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
         box = grown_box(box, reach, labels.shape)
-        levels[label] = cement_edge_level(array_hu[box], labels[box] == label, parameters, gap)
-    largest_level = float(levels[1 + int(np.argmax(sizes[1:]))])
+        piece = labels[box] == label
+        levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap)
+        if label == largest and spacing_mm is not None and sizes[label] >= CURVATURE_MIN_VOXELS:
+            level = cement_edge_level(array_hu[box], piece, parameters, gap, cement_hu=reference_hu)
+            near = _dilate(piece, gap) & ((labels[box] == 0) | piece)
+            loss = curvature_loss_fraction(array_hu[box], near, level, spacing_mm)
+            if 0.0 <= loss <= CURVATURE_LOSS_LIMIT:
+                levels[label], bolus_loss = level, loss
+    largest_level = float(levels[largest])
     grown = labels.astype(np.int32)
     grown[(grown > 0) & (array_hu < levels[grown])] = 0
     below_top = array_hu <= parameters.cement_max_hu
@@ -188,7 +222,11 @@ def segment_cement(
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
                 np.int32
             )
-    grown = size_pieces_by_intensity(array_hu, grown, labels, sizes, parameters.bone_min_hu, intensity_reach)
+    grown = size_pieces_by_intensity(
+        array_hu, grown, labels, sizes, parameters.bone_min_hu, intensity_reach, reference_hu
+    )
+    if bolus_loss > 0.0:
+        grown = add_lost_volume(array_hu, grown, largest, bolus_loss, parameters.cement_max_hu)
     return grown > 0, largest_level
 
 
@@ -224,6 +262,7 @@ def size_pieces_by_intensity(
     sizes: np.ndarray,
     bone_min_hu: float,
     reach_voxels: tuple[int, int, int] = (1, 1, 1),
+    reference_hu: float | None = None,
 ) -> np.ndarray:
     """Every piece but the largest, re-sized from the cement its intensity holds.
 
@@ -234,7 +273,8 @@ def size_pieces_by_intensity(
     (``grown`` labels ``[k, j, i]``; ``labels`` the thresholded cores, ``sizes`` their voxel
     counts) takes the brightest voxels within ``reach_voxels`` (i j k, about
     ``INTENSITY_REACH_MM``) of it, as many as the sum of ``(HU - background) / (cement -
-    background)`` over them, the cement's intensity from :func:`cement_reference_hu`. The
+    background)`` over them, the cement's intensity ``reference_hu`` (HU; by default from
+    :func:`cement_reference_hu`). The
     background is the median of the ring just outside, slice by slice (k) where a slice holds
     ``SLICE_BACKGROUND_MIN_VOXELS`` of it: next to a disc leak the endplates raise the
     surroundings of the slices they cross only. The largest piece (the bolus in the body, against
@@ -244,7 +284,8 @@ def size_pieces_by_intensity(
     Returns the new labels.
     """
     largest = 1 + int(np.argmax(sizes[1:]))
-    reference_hu = cement_reference_hu(array_hu, labels)
+    if reference_hu is None:
+        reference_hu = cement_reference_hu(array_hu, labels)
     result = grown.copy()
     # The region reaches ``reach_voxels`` beyond the piece and its ring one voxel further.
     margins = tuple(count + 1 for count in reach_voxels[::-1])  # k, j, i

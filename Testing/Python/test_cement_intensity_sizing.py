@@ -22,7 +22,7 @@ from CementLeakageLib.cement_segmentation import (
 from CementLeakageLib.measurement import voxels_across
 from CementLeakageLib.parameters import MeasurementParameters
 
-EXTENT_MM = (24.0, 30.0, 30.0)  # k (S), j, i
+EXTENT_MM = (28.0, 30.0, 30.0)  # k (S), j, i
 CEMENT_HU = 2700.0
 LENS_SEMI_AXES_MM = (6.0, 5.0, 1.5)  # i, j, k
 LENS_MM3 = 4.0 / 3.0 * np.pi * np.prod(LENS_SEMI_AXES_MM)
