@@ -58,9 +58,18 @@ def grown_box(
 
 
 def puncture_side_voxels(mask: np.ndarray, geometry: VolumeGeometry, plane: SplitPlane) -> np.ndarray:
-    """Boolean array, same shape as ``mask``: its voxels whose centre lies on the puncture side.
+    """Boolean array, same shape as ``mask``: its voxels on the puncture side, as many as that side
+    holds.
 
-    A voxel centre exactly on the plane counts as contralateral (strictly positive distance).
+    Each voxel of ``mask`` holds the share of it beyond the plane, ``0.5 + d / w`` kept within 0
+    and 1, with ``d`` the signed distance (mm) of its centre and ``w`` its extent (mm) along the
+    plane's normal (exact for a plane parallel to a face of the voxel, the mean share otherwise).
+    The voxels wholly beyond are taken and, of those the plane cuts, the ones with the largest
+    share until the count is the shares' sum rounded (among equal shares the ones nearest the
+    plane's point, then by R, A, S: the same voxels whatever the crop). Counting each voxel by its
+    centre instead would put a layer the plane cuts wholly on one side: up to half a voxel times
+    the cement's cross-section, 3% of PSBCV on 0.6 mm pixels, when the plane runs through a layer of
+    voxel centres (as it does when both endplate points are marked on one sagittal slice).
     """
     result = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask)
@@ -68,8 +77,13 @@ def puncture_side_voxels(mask: np.ndarray, geometry: VolumeGeometry, plane: Spli
         return result
     local = np.nonzero(mask[box])
     kji = tuple(index + box[axis].start for axis, index in enumerate(local))
-    on_side = plane.signed_distance_mm(geometry.voxel_centers_ras(kji)) > 0.0
-    result[tuple(index[on_side] for index in kji)] = True
+    centres = geometry.voxel_centers_ras(kji)
+    extent_mm = float(np.abs(plane.normal_ras @ geometry.ijk_to_ras[:3, :3]).sum())
+    share = np.clip(0.5 + plane.signed_distance_mm(centres) / extent_mm, 0.0, 1.0)
+    wanted = int(round(float(share.sum())))
+    from_point = np.linalg.norm(centres - plane.point_ras, axis=1)
+    order = np.lexsort((centres[:, 2], centres[:, 1], centres[:, 0], from_point, -share))[:wanted]
+    result[tuple(index[order] for index in kji)] = True
     return result
 
 

@@ -46,7 +46,9 @@ def random_masks(shape, seed):
 
 
 def brute_force(body, cement, matrix, upper, lower, side):
-    """Per-voxel loop with its own arithmetic: returns voxel counts (body, cement in body, puncture side)."""
+    """Per-voxel loop with its own arithmetic: returns the voxel counts of the body and of the
+    cement in it, and the puncture side's share of that cement (voxels): each voxel counts by the
+    part of its extent along the plane's normal that lies beyond the plane."""
     axis = [upper[n] - lower[n] for n in range(3)]
     normal = [axis[1] * 0 - axis[2] * 1, axis[2] * 0 - axis[0] * 0, axis[0] * 1 - axis[1] * 0]
     length = sum(v * v for v in normal) ** 0.5
@@ -54,7 +56,9 @@ def brute_force(body, cement, matrix, upper, lower, side):
     if (side == "left") == (normal[0] > 0):
         normal = [-v for v in normal]
     midpoint = [(upper[n] + lower[n]) / 2 for n in range(3)]
-    n_body = n_cement = n_side = 0
+    extent = sum(abs(sum(matrix[r][c] * normal[r] for r in range(3))) for c in range(3))
+    n_body = n_cement = 0
+    n_side = 0.0
     nk, nj, ni = body.shape
     for k, j, i in itertools.product(range(nk), range(nj), range(ni)):
         if not body[k, j, i]:
@@ -64,8 +68,8 @@ def brute_force(body, cement, matrix, upper, lower, side):
             continue
         n_cement += 1
         ras = [matrix[r][0] * i + matrix[r][1] * j + matrix[r][2] * k + matrix[r][3] for r in range(3)]
-        if sum((ras[n] - midpoint[n]) * normal[n] for n in range(3)) > 0:
-            n_side += 1
+        distance = sum((ras[n] - midpoint[n]) * normal[n] for n in range(3))
+        n_side += min(1.0, max(0.0, 0.5 + distance / extent))
     return n_body, n_cement, n_side
 
 
@@ -78,7 +82,8 @@ def test_volumes_equal_voxel_counts_and_psbcv_equals_brute_force(kind, side):
     lower = np.array([1.5, -6.0, -0.5])
     result = measure_masks(body, cement, geometry, upper, lower, side, level="L1")
 
-    n_body, n_cement, n_side = brute_force(body, cement, geometry.ijk_to_ras.tolist(), upper, lower, side)
+    n_body, n_cement, share = brute_force(body, cement, geometry.ijk_to_ras.tolist(), upper, lower, side)
+    n_side = round(share)
     voxel_mm3 = float(np.prod([0.7, 0.9, 1.3]))
     assert result.body_voxels == n_body
     assert result.cement_in_body_voxels == n_cement
@@ -100,11 +105,32 @@ def test_left_and_right_puncture_sides_partition_the_cement_in_the_body():
     upper, lower = np.array([0.0, 0.0, 12.0]), np.array([0.0, 0.0, -12.0])
     left = measure_masks(body, cement, geometry, upper, lower, "left")
     right = measure_masks(body, cement, geometry, upper, lower, "right")
-    on_plane = (
-        left.cement_in_body_voxels - left.puncture_side_cement_voxels - right.puncture_side_cement_voxels
+    # Each side takes its share of every voxel the plane cuts, rounded once per side.
+    both = left.puncture_side_cement_voxels + right.puncture_side_cement_voxels
+    assert abs(both - left.cement_in_body_voxels) <= 1
+
+
+@pytest.mark.parametrize("offset_voxels", [0.0, 0.3, -0.45])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_psbcv_of_a_block_cut_by_the_plane_is_its_analytic_part(offset_voxels, side):
+    # A block of cement 21 columns wide (R), cut by the split plane at column 20's centre plus
+    # an offset: the part beyond the plane is 10.5 columns minus or plus the offset, exactly.
+    # Counted by voxel centres, a plane through column 20's centres (offset 0) would put the
+    # whole column on one side (10 or 11 columns: -4.8% or +4.8%).
+    spacing = (0.6, 0.6, 1.25)
+    geometry = VolumeGeometry.from_origin_spacing_directions(np.zeros(3), spacing, np.eye(3), (12, 20, 40))
+    body = np.zeros(geometry.shape, dtype=bool)
+    body[1:11, 2:18, 2:38] = True
+    cement = np.zeros(geometry.shape, dtype=bool)
+    cement[2:10, 4:16, 10:31] = True  # columns i = 10 to 30, 8 x 12 voxels each
+    plane_r = (20.0 + offset_voxels) * spacing[0]
+    upper, lower = np.array([plane_r, 6.0, 11.0]), np.array([plane_r, 6.0, 2.0])
+    result = measure_masks(body, cement, geometry, upper, lower, side)
+    beyond = 30.5 - (20.0 + offset_voxels) if side == "right" else (20.0 + offset_voxels) - 9.5
+    assert result.puncture_side_cement_voxels == round(beyond * 8 * 12)
+    assert result.psbcv_cm3 == pytest.approx(
+        beyond * 8 * 12 * float(np.prod(spacing)) / 1000.0, abs=0.5 * float(np.prod(spacing)) / 1000.0
     )
-    assert on_plane >= 0
-    assert left.psbcv_cm3 + right.psbcv_cm3 == pytest.approx(left.bcv_cm3, abs=on_plane * 1e-3 + 1e-12)
 
 
 def test_flag_is_strictly_above_the_cutoff_and_cutoff_is_a_parameter():

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from CementLeakageLib.cli import EXIT_BAD_INPUT, main
 from CementLeakageLib.ct_volume import CtVolume
@@ -22,11 +23,13 @@ BODY_MM = 25.0
 @pytest.fixture(scope="module")
 def two_treated_levels(tmp_path_factory):
     """The phantom with a 3 mm disc, and the target body's cement copied into the body above it
-    (the stack repeats every body + disc = 28 mm, 28 slices of 1 mm on this axial grid)."""
+    with its blurred rim (two voxels around it; the stack repeats every body + disc = 28 mm, 28
+    slices of 1 mm on this axial grid)."""
     phantom = make_phantom(PhantomSpec(spacing_mm=(1.0, 1.0, 1.0), disc_height_mm=DISC_MM))
     shift = int(round((BODY_MM + DISC_MM) / phantom.ct.geometry.spacing_mm[2]))
     array = phantom.ct.array_hu.copy()
-    k, j, i = np.nonzero(phantom.cement_in_body_mask)
+    with_rim = ndimage.binary_dilation(phantom.cement_in_body_mask, iterations=2) & phantom.body_mask
+    k, j, i = np.nonzero(with_rim)
     array[k + shift, j, i] = phantom.ct.array_hu[k, j, i]
     ct = CtVolume(array_hu=array, geometry=phantom.ct.geometry, source="two treated levels")
     truth = phantom.truth
