@@ -23,9 +23,8 @@ intensity (the brightest interior of any piece, :func:`cement_reference_hu`) and
 it: a core's median sits below the cement's intensity, the more so the smaller the blob, and a
 level halfway from it lies too low. At that level the blur's curvature loss (1-3% of a large
 bolus, 3-10% of the smaller blobs of a low fill) is put back (:mod:`cement_curvature`; on the
-phantom sweeps the signed median error of PSBCV goes from -1.0% to -0.05% and from -1.1% to
--0.3% with slice-averaged rendering, the median absolute error from 1.15% to 0.4% and 1.35% to
-0.8%). A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, or one thinner
+slice-averaged phantom sweep the signed median error of PSBCV is -0.1% with it, -0.85% without).
+A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, or one thinner
 than the blur, for which the loss estimate does not hold, keeps the level from its own core and
 no correction.
 
