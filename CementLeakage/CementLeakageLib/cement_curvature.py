@@ -42,6 +42,11 @@ CURVATURE_MIN_VOXELS = 1000
 count of a smaller piece's voxels above a level swings with where it lies on the grid by more
 than the correction itself (a 4 mm ball on 1 mm voxels: -7% off the grid's symmetry, -12% on it)."""
 
+SATURATION_MARGIN_HU = 100.0
+"""A cement intensity within this many HU of the top of the cement window (``cement_max_hu``) is
+clipped by the CT's scale: the cement's true intensity, and so its half maximum, is unknown (the
+1500 HU level then lies outside it), and no correction is made."""
+
 
 def blur_sigmas_mm(spacing_mm: np.ndarray) -> np.ndarray:
     """SD (mm) of the blur along i, j and k of a grid of ``spacing_mm`` (mm, i j k):

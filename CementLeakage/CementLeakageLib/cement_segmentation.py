@@ -24,9 +24,9 @@ it: a core's median sits below the cement's intensity, the more so the smaller t
 level halfway from it lies too low. At that level the blur's curvature loss (1-3% of a large
 bolus, 3-10% of the smaller blobs of a low fill) is put back (:mod:`cement_curvature`; on the
 slice-averaged phantom sweep the signed median error of PSBCV is -0.1% with it, -0.85% without).
-A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, or one thinner
-than the blur, for which the loss estimate does not hold, keeps the level from its own core and
-no correction.
+A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, one thinner than the blur (for which the
+loss estimate does not hold) or one whose intensity the CT's scale clips keeps the level from its
+own core and no correction.
 
 Every piece but the largest is then sized from the cement its intensity
 holds (:func:`size_pieces_by_intensity`): partial volume against the background around it,
@@ -45,6 +45,7 @@ from scipy import ndimage
 from .cement_curvature import (
     CURVATURE_LOSS_LIMIT,
     CURVATURE_MIN_VOXELS,
+    SATURATION_MARGIN_HU,
     add_lost_volume,
     curvature_loss_fraction,
 )
@@ -169,8 +170,9 @@ def segment_cement(
     (:func:`size_pieces_by_intensity`). With the spacing given, the largest piece's level is
     halfway from the cement's own intensity (:func:`cement_reference_hu`) instead, and the
     volume the blur's curvature took from it is put back (:mod:`cement_curvature`), unless its
-    core has fewer than ``CURVATURE_MIN_VOXELS`` voxels or the estimated loss is negative or
-    beyond ``CURVATURE_LOSS_LIMIT`` (a piece thinner than the blur).
+    core has fewer than ``CURVATURE_MIN_VOXELS`` voxels, the cement's intensity is clipped by the
+    scale (within ``SATURATION_MARGIN_HU`` of ``cement_max_hu``), or the estimated loss is
+    negative or beyond ``CURVATURE_LOSS_LIMIT`` (a piece thinner than the blur).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
@@ -188,6 +190,11 @@ def segment_cement(
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = cement_reference_hu(array_hu, labels)
+    correct_bolus = (
+        spacing_mm is not None
+        and sizes[largest] >= CURVATURE_MIN_VOXELS
+        and reference_hu < parameters.cement_max_hu - SATURATION_MARGIN_HU
+    )
     bolus_loss = 0.0
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
@@ -197,7 +204,7 @@ def segment_cement(
         box = grown_box(box, reach, labels.shape)
         piece = labels[box] == label
         levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap)
-        if label == largest and spacing_mm is not None and sizes[label] >= CURVATURE_MIN_VOXELS:
+        if label == largest and correct_bolus:
             level = cement_edge_level(array_hu[box], piece, parameters, gap, cement_hu=reference_hu)
             near = _dilate(piece, gap) & ((labels[box] == 0) | piece)
             loss = curvature_loss_fraction(array_hu[box], near, level, spacing_mm)

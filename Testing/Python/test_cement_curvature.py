@@ -212,3 +212,16 @@ def test_lost_volume_is_added_from_the_brightest_voxels_touching_the_piece():
     free = touching & (labels == 0) & (hu <= 3071.0)
     assert hu[added].min() >= np.sort(hu[free])[-50]
     assert np.array_equal(add_lost_volume(hu, labels, 1, 0.0, 3071.0), labels)
+
+
+def test_cement_clipped_by_the_scale_is_left_uncorrected(monkeypatch):
+    # Cement of 4000 HU stored on the usual scale (up to 3071 HU): its interior reads 3071 HU, its
+    # half maximum (2055 HU) is unknown and the 1500 HU level lies outside it (+7.5% on a ball of
+    # 7 mm); no blur correction is added on top of that.
+    spacing = np.array([0.5, 0.5, 0.5])
+    hu = on_voxels(ball(7.0), 22.0, (0.5, 0.5, 0.5), cement_hu=4000.0)
+    mask, _ = segment_cement(hu, MeasurementParameters(), spacing)
+    monkeypatch.setattr(cement_segmentation, "CURVATURE_MIN_VOXELS", np.iinfo(np.int64).max)
+    uncorrected, _ = segment_cement(hu, MeasurementParameters(), spacing)
+    assert np.array_equal(mask, uncorrected)
+    assert mask.sum() * 0.125 > 1.05 * ball_mm3(7.0)
