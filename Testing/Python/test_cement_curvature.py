@@ -1,6 +1,7 @@
-"""The bolus' curvature loss against analytic volumes: balls and two overlapping balls of cement,
-painted on a fine grid, blurred by 0.6 mm (a CT's point spread) and averaged onto voxels
-(partial volume; on thick slices the slice profile), measured with and without the correction.
+"""The bolus' curvature loss against analytic volumes: balls, two overlapping balls and layers of
+cement, painted on a fine grid, blurred by 0.6 mm (a CT's point spread) and averaged onto voxels
+(partial volume; on thick slices the slice profile), measured with and without the correction;
+a layer thinner than the blur and cement the CT's scale clips are left uncorrected.
 """
 
 from __future__ import annotations
