@@ -203,13 +203,14 @@ def segment_cement(
             continue
         box = grown_box(box, reach, labels.shape)
         piece = labels[box] == label
-        levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap)
         if label == largest and correct_bolus:
             level = cement_edge_level(array_hu[box], piece, parameters, gap, cement_hu=reference_hu)
             near = _dilate(piece, gap) & ((labels[box] == 0) | piece)
             loss = curvature_loss_fraction(array_hu[box], near, level, spacing_mm)
             if 0.0 <= loss <= CURVATURE_LOSS_LIMIT:
                 levels[label], bolus_loss = level, loss
+                continue
+        levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap)
     largest_level = float(levels[largest])
     grown = labels.astype(np.int32)
     grown[(grown > 0) & (array_hu < levels[grown])] = 0
