@@ -470,32 +470,56 @@ def _enclosed_by_shell(
         return ((hu >= level) & not_cement_beyond).astype(np.uint8)
 
     def finished(candidate: np.ndarray) -> np.ndarray:
-        calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm)
+        inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
+        calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
         tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
         return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
 
     partial: tuple[float, np.ndarray] | None = None
-    for level in shell_levels:
-        for radius_mm in settings.closing_radii_mm[:2]:
-            radius = voxels_across(radius_mm, settings.working_spacing_mm)
-            # Closed in the slice plane only: closing along the axis would bridge a narrow disc
-            # (or a leak lying in it) and enclose the next vertebra.
-            closed = slicewise.binary_closing(shell_at(level), radius)
-            filled = (
-                sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8))))
-                > 0
-            )
-            candidate = filled & outlines & allowed[:, None, None]
-            if not candidate[middle].any(axis=(1, 2)).all():
+    usual_radii, wide_radii = settings.closing_radii_mm[:2], settings.closing_radii_mm[2:]
+    # Each round is tried only when the rounds before it closed no shell at all. A wider closing
+    # bridges the gap a thick slice leaves in a dished endplate's lid where no slice samples the
+    # cortex. Cement filling the body up to the cortex leaves no enclosed core in the middle slices
+    # (the closing takes it all), so the last rounds look for the core anywhere between the points.
+    rounds = [
+        ([(level, radius) for level in shell_levels for radius in usual_radii], middle),
+        ([(level, radius) for radius in wide_radii for level in shell_levels], middle),
+        ([(level, radius) for level in shell_levels for radius in usual_radii], slab),
+        ([(level, radius) for radius in wide_radii for level in shell_levels], slab),
+    ]
+    candidates: dict[tuple[float, float], tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def closed_candidate(level: float, radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The region the shell at ``level`` closed by ``radius_mm`` encloses, with the closed
+        shell, if it spans the middle slices, has a plausible volume and meets the points."""
+        radius = voxels_across(radius_mm, settings.working_spacing_mm)
+        # Closed in the slice plane only: closing along the axis would bridge a narrow disc
+        # (or a leak lying in it) and enclose the next vertebra.
+        closed = slicewise.binary_closing(shell_at(level), radius)
+        filled = (
+            sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8)))) > 0
+        )
+        candidate = filled & outlines & allowed[:, None, None]
+        if not candidate[middle].any(axis=(1, 2)).all():
+            return None
+        candidate = _largest_component_3d(candidate)
+        volume = float(candidate.sum())
+        low, high = ENCLOSED_VOLUME_RANGE
+        within_range = low * reference <= volume <= high * reference
+        if not (within_range and _faces_meet_the_points(candidate, axial_mm, height_mm)):
+            return None
+        return candidate, closed
+
+    for attempts, core_slices in rounds:
+        if partial is not None:
+            break
+        for attempt in attempts:
+            if attempt not in candidates:
+                candidates[attempt] = closed_candidate(*attempt)
+            if candidates[attempt] is None:
                 continue
-            candidate = _largest_component_3d(candidate)
-            volume = float(candidate.sum())
-            low, high = ENCLOSED_VOLUME_RANGE
-            within_range = low * reference <= volume <= high * reference
-            if not (within_range and _faces_meet_the_points(candidate, axial_mm, height_mm)):
-                continue
-            enclosed_core = candidate & ~closed
-            if not enclosed_core[middle].any():
+            candidate, closed = candidates[attempt]
+            if not (candidate & ~closed)[core_slices].any():
                 continue
             enclosed = finished(candidate)
             coverage = float((enclosed & slab_body).sum()) / reference
@@ -606,24 +630,69 @@ def _columns_within_outline(
     return present[None] & (z >= first[None]) & (z <= last[None])
 
 
-def _calibrate_to_endplate_points(body: np.ndarray, axial_mm: np.ndarray, height_mm: float) -> np.ndarray:
+FACE_FIT_INSET_MM = 3.0
+"""Columns closer than this (mm) to the outline are left out of the face fit: there the faces
+round off into the side wall."""
+FACE_FIT_MIN_COLUMNS = 50
+
+
+def _faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | None:
+    """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
+    the ``[z, y, x]`` mask ``body``), from quadratic surfaces fitted to the faces of the columns
+    at least ``inset_px`` inside the outline; None when too few columns are left.
+
+    On thick slices each column's face lies on one of the CT's slices: a dished or tilted
+    endplate crossing several slices shows as terraces, and the axis column alone is off by up
+    to half a CT slice depending on where its terrace falls. The fitted surface averages over
+    the terraces. Each fit is repeated three times without the columns further from it than
+    2 px or 2.5 standard deviations, whichever is more (a pit, a hole in a faint shell).
+    """
+    present, first, last = _column_faces(body)
+    inner = slicewise.binary_erode(present[None], inset_px)[0]
+    rows, cols = np.nonzero(inner)
+    if rows.size < FACE_FIT_MIN_COLUMNS:
+        return None
+    scale = float(max(rows.std(), cols.std(), 1.0))
+    r = (rows - body.shape[1] // 2) / scale
+    c = (cols - body.shape[2] // 2) / scale
+    design = np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+    on_axis = []
+    for face in (first, last):
+        values = face[rows, cols].astype(float)
+        keep = np.ones(values.size, dtype=bool)
+        for _ in range(3):
+            coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+            residual = values - design @ coefficients
+            keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
+        on_axis.append(float(coefficients[0]))
+    return on_axis[0], on_axis[1]
+
+
+def _calibrate_to_endplate_points(
+    body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int
+) -> np.ndarray:
     """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
 
     The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
     where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
-    shortened at each end by the overshoot measured on the axis (at most
-    ``MAX_ENDPLATE_OVERSHOOT_MM``).
+    shortened at each end by the overshoot on the axis (at most ``MAX_ENDPLATE_OVERSHOOT_MM``),
+    read from the faces fitted around it (:func:`_faces_on_axis`) or, failing that, from the
+    axis column itself.
     """
     spacing = abs(float(axial_mm[1] - axial_mm[0]))
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     column = np.flatnonzero(body[:, centre[0], centre[1]])
     if column.size == 0:
         return body
+    lower_face, upper_face = _faces_on_axis(body, inset_px) or (float(column[0]), float(column[-1]))
+    step = float(axial_mm[1] - axial_mm[0])
     limit = int(round(MAX_ENDPLATE_OVERSHOOT_MM / spacing))
     # Slices are centred half a slice inside the faces: the top slice on the axis ends at the
     # upper point, the bottom slice starts at the lower point.
-    top = int(np.clip(round((axial_mm[column[-1]] - (height_mm - 0.5 * spacing)) / spacing), 0, limit))
-    bottom = int(np.clip(round((0.5 * spacing - axial_mm[column[0]]) / spacing), 0, limit))
+    upper_mm = float(axial_mm[0]) + upper_face * step
+    lower_mm = float(axial_mm[0]) + lower_face * step
+    top = int(np.clip(round((upper_mm - (height_mm - 0.5 * spacing)) / spacing), 0, limit))
+    bottom = int(np.clip(round((0.5 * spacing - lower_mm) / spacing), 0, limit))
     result = body.copy()
     if top:
         result[:-top] &= body[top:]

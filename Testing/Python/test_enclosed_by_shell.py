@@ -58,3 +58,24 @@ def test_a_shell_open_to_the_disc_encloses_nothing():
 
 def test_a_tube_without_endplates_encloses_nothing():
     assert enclosed(ct(endplates=False)) is None
+
+
+def test_cement_filling_the_middle_up_to_the_cortex_still_encloses_the_body():
+    # No trabecular core is left between the cement and the cortex in the middle slices: the
+    # core the shell encloses lies nearer the endplates.
+    hu = ct()
+    hu[MARROW[None] & (Z > 5.0) & (Z < 15.0)] = 2700.0
+    result = enclosed(hu)
+    assert result is not None
+    assert np.array_equal(result, BODY)
+
+
+def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
+    # A lid that no thick slice sampled over a 5 mm wide patch: a 2 mm closing leaves it open,
+    # the wider closing, tried only then, bridges it and the lid lies where the plate is.
+    hu = ct()
+    gap = (np.hypot(ROWS - 40, COLS - 46) * SPACING_MM <= 2.5)[None] & (Z > 0.0) & (Z < 1.0)
+    hu[gap] = 150.0
+    result = enclosed(hu)
+    assert result is not None
+    assert np.array_equal(result, BODY)

@@ -14,6 +14,7 @@ from CementLeakageLib.body_segmentation import (
     MAX_ENDPLATE_OVERSHOOT_MM,
     _calibrate_to_endplate_points,
     _columns_within_outline,
+    _faces_on_axis,
     _smooth_face,
 )
 
@@ -22,6 +23,7 @@ GRID = 61
 ROWS, COLS = np.mgrid[:GRID, :GRID]
 DISK = np.hypot(ROWS - 30, COLS - 30) <= 24  # 12 mm radius, 1793 columns
 TOLERANCE_PX = 3.0  # 1.5 mm
+INSET_PX = 6  # 3 mm: columns nearer the outline stay out of the face fit
 
 
 def tilted_lower_face() -> np.ndarray:
@@ -109,30 +111,32 @@ def cylinder(lower_mm: float, upper_mm: float, tilted: bool = False) -> np.ndarr
 @pytest.mark.parametrize("overshoot_mm", [0.5, 1.0, 2.0])
 def test_faces_overshooting_on_the_axis_are_brought_onto_the_points(overshoot_mm):
     body = cylinder(-overshoot_mm, HEIGHT_MM + overshoot_mm)
-    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), cylinder(0.0, HEIGHT_MM))
+    assert np.array_equal(
+        _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), cylinder(0.0, HEIGHT_MM)
+    )
 
 
 def test_a_tilted_face_moves_by_the_axis_overshoot_in_every_column():
     body = cylinder(-1.0, HEIGHT_MM + 1.5, tilted=True)
-    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM)
+    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM, tilted=True))
 
 
 def test_an_overshoot_beyond_the_limit_is_cut_by_the_limit_only():
     body = cylinder(-4.0, HEIGHT_MM)
-    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM)
+    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(-4.0 + MAX_ENDPLATE_OVERSHOOT_MM, HEIGHT_MM))
 
 
 def test_faces_short_of_the_points_are_not_extended():
     body = cylinder(1.0, HEIGHT_MM - 1.0)
-    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), body)
+    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), body)
 
 
 def test_an_empty_axis_leaves_the_body_as_it_is():
     body = cylinder(-1.0, HEIGHT_MM + 1.0)
     body[:, 30, 30] = False
-    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM), body)
+    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), body)
 
 
 def test_the_body_is_rebuilt_from_its_faces_within_the_outline():
@@ -145,3 +149,35 @@ def test_the_body_is_rebuilt_from_its_faces_within_the_outline():
     rebuilt = _columns_within_outline(hollow | stray, DISK, TOLERANCE_PX, slab)
     assert np.array_equal(rebuilt, body)
     assert rebuilt.sum() == DISK.sum() * 40  # 40 slices of 0.5 mm between the points
+
+
+def terraced_body(slope: float) -> tuple[np.ndarray, float]:
+    """A disk whose faces are planes rising ``slope`` slices per column to the right, each column's
+    face moved outward onto the next slice of a CT with 2 mm slices (every 4th slice, one of them
+    through the axis's true faces at slice indices 20 and 60): the terraces thick slices leave.
+    Returns the body and the mean distance (slices) from the true faces out to the terraces."""
+    true_lower = 20.0 + slope * (COLS - 30)
+    true_upper = 60.0 + slope * (COLS - 30)
+    lower = (4 * np.floor(true_lower / 4)).astype(int)
+    upper = (4 * np.ceil(true_upper / 4)).astype(int)
+    z = np.arange(80)[:, None, None]
+    body = DISK[None] & (z >= lower[None]) & (z <= upper[None])
+    inner = np.hypot(ROWS - 30, COLS - 30) <= 24 - INSET_PX
+    return body, float(np.mean((true_lower - lower)[inner]))
+
+
+@pytest.mark.parametrize("slope", [0.5, 1.0])
+def test_the_faces_on_the_axis_average_over_the_terraces(slope):
+    body, mean_overshoot = terraced_body(slope)
+    lower, upper = _faces_on_axis(body, INSET_PX)
+    # The axis column's terrace lies on its true faces (slices 20 and 60): reading the overshoot
+    # there alone would leave every other column out by the terraces' mean (1.5-1.7 slices).
+    assert mean_overshoot > 1.4
+    assert np.flatnonzero(body[:, 30, 30])[[0, -1]].tolist() == [20, 60]
+    assert lower == pytest.approx(20.0 - mean_overshoot, abs=0.25)
+    assert upper == pytest.approx(60.0 + mean_overshoot, abs=0.25)
+
+
+def test_too_few_columns_give_no_fitted_faces():
+    body = cylinder(0.0, HEIGHT_MM)
+    assert _faces_on_axis(body, 22) is None  # a 2-pixel core is left inside the outline
