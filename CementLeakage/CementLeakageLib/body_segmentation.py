@@ -924,18 +924,23 @@ def _shaped_body(
 
 
 DEFICIENT_AREA_FRACTION = 0.9
-"""A slice in the middle half of the slab whose cross-section is smaller than this fraction of
-the body's large cross-sections (upper quartile) has lost part of its shell."""
+"""A slab slice whose cross-section is smaller than this fraction of the body's large
+cross-sections (upper quartile) may have lost part of its shell."""
 
 
 def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray], slab: np.ndarray) -> list[int]:
-    """Slices of the slab's middle half whose cross-section is markedly smaller than the body's."""
+    """Slices of the slab whose cross-section is markedly smaller than the body's.
+
+    Near the endplates too: above and below the cement a faint cortex has nothing to prop it up,
+    and the ring found there may be the cement's blurred halo rather than the body's wall. Such a
+    slice only takes a larger cross-section found from the lowest level, never a smaller one.
+    """
     if len(interiors) < 4:
         return []
     areas = {z: int(body[z].sum()) for z in interiors}
     large = float(np.quantile(list(areas.values()), 0.75))
-    middle = set(int(z) for z in slab[len(slab) // 4 : 3 * len(slab) // 4 + 1])
-    return [z for z, area in areas.items() if z in middle and area < DEFICIENT_AREA_FRACTION * large]
+    in_slab = set(int(z) for z in slab)
+    return [z for z, area in areas.items() if z in in_slab and area < DEFICIENT_AREA_FRACTION * large]
 
 
 def _on_ct_grid(
