@@ -17,8 +17,8 @@ from .split_plane import SplitPlane, check_side, split_plane_from_endplates
 
 NEAR_CUTOFF_BAND_PT = 0.5
 """PSBCV/VBV% within this many percentage points of the cut-off is near it: the phantom sweeps
-(``benchmarks/results``) put 90% of the automatic ratios within 0.36 points of the truth and
-95% within 0.39 (the worst 0.97), so a flag this close may fall either way and the masks deserve
+(``benchmarks/results``) put 90% of the automatic ratios within 0.3 points of the truth and
+95% within 0.38 (the worst 0.97), so a flag this close may fall either way and the masks deserve
 a look."""
 
 MM3_PER_CM3 = 1000.0
