@@ -544,6 +544,12 @@ BROKEN_FACE_FRACTION = 0.1
 short of it: a few short columns along the outline are the grid's steps, not holes."""
 
 
+def _quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Design matrix of a quadratic surface in column coordinates ``r`` and ``c`` (one row per
+    column: 1, r, c, r², c², rc); its first coefficient is the surface's value at r = c = 0."""
+    return np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+
+
 def _smooth_face(
     face: np.ndarray, present: np.ndarray, inward: int, tolerance_px: float, bound: int
 ) -> np.ndarray:
@@ -560,7 +566,7 @@ def _smooth_face(
         return face
     r = (rows - rows.mean()) / max(float(rows.std()), 1.0)
     c = (cols - cols.mean()) / max(float(cols.std()), 1.0)
-    design = np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+    design = _quadratic_terms(r, c)
     values = face[rows, cols].astype(float)
     keep = np.ones(values.size, dtype=bool)
     for _ in range(3):
@@ -655,7 +661,7 @@ def _faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | Non
     scale = float(max(rows.std(), cols.std(), 1.0))
     r = (rows - body.shape[1] // 2) / scale
     c = (cols - body.shape[2] // 2) / scale
-    design = np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+    design = _quadratic_terms(r, c)
     on_axis = []
     for face in (first, last):
         values = face[rows, cols].astype(float)
@@ -928,8 +934,9 @@ DEFICIENT_AREA_FRACTION = 0.9
 cross-sections (upper quartile) may have lost part of its shell."""
 
 
-def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray], slab: np.ndarray) -> list[int]:
-    """Slices of the slab whose cross-section is markedly smaller than the body's.
+def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray]) -> list[int]:
+    """Slices of ``interiors`` (all within the slab) whose cross-section is markedly smaller than
+    the body's.
 
     Near the endplates too: above and below the cement a faint cortex has nothing to prop it up,
     and the ring found there may be the cement's blurred halo rather than the body's wall. Such a
@@ -939,8 +946,7 @@ def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray], slab: 
         return []
     areas = {z: int(body[z].sum()) for z in interiors}
     large = float(np.quantile(list(areas.values()), 0.75))
-    in_slab = set(int(z) for z in slab)
-    return [z for z, area in areas.items() if z in in_slab and area < DEFICIENT_AREA_FRACTION * large]
+    return [z for z, area in areas.items() if area < DEFICIENT_AREA_FRACTION * large]
 
 
 def _on_ct_grid(
@@ -1024,7 +1030,7 @@ def segment_vertebral_body(
             "them; check the points and the bone threshold"
         )
     body, interiors = _shaped_body(interiors, **shaping)
-    deficient = _deficient_slices(body, interiors, slab)
+    deficient = _deficient_slices(body, interiors)
     if deficient:
         # A faint cortex closes at a higher level only where cement or bone props it up: the ring
         # found there leaves out the rest of the body. Those slices look again, lowest level first.
