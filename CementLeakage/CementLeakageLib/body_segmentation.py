@@ -12,7 +12,10 @@ which blur pushes outward, to the cortex's own edge (see :func:`_outer_edge_leve
 fillets of bone where the pedicles join the side walls are cut back to the outline the
 pedicle-free slices share (see :func:`_cut_pedicle_fillets`). Slices in
 the middle of the body whose cross-section comes out markedly smaller than the body's (a faint
-cortex that closed only where cement props it up) look again, lowest shell level first. Slices
+cortex that closed only where cement props it up) look again, lowest shell level first; when the
+cross-sections found that way are typically much larger than the first ones, the first lost
+part of the body throughout (a faint cortex that closes at 226 HU nowhere) and all of them are
+replaced. Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
 that has one. Where the cortical shell encloses the body in 3D, its faces follow tilted and
 concave endplates; a face that stops short of the smooth endplate surface fitted to all
@@ -405,7 +408,11 @@ def _add_concave_endplate_rims(
     return reach[0], reach[1]
 
 
-ENCLOSED_VOLUME_RANGE = (0.7, 1.45)
+ENCLOSED_VOLUME_RANGE = (0.7, 1.6)
+"""The shell-enclosed body is used when its volume is within this range of the slab's body: a
+biconcave fracture to 60% of the rim's height holds about a third more than its slab, and the
+enclosed region, before its faces are calibrated and its columns kept within the outline, up to
+half as much again."""
 ENCLOSED_COVERAGE_MIN = 0.95
 """The shell-enclosed body must hold this fraction of the body found slice by slice between the
 endplate points: the shell may add concave rims and take off tilted corners, but a shell with
@@ -414,7 +421,6 @@ CEMENT_HALO_PX = 3
 """Pixels around cement beyond the endplate points that its blur makes look like bone."""
 MAX_ENDPLATE_OVERSHOOT_MM = 2.0
 """Largest correction (mm) of the enclosed body's faces towards the marked endplate points."""
-"""The shell-enclosed body is used when its volume is within this range of the slab's body."""
 
 
 def _dilated_within_box(mask: np.ndarray, radius_px: int) -> np.ndarray:
@@ -899,10 +905,13 @@ def _shaped_body(
     centre: tuple[int, int],
     settings: BodySegmentationSettings,
     parameters: MeasurementParameters,
+    shell_level_hu: float | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The body in the slices of ``interiors``: necks cut, pedicles cut at the posterior wall and
-    at the pedicle-free outline, the outer surface moved to the cortex's edge. Returns the mask
-    on the frame grid and the cross-sections kept (those of at least half the typical area)."""
+    at the pedicle-free outline, the outer surface moved to the cortex's edge when that lies above
+    ``shell_level_hu`` (the lowest level, HU, the rings were closed at; by default the bone
+    threshold). Returns the mask on the frame grid and the cross-sections kept (those of at least
+    half the typical area)."""
     spacing = settings.working_spacing_mm
     neck_radius_px = voxels_across(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
@@ -921,7 +930,8 @@ def _shaped_body(
         level = _outer_edge_level(
             hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px, axis_row=centre[0]
         )
-        if level is not None and level > parameters.bone_min_hu:
+        floor = parameters.bone_min_hu if shell_level_hu is None else shell_level_hu
+        if level is not None and level > floor:
             _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
             _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
@@ -947,6 +957,32 @@ def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray]) -> lis
     areas = {z: int(body[z].sum()) for z in interiors}
     large = float(np.quantile(list(areas.values()), 0.75))
     return [z for z, area in areas.items() if area < DEFICIENT_AREA_FRACTION * large]
+
+
+LOST_THROUGHOUT_RATIO = 1.15
+"""When the lowest-level cross-sections are typically this many times larger than the first
+ones, the first lost part of the body in most slices, not in a few."""
+
+
+def _lost_throughout(
+    body: np.ndarray,
+    interiors: dict[int, np.ndarray],
+    alternative: np.ndarray,
+    alternative_interiors: dict[int, np.ndarray],
+) -> bool:
+    """Whether the first cross-sections (``body`` in the slices of ``interiors``) lost part of the
+    body throughout, so that the lowest-level ones (``alternative``) replace them all.
+
+    A faint cortex that closes at 226 HU nowhere leaves the first rings to whatever bright bone
+    happens to enclose the axis (cement, the pedicles' cortex); cut at a posterior wall set by
+    those, most cross-sections come out a fraction of the body and only the smallest of them look
+    deficient beside the others.
+    """
+    if not interiors or not alternative_interiors:
+        return False
+    first = float(np.median([body[z].sum() for z in interiors]))
+    lowest = float(np.median([alternative[z].sum() for z in alternative_interiors]))
+    return lowest > LOST_THROUGHOUT_RATIO * first
 
 
 def _on_ct_grid(
@@ -1037,10 +1073,17 @@ def segment_vertebral_body(
         low_first = sorted(attempts, key=lambda attempt: attempt[0])
         again = _cross_sections(hu, slab, axial_mm, frame.height_mm, centre, low_first, settings)
         if again:
-            alternative, again = _shaped_body(again, **shaping)
-            for z in deficient:
-                if z in again and alternative[z].sum() > body[z].sum():
-                    body[z] = alternative[z]
+            # Rings closed at the lowest level lie outside a faint cortex's edge by more than the
+            # first ones: the outer surface is moved to the cortex's edge down to that level.
+            alternative, kept = _shaped_body(again, **shaping, shell_level_hu=low_first[0][0])
+            if _lost_throughout(body, interiors, alternative, kept):
+                body, interiors = alternative, kept
+            else:
+                # A few slices are mended with the outline the first rings would have had.
+                alternative, kept = _shaped_body(again, **shaping)
+                for z in deficient:
+                    if z in kept and alternative[z].sum() > body[z].sum():
+                        body[z] = alternative[z]
     found = np.array(sorted(interiors))
     for z in slab:
         if int(z) not in interiors:
