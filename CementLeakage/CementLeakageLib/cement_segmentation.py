@@ -102,6 +102,7 @@ def cement_edge_level(
     parameters: MeasurementParameters,
     gap_voxels: int | tuple[int, int, int] = 1,
     cement_hu: float | None = None,
+    near: np.ndarray | None = None,
 ) -> float:
     """Half-maximum level (HU) between the cement and the ring of voxels ``gap_voxels + 1``
     voxels around its ``core`` (one count, or per axis i j k).
@@ -109,10 +110,12 @@ def cement_edge_level(
     The cement's intensity is ``cement_hu`` (HU) when given, else the median of the core.
     Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``, or up to ``cement_max_hu`` when
     that lies above 3071 HU (an extended scale, where the level may rise above 1500 HU).
+    ``near``, the core dilated by ``gap_voxels``, saves working it out again.
     """
     if not core.any():
         return parameters.cement_min_hu
-    near = _dilate(core, gap_voxels)
+    if near is None:
+        near = _dilate(core, gap_voxels)
     around = _dilate(near, 1) & ~near
     if not around.any():
         return parameters.cement_min_hu
@@ -203,14 +206,15 @@ def segment_cement(
             continue
         box = grown_box(box, reach, labels.shape)
         piece = labels[box] == label
+        near = _dilate(piece, gap)
         if label == largest and correct_bolus:
-            level = cement_edge_level(array_hu[box], piece, parameters, gap, cement_hu=reference_hu)
-            near = _dilate(piece, gap) & ((labels[box] == 0) | piece)
-            loss = curvature_loss_fraction(array_hu[box], near, level, spacing_mm)
+            level = cement_edge_level(array_hu[box], piece, parameters, gap, reference_hu, near)
+            own = near & ((labels[box] == 0) | piece)
+            loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm)
             if 0.0 <= loss <= CURVATURE_LOSS_LIMIT:
                 levels[label], bolus_loss = level, loss
                 continue
-        levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap)
+        levels[label] = cement_edge_level(array_hu[box], piece, parameters, gap, near=near)
     largest_level = float(levels[largest])
     grown = labels.astype(np.int32)
     grown[(grown > 0) & (array_hu < levels[grown])] = 0
