@@ -13,9 +13,10 @@ fillets of bone where the pedicles join the side walls are cut back to the outli
 pedicle-free slices share (see :func:`_cut_pedicle_fillets`). Slices in
 the middle of the body whose cross-section comes out markedly smaller than the body's (a faint
 cortex that closed only where cement props it up) look again, lowest shell level first; when the
-cross-sections found that way are typically much larger than the first ones, the first lost
-part of the body throughout (a faint cortex that closes at 226 HU nowhere) and all of them are
-replaced. Slices
+cross-sections found that way are typically much larger than the first ones (or a little,
+where the cortex's edge lies below the bone threshold), the first lost part of the body
+throughout (a faint cortex that closes at 226 HU nowhere, or inside its edge) and all of them
+are replaced. Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
 that has one. Where the cortical shell encloses the body in 3D, its faces follow tilted and
 concave endplates; a face that stops short of the smooth endplate surface fitted to all
@@ -906,12 +907,12 @@ def _shaped_body(
     settings: BodySegmentationSettings,
     parameters: MeasurementParameters,
     shell_level_hu: float | None = None,
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+) -> tuple[np.ndarray, dict[int, np.ndarray], float | None]:
     """The body in the slices of ``interiors``: necks cut, pedicles cut at the posterior wall and
     at the pedicle-free outline, the outer surface moved to the cortex's edge when that lies above
     ``shell_level_hu`` (the lowest level, HU, the rings were closed at; by default the bone
-    threshold). Returns the mask on the frame grid and the cross-sections kept (those of at least
-    half the typical area)."""
+    threshold). Returns the mask on the frame grid, the cross-sections kept (those of at least
+    half the typical area) and the level (HU) of the cortex's edge, None when it was not told."""
     spacing = settings.working_spacing_mm
     neck_radius_px = voxels_across(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
@@ -924,6 +925,7 @@ def _shaped_body(
     _cut_pedicle_roots(
         body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
+    level = None
     if settings.refine_outer_edge:
         band_px = voxels_across(settings.edge_band_mm, spacing)
         halo_px = voxels_across(CEMENT_RIM_MM, spacing)
@@ -936,7 +938,7 @@ def _shaped_body(
             _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
     typical = float(np.median(list(areas.values())))
-    return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
+    return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}, level
 
 
 DEFICIENT_AREA_FRACTION = 0.9
@@ -962,6 +964,9 @@ def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray]) -> lis
 LOST_THROUGHOUT_RATIO = 1.15
 """When the lowest-level cross-sections are typically this many times larger than the first
 ones, the first lost part of the body in most slices, not in a few."""
+FAINT_CORTEX_RATIO = 1.05
+"""The same where the cortex is faint (its edge below the bone threshold): the first rings then
+run inside the body all round."""
 
 
 def _lost_throughout(
@@ -969,20 +974,26 @@ def _lost_throughout(
     interiors: dict[int, np.ndarray],
     alternative: np.ndarray,
     alternative_interiors: dict[int, np.ndarray],
+    faint_cortex: bool,
 ) -> bool:
     """Whether the first cross-sections (``body`` in the slices of ``interiors``) lost part of the
-    body throughout, so that the lowest-level ones (``alternative``) replace them all.
+    body throughout, so that the lowest-level ones (``alternative``, their outline at the cortex's
+    edge) replace them all.
 
     A faint cortex that closes at 226 HU nowhere leaves the first rings to whatever bright bone
     happens to enclose the axis (cement, the pedicles' cortex); cut at a posterior wall set by
     those, most cross-sections come out a fraction of the body and only the smallest of them look
-    deficient beside the others.
+    deficient beside the others. Where it does close, 226 HU lies above its edge and the rings
+    run inside the body. So the lowest-level cross-sections replace the first ones when they are
+    typically ``LOST_THROUGHOUT_RATIO`` times larger, or ``FAINT_CORTEX_RATIO`` times where the
+    cortex is faint (``faint_cortex``: its edge lies below the bone threshold). A dense cortex's
+    edge lies above the lowest level, whose rings then run outside it.
     """
     if not interiors or not alternative_interiors:
         return False
     first = float(np.median([body[z].sum() for z in interiors]))
     lowest = float(np.median([alternative[z].sum() for z in alternative_interiors]))
-    return lowest > LOST_THROUGHOUT_RATIO * first
+    return lowest > (FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) * first
 
 
 def _on_ct_grid(
@@ -1065,9 +1076,10 @@ def segment_vertebral_body(
             "no vertebral body found between the endplate points: no bone ring encloses the axis between "
             "them; check the points and the bone threshold"
         )
-    body, interiors = _shaped_body(interiors, **shaping)
+    body, interiors, edge_level = _shaped_body(interiors, **shaping)
+    faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = _deficient_slices(body, interiors)
-    if deficient:
+    if deficient or faint_cortex:
         # A faint cortex closes at a higher level only where cement or bone props it up: the ring
         # found there leaves out the rest of the body. Those slices look again, lowest level first.
         low_first = sorted(attempts, key=lambda attempt: attempt[0])
@@ -1075,12 +1087,12 @@ def segment_vertebral_body(
         if again:
             # Rings closed at the lowest level lie outside a faint cortex's edge by more than the
             # first ones: the outer surface is moved to the cortex's edge down to that level.
-            alternative, kept = _shaped_body(again, **shaping, shell_level_hu=low_first[0][0])
-            if _lost_throughout(body, interiors, alternative, kept):
+            alternative, kept, _ = _shaped_body(again, **shaping, shell_level_hu=low_first[0][0])
+            if _lost_throughout(body, interiors, alternative, kept, faint_cortex):
                 body, interiors = alternative, kept
-            else:
+            elif deficient:
                 # A few slices are mended with the outline the first rings would have had.
-                alternative, kept = _shaped_body(again, **shaping)
+                alternative, kept, _ = _shaped_body(again, **shaping)
                 for z in deficient:
                     if z in kept and alternative[z].sum() > body[z].sum():
                         body[z] = alternative[z]
