@@ -106,16 +106,19 @@ def evaluate(spec: PhantomSpec) -> dict:
     voxel_cm3 = float(np.prod(phantom.ct.geometry.spacing_mm)) / 1000.0
     found = list(m.extravertebral_components)
     leak_rows = []
-    for planted in truth.leaks:
+    leak_voxels = np.bincount(phantom.leak_labels.ravel(), minlength=len(truth.leaks) + 1)
+    for label, planted in enumerate(truth.leaks, start=1):
         same = [c for c in found if c["location"] == planted.location]
         best = min(same, key=lambda c: abs(c["volume_cm3"] - planted.volume_cm3)) if same else None
         if best is not None:
             found.remove(best)
+        voxel_truth_cm3 = float(leak_voxels[label]) * voxel_cm3
         leak_rows.append(
             {
                 "location": planted.location,
                 "found": best is not None,
                 "volume_error_pct": 100.0 * (best["volume_cm3"] / planted.volume_cm3 - 1.0) if best else None,
+                "voxel_truth_error_pct": 100.0 * (voxel_truth_cm3 / planted.volume_cm3 - 1.0),
             }
         )
     false_leaks = [c for c in found if c["is_leakage"]]
@@ -136,6 +139,21 @@ def evaluate(spec: PhantomSpec) -> dict:
     }
 
 
+LEAK_VOLUME_TOLERANCE_PCT = 10.0
+"""A planted leak's volume target (%)."""
+
+
+def leak_cell(leak: dict) -> str:
+    """One planted leak in a report row: its volume error (%), and where that misses the target
+    (or the leak was missed) also the error of the voxel-centre truth, the leak's voxels whose
+    centres lie in it against its analytic volume."""
+    text = f"{leak['location']} " + (f"{leak['volume_error_pct']:+.1f}" if leak["found"] else "MISSED")
+    off_target = not leak["found"] or abs(leak["volume_error_pct"]) > LEAK_VOLUME_TOLERANCE_PCT
+    if off_target and leak["location"] != "pedicle tract":
+        text += f" (voxel truth {leak['voxel_truth_error_pct']:+.0f})"
+    return text
+
+
 def summary_row(name: str, values: list[float], unit: str) -> str:
     values = [v for v in values if np.isfinite(v)] or [float("nan")]
     absolute = [abs(v) for v in values]
@@ -153,7 +171,10 @@ def within_targets(row: dict) -> bool:
     if not all(abs(row[key]) <= limit for key, limit in TOLERANCES.items()):
         return False
     leaks_ok = all(
-        leak["found"] and (leak["location"] == "pedicle tract" or abs(leak["volume_error_pct"]) <= 10.0)
+        leak["found"]
+        and (
+            leak["location"] == "pedicle tract" or abs(leak["volume_error_pct"]) <= LEAK_VOLUME_TOLERANCE_PCT
+        )
         for leak in row["leaks"]
     )
     return row["flag_right"] and row["dice"] >= 0.95 and leaks_ok and not row["false_leaks"]
@@ -166,6 +187,12 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         for row in rows
         for leak in row["leaks"]
         if leak["found"] and leak["location"] != "pedicle tract"
+    ]
+    leak_voxel_errors = [
+        leak["voxel_truth_error_pct"]
+        for row in rows
+        for leak in row["leaks"]
+        if leak["location"] != "pedicle tract"
     ]
     tract_errors = [
         leak["volume_error_pct"]
@@ -197,7 +224,9 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         ),
         "Errors are measured minus analytic truth. `VBV vs voxel truth` and `BCV vs voxel truth` compare",
         "with the voxel-centre masks of the true body and cement: on thick slices the voxel grid alone",
-        "moves them by several per cent (a thin layer of cement by up to 17%).",
+        "moves them by several per cent (a thin layer of cement by up to 17%). `leak volume of the",
+        "voxel-centre truth` is the planted leaks' voxels whose centres lie in them against their analytic",
+        "volume; a row shows it beside a leak whose measured volume misses the 10% target.",
         "",
         "| quantity | median of absolute error | worst error |",
         "| --- | --- | --- |",
@@ -210,6 +239,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         f"| body Dice | {statistics.median(r['dice'] for r in rows):.3f} (median) | "
         f"{min(r['dice'] for r in rows):.3f} (lowest) |",
         summary_row("leak volume", leak_errors or [0.0], "%"),
+        summary_row("leak volume of the voxel-centre truth", leak_voxel_errors or [0.0], "%"),
         summary_row("pedicle tract volume (not leakage)", tract_errors or [0.0], "%"),
         "",
         f"**Within every target: {sum(within_targets(r) for r in rows)} of {len(rows)} phantoms.**",
@@ -226,12 +256,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n, r in enumerate(rows, start=1):
-        leaks = ", ".join(
-            f"{leak['location']} {leak['volume_error_pct']:+.1f}"
-            if leak["found"]
-            else f"{leak['location']} MISSED"
-            for leak in r["leaks"]
-        )
+        leaks = ", ".join(leak_cell(leak) for leak in r["leaks"])
         if r["false_leaks"]:
             leaks += "; extra: " + ", ".join(r["false_leaks"])
         flag = ("ok" if r["flag_right"] else "WRONG") + (" (near)" if r["near_cutoff"] else "")

@@ -247,8 +247,8 @@ def cement_reference_hu(array_hu: np.ndarray, labels: np.ndarray) -> float:
     A piece's interior is its thresholded core (``labels`` ``[k, j, i]``) less one voxel all
     round in the slice plane; pieces with fewer than ``REFERENCE_INTERIOR_MIN_VOXELS`` interior
     voxels do not count. A core's own median sits below the cement's plateau, the more so the
-    thinner the piece (a layer above a fracture cleft, on thick slices, never reaches it): the
-    brightest interior is the one that does. Falls back to the largest core's median.
+    thinner the piece (a layer about a slice thick never reaches it): the brightest interior is
+    the one that does. Falls back to the largest core's median.
     """
     cores = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
     interiors = sitk.GetArrayFromImage(sitk.BinaryErode(cores, [1, 1, 0])) > 0  # in the slice plane

@@ -108,7 +108,7 @@ class PhantomSpec:
     - ``basivertebral_foramen``: a 6 x 4 mm (R x S) soft-tissue opening through the posterior
       cortex at mid-height (inside the body's outline); ``cortex_hu``: HU of the body's cortex
       and endplates (e.g. 300 for a faint cortex); ``fracture_cleft``: a 2 mm fluid slab
-      (-50 HU) at mid-height inside the trabecular region (the blobs move above it).
+      (-50 HU) at mid-height inside the trabecular region, which the cement fills where it reaches it.
     - ``tilt_deg`` (coronal tilt about A) and ``rotation_deg`` (axial rotation about S), up to
       20 degrees each, turn the stack and its cement about the target body centre.
     - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.

@@ -320,18 +320,17 @@ def _fractured(spec: PhantomSpec, vertebra: VertebraShapes) -> VertebraShapes:
     return replace(vertebra, body=body, trabecular=trabecular)
 
 
-def _cement_room(
-    spec: PhantomSpec, target: VertebraShapes, cleft: EllipticCylinder | None
-) -> EllipticCylinder:
+def _cement_room(target: VertebraShapes) -> EllipticCylinder:
     """The flat elliptic cylinder (RAS mm) the blobs must keep 1.5 mm clear of.
 
-    The trabecular region itself when it is an undeformed cylinder and nothing lies in it;
-    otherwise its cross-section between the lowest point of its upper face and the highest
-    point of its lower face (sampled on a polar grid, less 0.01 mm), below the Schmorl pit and
-    above the fracture cleft.
+    The trabecular region itself when it is an undeformed cylinder; otherwise its cross-section
+    between the lowest point of its upper face and the highest point of its lower face (sampled
+    on a polar grid, less 0.01 mm), below the Schmorl pit. A fracture cleft does not bound it:
+    cement injected into a body with a cleft fills the cleft where it reaches it (the cleft
+    filling pattern), so the blobs are painted over the cleft's fluid.
     """
     trabecular = target.trabecular
-    if isinstance(trabecular, EllipticCylinder) and cleft is None:
+    if isinstance(trabecular, EllipticCylinder):
         return trabecular
     (a, b), (cx, cy, cz) = trabecular.semi_axes_mm, trabecular.centre_ras
     if isinstance(trabecular, DeformedCylinder):
@@ -345,8 +344,6 @@ def _cement_room(
     body = target.body
     if isinstance(body, DeformedCylinder) and body.pit_radius_mm > 0.0:
         top = min(top, body.pit_centre_ras[2] - body.pit_radius_mm)
-    if cleft is not None:
-        bottom = max(bottom, cleft.centre_ras[2] + 0.5 * cleft.height_mm)
     if top - bottom < 2.0 * CEMENT_CLEARANCE_MM + 1.0:
         raise CementLeakageError(
             "there is no room for cement in this fractured body: use a larger compression ratio"
@@ -490,8 +487,7 @@ def build_anatomy(spec: PhantomSpec) -> PhantomAnatomy:
         vacated = target.body
         target = _fractured(spec, target)
         vertebrae = vertebrae[:target_index] + (target,) + vertebrae[target_index + 1 :]
-    cleft = _cleft(spec, target) if spec.fracture_cleft else None
-    room = _cement_room(spec, target, cleft)
+    room = _cement_room(target)
     blobs: tuple[Ellipsoid, ...] = ()
     tail = leak = None
     planted: tuple = ()

@@ -728,21 +728,27 @@ def test_faint_cortex_takes_the_asked_intensity():
     assert anatomy.target.body.volume_mm3 == pytest.approx(np.pi * 20 * 15 * 25, rel=1e-12)
 
 
-def test_fracture_cleft_is_fluid_inside_the_body_and_the_cement_keeps_clear_of_it():
-    result = fine_phantom(fracture_cleft=True)
+def test_fracture_cleft_is_fluid_inside_the_body_and_the_cement_fills_it_where_it_reaches_it():
+    result, plain = fine_phantom(fracture_cleft=True), fine_phantom()
     truth, anatomy = result.truth, result.anatomy
     assert truth.vbv_cm3 == pytest.approx(np.pi * 20 * 15 * 25 / 1000.0, rel=1e-12)
-    assert np.array_equal(result.body_mask, fine_phantom().body_mask)
+    assert np.array_equal(result.body_mask, plain.body_mask)
     ((material, cleft),) = anatomy.inserts
     assert material == "fluid" and cleft.height_mm == 2.0 and cleft.centre_ras[2] == pytest.approx(25.0)
     assert cleft.semi_axes_mm == pytest.approx((18.0, 13.0))
-    for blob in anatomy.cement_blobs:
-        assert offset_surface(blob, 1.5)[:, 2].min() >= 26.0 - 1e-9
+    # The cleft does not move the cement: the blobs are those of the body without it.
+    assert anatomy.cement_blobs == plain.anatomy.cement_blobs
+    ((blob_centre, blob_semi_axes),) = [(b.centre_ras, b.semi_axes_mm) for b in anatomy.cement_blobs]
+    assert blob_centre == pytest.approx((2.0, -8.0, 25.0))
+    assert blob_semi_axes == pytest.approx((15.0, 12.0, 9.8))
     bcv = sum(ellipsoid_volume_mm3(blob.semi_axes_mm) for blob in anatomy.cement_blobs)
     assert truth.bcv_cm3 == pytest.approx(bcv / 1000.0, rel=1e-12)
-    # Fluid (-50 HU, 2 mm thick, seen through the 0.6 mm blur) on the midline of the cleft.
-    for x in (-6.0, 0.0, 6.0):
-        assert np.median(nearest_voxel_hu(result.ct, [4.0 + x, -8.0, 25.0], 0)) < 60
+    assert truth.bcv_cm3 == pytest.approx(plain.truth.bcv_cm3, rel=1e-12)
+    # In the cleft (mid-height) cement where the blob reaches (R -4..8 mm, blob edge at R 17) and
+    # fluid (-50 HU, 2 mm thick, seen through the 0.6 mm blur) beyond it (R 20, cleft edge at 22).
+    for x in (-4.0, 2.0, 8.0):
+        assert np.median(nearest_voxel_hu(result.ct, [x, -8.0, 25.0], 0)) > 1500
+    assert np.median(nearest_voxel_hu(result.ct, [20.0, -8.0, 25.0], 0)) < 60
 
 
 # --- switches: tilt and axial rotation of the stack ----------------------------------------------------
