@@ -88,6 +88,23 @@ CASES = {
         "leaks": ("spinal canal",),
     },
     "fracture cleft": {"fracture_cleft": True},
+    # The cement fills the cleft where it reaches it; kept above the cleft, it was a layer about
+    # a slice thick in this body, and BCV read +29%.
+    "wedged, rotated T11 with a fracture cleft the cement fills, on 1.25 mm slices (phantom 9 of "
+    "the seed-2027 sweep)": {
+        "level": "T11",
+        "side": "right",
+        "spacing_mm": (1.0, 1.0, 1.25),
+        "orientation": "flipped",
+        "cement_preset": "low",
+        "leaks": ("disc inferior",),
+        "compression": "wedge",
+        "compression_ratio": 0.7440233418517267,
+        "basivertebral_foramen": True,
+        "fracture_cleft": True,
+        "rotation_deg": 11.545579986560632,
+        "seed": 2036,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
