@@ -476,11 +476,15 @@ def _enclosed_by_shell(
     def shell_at(level: float) -> np.ndarray:
         return ((hu >= level) & not_cement_beyond).astype(np.uint8)
 
-    def finished(candidate: np.ndarray) -> np.ndarray:
+    def finished(candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The body a candidate gives, without and with its few short inner columns raised: the
+        first is judged (a candidate that encloses part of the body must not pass for one
+        whole), the second kept."""
         inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
         calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
         tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
-        return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
+        judged = _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
+        return judged, _columns_within_outline(calibrated, typical_outline, tolerance_px, slab, inset_px)
 
     partial: tuple[float, np.ndarray] | None = None
     usual_radii, wide_radii = settings.closing_radii_mm[:2], settings.closing_radii_mm[2:]
@@ -528,8 +532,8 @@ def _enclosed_by_shell(
             candidate, closed = candidates[attempt]
             if not (candidate & ~closed)[core_slices].any():
                 continue
-            enclosed = finished(candidate)
-            coverage = float((enclosed & slab_body).sum()) / reference
+            judged, enclosed = finished(candidate)
+            coverage = float((judged & slab_body).sum()) / reference
             if coverage >= ENCLOSED_COVERAGE_MIN:
                 return enclosed
             if partial is None or coverage > partial[0]:
@@ -547,8 +551,9 @@ fitted to all columns stopped at a hole in the shell, not at the endplate."""
 
 
 BROKEN_FACE_FRACTION = 0.1
-"""A face is raised to its fitted surface only when at least this fraction of its columns stop
-short of it: a few short columns along the outline are the grid's steps, not holes."""
+"""A face is raised to its fitted surface in all its short columns only when at least this
+fraction of its columns stop short of it: a few short columns along the outline are the grid's
+steps, not holes (fewer are raised inside the outline only)."""
 
 
 def _quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -558,7 +563,12 @@ def _quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def _smooth_face(
-    face: np.ndarray, present: np.ndarray, inward: int, tolerance_px: float, bound: int
+    face: np.ndarray,
+    present: np.ndarray,
+    inward: int,
+    tolerance_px: float,
+    bound: int,
+    interior: np.ndarray | None = None,
 ) -> np.ndarray:
     """An endplate face (slice index per column) with its inward outliers raised to the surface.
 
@@ -566,7 +576,12 @@ def _smooth_face(
     concave one) is fitted to the columns in ``present``, leaving out those more than
     ``tolerance_px`` from the fit either way, three times over. Columns further inward than that
     (``inward``: +1 for the lower face, -1 for the upper) take the fitted surface, bounded by the
-    slab; the others keep their own face (a Schmorl pit, a local dent, a concave rim).
+    slab; the others keep their own face (a local dent, a concave rim). When they are fewer than
+    ``BROKEN_FACE_FRACTION`` of the columns, only those in ``interior`` (bool ``[y, x]``, the
+    outline less a margin) are raised, or none without it: along the outline a few short columns
+    are the grid's steps, inside it they are a hole the enclosure ran through (a Schmorl node's
+    pit, which has no cortex of its own, opens the endplate and the region below it is lost; the
+    pit is filled with it, up to 0.5% of a body).
     """
     rows, cols = np.nonzero(present)
     if rows.size < 12:
@@ -584,7 +599,11 @@ def _smooth_face(
             return face
     outliers = inward * (values - fitted) > tolerance_px
     if outliers.mean() < BROKEN_FACE_FRACTION:
-        return face
+        if interior is None:
+            return face
+        outliers &= interior[rows, cols]
+        if not outliers.any():
+            return face
     result = face.copy()
     raised = np.rint(fitted[outliers]).astype(face.dtype)
     # Raised faces stay within the slab between the endplate points (``bound``): beyond them a face
@@ -630,16 +649,18 @@ def _faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm
 
 
 def _columns_within_outline(
-    enclosed: np.ndarray, outline: np.ndarray, tolerance_px: float, slab: np.ndarray
+    enclosed: np.ndarray, outline: np.ndarray, tolerance_px: float, slab: np.ndarray, inset_px: int = 0
 ) -> np.ndarray:
     """The body from its faces and its outline: in every column (x, y) of ``outline``, the
     voxels between the lowest and highest voxel of ``enclosed`` in that column, faces that stop
-    short of the smooth endplate surface (a hole in a faint shell) raised to it."""
+    short of the smooth endplate surface (a hole in a faint shell) raised to it; with
+    ``inset_px``, also a few such columns at least that far inside the outline (:func:`_smooth_face`)."""
     present, first, last = _column_faces(enclosed)
     present &= outline
     z = np.arange(enclosed.shape[0])[:, None, None]
-    first = _smooth_face(first, present, 1, tolerance_px, int(slab[0]))
-    last = _smooth_face(last, present, -1, tolerance_px, int(slab[-1]))
+    interior = slicewise.binary_erode(present[None], inset_px)[0] if inset_px else None
+    first = _smooth_face(first, present, 1, tolerance_px, int(slab[0]), interior)
+    last = _smooth_face(last, present, -1, tolerance_px, int(slab[-1]), interior)
     return present[None] & (z >= first[None]) & (z <= last[None])
 
 

@@ -56,6 +56,23 @@ def test_a_few_short_columns_are_kept_as_they_are():
     assert np.array_equal(smoothed, damaged)
 
 
+def test_short_columns_inside_the_outline_are_raised_and_those_along_it_kept():
+    # Given the interior (the outline less INSET_PX), a few columns there stopping short of the
+    # surface are a hole the enclosure ran through (a Schmorl node's pit opens the endplate, and
+    # the region below it is lost), while along the outline they are the grid's steps.
+    face = tilted_lower_face()
+    radius = np.hypot(ROWS - 30, COLS - 30)
+    interior = radius <= 24 - INSET_PX
+    pit = DISK & (radius <= 5)  # 81 columns
+    steps = DISK & (radius > 23) & (COLS > 30)  # along the outline, on the right
+    assert (pit | steps).sum() / DISK.sum() < BROKEN_FACE_FRACTION
+    damaged = np.where(pit | steps, face + 10, face)
+    smoothed = _smooth_face(damaged, DISK, 1, TOLERANCE_PX, -100, interior)
+    assert np.array_equal(smoothed[pit], face[pit])
+    assert np.array_equal(smoothed[steps], damaged[steps])
+    assert np.array_equal(smoothed[DISK & ~pit], damaged[DISK & ~pit])
+
+
 def test_columns_beyond_the_surface_are_never_moved():
     # Outward of the fit (a concave endplate's rim reaching 3 mm into the disc all round the
     # outline) stays; only the broken, inward columns are raised.
@@ -149,6 +166,16 @@ def test_the_body_is_rebuilt_from_its_faces_within_the_outline():
     rebuilt = _columns_within_outline(hollow | stray, DISK, TOLERANCE_PX, slab)
     assert np.array_equal(rebuilt, body)
     assert rebuilt.sum() == DISK.sum() * 40  # 40 slices of 0.5 mm between the points
+
+
+def test_a_column_lost_below_a_pit_is_rebuilt_up_to_the_upper_face():
+    body = cylinder(0.0, HEIGHT_MM)
+    leaked = body.copy()
+    leaked[45:, 28:33, 28:33] = False  # the upper 8 mm (16 slices) of 25 columns, lost through a pit
+    slab = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
+    assert np.array_equal(_columns_within_outline(leaked, DISK, TOLERANCE_PX, slab), leaked)
+    rebuilt = _columns_within_outline(leaked, DISK, TOLERANCE_PX, slab, INSET_PX)
+    assert np.array_equal(rebuilt, body)
 
 
 def terraced_body(slope: float) -> tuple[np.ndarray, float]:
