@@ -476,15 +476,15 @@ def _enclosed_by_shell(
     def shell_at(level: float) -> np.ndarray:
         return ((hu >= level) & not_cement_beyond).astype(np.uint8)
 
-    def finished(candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The body a candidate gives, without and with its few short inner columns raised: the
-        first is judged (a candidate that encloses part of the body must not pass for one
-        whole), the second kept."""
-        inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
-        calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
-        tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
-        judged = _columns_within_outline(calibrated, typical_outline, tolerance_px, slab)
-        return judged, _columns_within_outline(calibrated, typical_outline, tolerance_px, slab, inset_px)
+    inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
+    tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
+
+    def finished(calibrated: np.ndarray, raise_inner_columns: bool) -> np.ndarray:
+        """The body from a candidate's calibrated faces and the outline. A candidate is judged
+        without its few short inner columns raised (one that encloses part of the body must not
+        pass for one whole); the body kept has them raised."""
+        inset = inset_px if raise_inner_columns else 0
+        return _columns_within_outline(calibrated, typical_outline, tolerance_px, slab, inset)
 
     partial: tuple[float, np.ndarray] | None = None
     usual_radii, wide_radii = settings.closing_radii_mm[:2], settings.closing_radii_mm[2:]
@@ -532,17 +532,17 @@ def _enclosed_by_shell(
             candidate, closed = candidates[attempt]
             if not (candidate & ~closed)[core_slices].any():
                 continue
-            judged, enclosed = finished(candidate)
-            coverage = float((judged & slab_body).sum()) / reference
+            calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
+            coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
             if coverage >= ENCLOSED_COVERAGE_MIN:
-                return enclosed
+                return finished(calibrated, True)
             if partial is None or coverage > partial[0]:
-                partial = (coverage, enclosed)
+                partial = (coverage, calibrated)
     if partial is None:
         return None
     # Every shell that closed has holes: its faces still follow the endplates beyond the points
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
-    return partial[1] | (slab_body & typical_outline[None])
+    return finished(partial[1], True) | (slab_body & typical_outline[None])
 
 
 FACE_TOLERANCE_MM = 1.5
