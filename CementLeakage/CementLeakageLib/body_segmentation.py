@@ -920,20 +920,18 @@ def _cross_sections(
     return interiors
 
 
-def _shaped_body(
+def _cut_body(
     interiors: dict[int, np.ndarray],
     hu: np.ndarray,
     shape: tuple[int, int, int],
     centre: tuple[int, int],
     settings: BodySegmentationSettings,
     parameters: MeasurementParameters,
-    shell_level_hu: float | None = None,
-) -> tuple[np.ndarray, dict[int, np.ndarray], float | None]:
-    """The body in the slices of ``interiors``: necks cut, pedicles cut at the posterior wall and
-    at the pedicle-free outline, the outer surface moved to the cortex's edge when that lies above
-    ``shell_level_hu`` (the lowest level, HU, the rings were closed at; by default the bone
-    threshold). Returns the mask on the frame grid, the cross-sections kept (those of at least
-    half the typical area) and the level (HU) of the cortex's edge, None when it was not told."""
+) -> tuple[np.ndarray, list[int], float | None]:
+    """The body in the slices of ``interiors`` before its outer surface is moved: necks cut,
+    pedicles cut at the posterior wall and at the pedicle-free outline, their roots cut back.
+    Returns the mask on the frame grid, the slices that carry pedicles and the level (HU) of the
+    cortex's edge (None when it was not told or not asked for)."""
     spacing = settings.working_spacing_mm
     neck_radius_px = voxels_across(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
@@ -953,13 +951,32 @@ def _shaped_body(
         level = _outer_edge_level(
             hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px, axis_row=centre[0]
         )
-        floor = parameters.bone_min_hu if shell_level_hu is None else shell_level_hu
-        if level is not None and level > floor:
-            _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
-            _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
+    return body, pedicle_slices, level
+
+
+def _edge_trimmed(
+    cut: tuple[np.ndarray, list[int], float | None],
+    interiors: dict[int, np.ndarray],
+    hu: np.ndarray,
+    centre: tuple[int, int],
+    settings: BodySegmentationSettings,
+    parameters: MeasurementParameters,
+    shell_level_hu: float | None = None,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """A copy of a cut body (:func:`_cut_body`'s result for ``interiors``) with its outer surface
+    moved to the cortex's edge when that lies above ``shell_level_hu`` (the lowest level, HU, the
+    rings were closed at; by default the bone threshold). Returns the mask and the cross-sections
+    kept (those of at least half the typical area)."""
+    cut_body, pedicle_slices, level = cut
+    body = cut_body.copy()
+    floor = parameters.bone_min_hu if shell_level_hu is None else shell_level_hu
+    if level is not None and level > floor:
+        band_px = voxels_across(settings.edge_band_mm, settings.working_spacing_mm)
+        _trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
+        _cut_pedicle_fillets(body, hu, parameters.bone_min_hu, list(interiors), pedicle_slices, centre)
     areas = {z: int(body[z].sum()) for z in interiors}
     typical = float(np.median(list(areas.values())))
-    return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}, level
+    return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
 
 
 DEFICIENT_AREA_FRACTION = 0.9
@@ -1090,14 +1107,16 @@ def segment_vertebral_body(
     shell_levels = [level for level in settings.shell_levels_hu if level <= parameters.bone_min_hu]
     shell_levels = [parameters.bone_min_hu] + [lvl for lvl in shell_levels if lvl < parameters.bone_min_hu]
     attempts = [(level, radius) for level in shell_levels for radius in settings.closing_radii_mm]
-    shaping = dict(hu=hu, shape=grid.shape, centre=centre, settings=settings, parameters=parameters)
+    shaping = dict(hu=hu, centre=centre, settings=settings, parameters=parameters)
     interiors = _cross_sections(hu, slab, axial_mm, frame.height_mm, centre, attempts, settings)
     if not interiors:
         raise CementLeakageError(
             "no vertebral body found between the endplate points: no bone ring encloses the axis between "
             "them; check the points and the bone threshold"
         )
-    body, interiors, edge_level = _shaped_body(interiors, **shaping)
+    cut = _cut_body(interiors, shape=grid.shape, **shaping)
+    body, interiors = _edge_trimmed(cut, interiors, **shaping)
+    edge_level = cut[2]
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = _deficient_slices(body, interiors)
     if deficient or faint_cortex:
@@ -1108,12 +1127,13 @@ def segment_vertebral_body(
         if again:
             # Rings closed at the lowest level lie outside a faint cortex's edge by more than the
             # first ones: the outer surface is moved to the cortex's edge down to that level.
-            alternative, kept, _ = _shaped_body(again, **shaping, shell_level_hu=low_first[0][0])
+            cut_again = _cut_body(again, shape=grid.shape, **shaping)
+            alternative, kept = _edge_trimmed(cut_again, again, **shaping, shell_level_hu=low_first[0][0])
             if _lost_throughout(body, interiors, alternative, kept, faint_cortex):
                 body, interiors = alternative, kept
             elif deficient:
                 # A few slices are mended with the outline the first rings would have had.
-                alternative, kept, _ = _shaped_body(again, **shaping)
+                alternative, kept = _edge_trimmed(cut_again, again, **shaping)
                 for z in deficient:
                     if z in kept and alternative[z].sum() > body[z].sum():
                         body[z] = alternative[z]
