@@ -20,9 +20,10 @@ are replaced. Slices
 without a closed interior (the endplates themselves) take the outline of the nearest slice
 that has one. Where the cortical shell encloses the body in 3D, its faces follow tilted and
 concave endplates; a face that stops short of the smooth endplate surface fitted to all
-columns (a hole in a faint shell) is raised to it. The mask is then resampled onto the CT
-grid and clipped to the slab between the two endplate points (beyond them only where a
-concave endplate's rim continues).
+columns (a hole in a faint shell) is raised to it, and the faces are moved onto the marked
+points to a fraction of a slice (see :func:`_calibrate_to_endplate_points`). The mask is then
+resampled onto the CT grid and clipped to the slab between the two endplate points (beyond them
+only where a concave endplate's rim continues).
 """
 
 from __future__ import annotations
@@ -446,14 +447,16 @@ def _enclosed_by_shell(
     shell_levels: list[float],
     settings: BodySegmentationSettings,
     cement_min_hu: float = 1500.0,
-) -> np.ndarray | None:
+) -> tuple[np.ndarray, FaceFill] | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
     Side wall and both endplates enclose the body; the disc, the canal and the gaps between
     processes are open, so filling the shell's cavities in 3D follows the endplates wherever
     they lie: tilted (wedge fractures), dimpled (biconcave fractures, Schmorl's nodes) or
     concave, rather than cutting at the marked points. The outline (x, y) is the union of the
-    slab's cross-sections. Returns None when no shell level closes (the slab's body is kept).
+    slab's cross-sections. Returns the mask with the share of their end voxels its columns fill
+    (:func:`_calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
+    is kept).
     """
     outline = body[slab].any(axis=0)
     if not outline.any():
@@ -532,17 +535,18 @@ def _enclosed_by_shell(
             candidate, closed = candidates[attempt]
             if not (candidate & ~closed)[core_slices].any():
                 continue
-            calibrated = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
+            calibrated, fill = _calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
             coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
             if coverage >= ENCLOSED_COVERAGE_MIN:
-                return finished(calibrated, True)
+                return finished(calibrated, True), fill
             if partial is None or coverage > partial[0]:
                 partial = (coverage, calibrated)
     if partial is None:
         return None
     # Every shell that closed has holes: its faces still follow the endplates beyond the points
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
-    return finished(partial[1], True) | (slab_body & typical_outline[None])
+    # Their columns may end where the slab's body does: the faces are kept whole.
+    return finished(partial[1], True) | (slab_body & typical_outline[None]), FaceFill()
 
 
 FACE_TOLERANCE_MM = 1.5
@@ -702,31 +706,61 @@ def _faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | Non
     return on_axis[0], on_axis[1]
 
 
+SLICE_SHARE_RESOLUTION = 1e-6
+"""Overshoots (in slices) this close to a whole number are taken as whole: rounding in the face
+fit must not turn an exact two slices into one and a fill of all but nothing."""
+
+
+def _whole_slices(overshoot_px: float) -> int:
+    """The whole slices within an overshoot of ``overshoot_px`` (>= 0) slices."""
+    whole = int(np.floor(overshoot_px))
+    return whole + 1 if overshoot_px - whole > 1.0 - SLICE_SHARE_RESOLUTION else whole
+
+
+def _kept_share(residual_px: float) -> float:
+    """The share of its end voxel a face keeps when ``residual_px`` (a fraction of a slice, or a
+    hair below 0) is still to come off."""
+    return 1.0 if abs(residual_px) < SLICE_SHARE_RESOLUTION else 1.0 - residual_px
+
+
+@dataclass(frozen=True)
+class FaceFill:
+    """The share (0 to 1] of its end voxels that each column of a body on the frame grid fills
+    along the axis, at the lower and upper face: the sub-voxel part of a calibration."""
+
+    lower: float = 1.0
+    upper: float = 1.0
+
+
 def _calibrate_to_endplate_points(
     body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, FaceFill]:
     """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
 
     The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
     where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
     shortened at each end by the overshoot on the axis (at most ``MAX_ENDPLATE_OVERSHOOT_MM``),
     read from the faces fitted around it (:func:`_faces_on_axis`) or, failing that, from the
-    axis column itself.
+    axis column itself. Whole slices are taken off the mask; the rest of the overshoot, a
+    fraction of a slice, is returned as the share of its end voxels each column keeps (a
+    rounded shift would be up to a quarter of a slice off at each face: 2% of a 12 mm body).
     """
     spacing = abs(float(axial_mm[1] - axial_mm[0]))
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     column = np.flatnonzero(body[:, centre[0], centre[1]])
     if column.size == 0:
-        return body
+        return body, FaceFill()
     lower_face, upper_face = _faces_on_axis(body, inset_px) or (float(column[0]), float(column[-1]))
     step = float(axial_mm[1] - axial_mm[0])
-    limit = int(round(MAX_ENDPLATE_OVERSHOOT_MM / spacing))
+    limit = MAX_ENDPLATE_OVERSHOOT_MM / spacing
     # Slices are centred half a slice inside the faces: the top slice on the axis ends at the
     # upper point, the bottom slice starts at the lower point.
     upper_mm = float(axial_mm[0]) + upper_face * step
     lower_mm = float(axial_mm[0]) + lower_face * step
-    top = int(np.clip(round((upper_mm - (height_mm - 0.5 * spacing)) / spacing), 0, limit))
-    bottom = int(np.clip(round((0.5 * spacing - lower_mm) / spacing), 0, limit))
+    top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, 0.0, limit))
+    bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, 0.0, limit))
+    top, bottom = _whole_slices(top_px), _whole_slices(bottom_px)
+    fill = FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
     result = body.copy()
     if top:
         result[:-top] &= body[top:]
@@ -734,7 +768,29 @@ def _calibrate_to_endplate_points(
     if bottom:
         result[bottom:] &= body[:-bottom]
         result[:bottom] = False
-    return result
+    return result, fill
+
+
+def _face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
+    """The body (bool ``[z, y, x]`` on the frame grid) as float32 values whose linear
+    interpolation crosses one half where each column's faces lie: inner voxels 1, outside 0,
+    and the lowest and highest voxel of every column the value that puts the crossing at
+    ``fill`` of the way across it (1 keeps the binary mask's faces, at the voxel's outer edge)."""
+
+    def crossing_value(share: float) -> float:
+        # Between an inner voxel (1) and the end voxel (v) the half-crossing lies 0.5 / (1 - v)
+        # from the inner voxel's centre; between the end voxel and the outside (0), (v - 0.5) / v
+        # beyond the end voxel's centre.
+        share = float(np.clip(share, 0.0, 1.0))
+        return 0.5 / (1.5 - share) if share >= 0.5 else 1.0 - 0.5 / (0.5 + share)
+
+    occupancy = body.astype(np.float32)
+    present, first, last = _column_faces(body)
+    rows, cols = np.nonzero(present)
+    lower, upper = crossing_value(fill.lower), crossing_value(fill.upper)
+    occupancy[last[rows, cols], rows, cols] = upper
+    occupancy[first[rows, cols], rows, cols] = np.minimum(occupancy[first[rows, cols], rows, cols], lower)
+    return occupancy
 
 
 def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
@@ -877,7 +933,9 @@ def _cross_sections(
     ring has an interior of its own; failing that, the first solid cross-section (cement up to
     the cortex, or an endplate's plate), taken at once within ``SOLID_SLICE_FACE_MM`` of the
     endplate points where solid slices are the rule. Cross-sections far from the typical area
-    (below half, above twice the median) are dropped.
+    (below half, above twice the median) are dropped, their areas taken with the necks cut
+    (:func:`_cut_necks`): where pedicle roots span most of a compressed body's height, the slices
+    free of them would otherwise look like stray rings beside the others.
     """
     spacing = settings.working_spacing_mm
     interiors: dict[int, np.ndarray] = {}
@@ -915,8 +973,12 @@ def _cross_sections(
     interiors.update(solids)
     interiors = {z: interiors[z] for z in sorted(interiors)}
     if interiors:
-        typical = float(np.median([m.sum() for m in interiors.values()]))
-        interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= m.sum() <= 2.0 * typical}
+        necks_cut = _cut_necks(
+            np.stack(list(interiors.values())), centre, voxels_across(settings.neck_radius_mm, spacing)
+        )
+        areas = dict(zip(interiors, necks_cut.sum(axis=(1, 2))))
+        typical = float(np.median(list(areas.values())))
+        interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= areas[z] <= 2.0 * typical}
     return interiors
 
 
@@ -1042,10 +1104,10 @@ def _on_ct_grid(
     reach_below: float,
     reach_above: float,
 ) -> np.ndarray:
-    """The body moved from the frame grid onto the CT sub-grid with its volume kept (see
-    :mod:`mask_resampling`), within the slab between the endplate points (beyond them by
-    ``reach_below`` and ``reach_above`` mm, where a concave endplate's rim continues) give or
-    take half a CT voxel."""
+    """The body (its occupancy on the frame grid, :func:`_face_occupancy`) moved onto the CT
+    sub-grid with its volume kept (see :mod:`mask_resampling`), within the slab between the
+    endplate points (beyond them by ``reach_below`` and ``reach_above`` mm, where a concave
+    endplate's rim continues) give or take half a CT voxel."""
     coverage = coverage_on(body, grid, crop_grid)
     k, j, i = np.nonzero(coverage > 0.0)
     points = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))
@@ -1145,8 +1207,9 @@ def segment_vertebral_body(
     enclosed = _enclosed_by_shell(
         hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings, parameters.cement_min_hu
     )
+    fill = FaceFill()
     if enclosed is not None:
-        body[:] = enclosed
+        body[:], fill = enclosed
         rows = np.flatnonzero(body.any(axis=(1, 2)))
         half = 0.5 * abs(axial_mm[1] - axial_mm[0])
         reach_below = max(0.0, -(float(axial_mm[rows[0]]) - half))
@@ -1171,7 +1234,7 @@ def segment_vertebral_body(
             "review the vertebral body mask"
         )
 
-    native = _on_ct_grid(body, grid, crop_grid, frame, reach_below, reach_above)
+    native = _on_ct_grid(_face_occupancy(body, fill), grid, crop_grid, frame, reach_below, reach_above)
     return BodySegmentation(
         mask=native,
         geometry=crop_grid,

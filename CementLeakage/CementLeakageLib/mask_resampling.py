@@ -33,6 +33,9 @@ def _offsets(spacing_mm: float) -> np.ndarray:
 def coverage_on(mask: np.ndarray, fine: VolumeGeometry, coarse: VolumeGeometry) -> np.ndarray:
     """Fraction (0 to 1) of each voxel of ``coarse`` that ``mask`` (on ``fine``) covers.
 
+    ``mask`` is bool, or float values from 0 to 1 whose linear interpolation crosses one half on
+    the surface (a face within a fine voxel).
+
     The voxel is sampled at points spread along its slice axis (k), at most
     ``SAMPLE_SPACING_MM`` apart; at each point the fine mask is interpolated linearly and taken
     where it is at least one half, as a binary resampling would. In the slice plane the voxel

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.body_segmentation import BodySegmentationSettings, _enclosed_by_shell
+from CementLeakageLib.body_segmentation import BodySegmentationSettings, FaceFill, _enclosed_by_shell
 
 SPACING_MM = 0.5
 HEIGHT_MM = 20.0
@@ -43,8 +43,10 @@ def enclosed(hu: np.ndarray):
 def test_a_closed_shell_encloses_the_body_between_the_points():
     result = enclosed(ct())
     assert result is not None
-    assert np.array_equal(result, BODY)
-    assert result.sum() == OUTLINE.sum() * 40  # 40 slices of 0.5 mm between the points
+    mask, fill = result
+    assert np.array_equal(mask, BODY)
+    assert mask.sum() == OUTLINE.sum() * 40  # 40 slices of 0.5 mm between the points
+    assert fill == FaceFill(1.0, 1.0)  # the faces lie on slice faces: whole end voxels
 
 
 def test_a_shell_open_to_the_disc_encloses_nothing():
@@ -67,7 +69,7 @@ def test_cement_filling_the_middle_up_to_the_cortex_still_encloses_the_body():
     hu[MARROW[None] & (Z > 5.0) & (Z < 15.0)] = 2700.0
     result = enclosed(hu)
     assert result is not None
-    assert np.array_equal(result, BODY)
+    assert np.array_equal(result[0], BODY)
 
 
 def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
@@ -78,4 +80,4 @@ def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
     hu[gap] = 150.0
     result = enclosed(hu)
     assert result is not None
-    assert np.array_equal(result, BODY)
+    assert np.array_equal(result[0], BODY)

@@ -12,8 +12,10 @@ import pytest
 from CementLeakageLib.body_segmentation import (
     BROKEN_FACE_FRACTION,
     MAX_ENDPLATE_OVERSHOOT_MM,
+    FaceFill,
     _calibrate_to_endplate_points,
     _columns_within_outline,
+    _face_occupancy,
     _faces_on_axis,
     _smooth_face,
 )
@@ -117,9 +119,10 @@ HEIGHT_MM = 20.0
 
 def cylinder(lower_mm: float, upper_mm: float, tilted: bool = False) -> np.ndarray:
     """The disk between faces at ``lower_mm`` and ``upper_mm`` on the axis (slice faces, mm);
-    ``tilted`` faces rise one slice every four columns to the right (3 mm across the disk)."""
+    ``tilted`` faces rise one slice every three columns to the right (about 8 mm across the
+    disk), in steps centred on the axis, so that the plane fitted to them passes through it."""
     centres = AXIAL_MM[:, None, None]
-    shift = ((COLS - 30) // 4 * SPACING_MM * tilted)[None]
+    shift = ((COLS - 29) // 3 * SPACING_MM * tilted)[None]
     return (
         DISK[None] & (centres - 0.25 >= lower_mm + shift - 1e-9) & (centres + 0.25 <= upper_mm + shift + 1e-9)
     )
@@ -128,32 +131,65 @@ def cylinder(lower_mm: float, upper_mm: float, tilted: bool = False) -> np.ndarr
 @pytest.mark.parametrize("overshoot_mm", [0.5, 1.0, 2.0])
 def test_faces_overshooting_on_the_axis_are_brought_onto_the_points(overshoot_mm):
     body = cylinder(-overshoot_mm, HEIGHT_MM + overshoot_mm)
-    assert np.array_equal(
-        _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), cylinder(0.0, HEIGHT_MM)
-    )
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM))
+    assert fill == FaceFill(1.0, 1.0)
 
 
 def test_a_tilted_face_moves_by_the_axis_overshoot_in_every_column():
     body = cylinder(-1.0, HEIGHT_MM + 1.5, tilted=True)
-    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM, tilted=True))
+    assert fill == FaceFill(1.0, 1.0)
+
+
+@pytest.mark.parametrize(("upper_point_mm", "upper_fill"), [(19.9, 0.8), (19.6, 0.2), (19.75, 0.5)])
+def test_an_overshoot_of_part_of_a_slice_is_left_as_the_end_voxels_share(upper_point_mm, upper_fill):
+    # The top slice of the body ends at 21.0 mm: 1.1 mm (2.2 slices) beyond a point at 19.9 mm.
+    # Two whole slices come off; the new top slice (19.5 to 20.0 mm) keeps 0.8 of itself.
+    body = cylinder(-1.0, 21.0)
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, upper_point_mm, INSET_PX)
+    assert np.array_equal(calibrated, cylinder(0.0, 20.0))
+    assert fill.lower == pytest.approx(1.0)
+    assert fill.upper == pytest.approx(upper_fill, abs=1e-9)
 
 
 def test_an_overshoot_beyond_the_limit_is_cut_by_the_limit_only():
     body = cylinder(-4.0, HEIGHT_MM)
-    calibrated = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(-4.0 + MAX_ENDPLATE_OVERSHOOT_MM, HEIGHT_MM))
+    assert fill == FaceFill(1.0, 1.0)
 
 
 def test_faces_short_of_the_points_are_not_extended():
     body = cylinder(1.0, HEIGHT_MM - 1.0)
-    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), body)
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    assert np.array_equal(calibrated, body)
+    assert fill == FaceFill(1.0, 1.0)
 
 
 def test_an_empty_axis_leaves_the_body_as_it_is():
     body = cylinder(-1.0, HEIGHT_MM + 1.0)
     body[:, 30, 30] = False
-    assert np.array_equal(_calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX), body)
+    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    assert np.array_equal(calibrated, body)
+    assert fill == FaceFill(1.0, 1.0)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 0.5, 0.7, 0.95, 1.0])
+def test_the_end_voxels_values_put_the_interpolated_surface_at_their_share(share):
+    # Along a column interpolated linearly (np.interp), the value one half is crossed where the
+    # face lies: the end voxel's inner edge plus ``share`` of a slice, at both ends.
+    body = np.zeros((12, 3, 3), dtype=bool)
+    body[3:9] = True  # voxels 3..8: the lower end voxel spans 2.5..3.5, the upper one 7.5..8.5
+    occupancy = _face_occupancy(body, FaceFill(lower=share, upper=share))
+    column = occupancy[:, 1, 1].astype(float)
+    assert np.all(occupancy[4:8] == 1.0) and not occupancy[:3].any() and not occupancy[9:].any()
+    positions = np.linspace(0.0, 11.0, 110001)
+    inside = np.interp(positions, np.arange(12), column) >= 0.5
+    lower_face, upper_face = positions[inside][0], positions[inside][-1]
+    assert lower_face == pytest.approx(3.5 - share, abs=2e-4)
+    assert upper_face == pytest.approx(7.5 + share, abs=2e-4)
 
 
 def test_the_body_is_rebuilt_from_its_faces_within_the_outline():

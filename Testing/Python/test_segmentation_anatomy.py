@@ -121,6 +121,23 @@ CASES = {
         "rotation_deg": 11.545579986560632,
         "seed": 2036,
     },
+    # The pedicle roots span most of this compressed body's height: only its lowest slices stand
+    # free of them, half the others' area. Judged by that area, those slices were dropped as
+    # stray rings, the posterior wall was set by slices carrying pedicles, and the roots with the
+    # tract's cement counted as body (BCV +5.5%, PSBCV +8.2%).
+    "biconcave T11 to 60% whose pedicle roots are as tall as its body, rotated (phantom 16 of the "
+    "seed-2026 sweep)": {
+        "level": "T11",
+        "spacing_mm": (1.0, 1.0, 1.25),
+        "orientation": "lps",
+        "cement_preset": "low",
+        "leaks": ("anterior",),
+        "compression": "biconcave",
+        "compression_ratio": 0.6035811657548346,
+        "basivertebral_foramen": True,
+        "rotation_deg": -15.355810556163561,
+        "seed": 2042,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
