@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.body_segmentation import BodySegmentationSettings, FaceFill, _enclosed_by_shell
+from CementLeakageLib.body_settings import BodySegmentationSettings
+from CementLeakageLib.endplate_faces import FaceFill
+from CementLeakageLib.shell_enclosure import enclosed_by_shell
 
 SPACING_MM = 0.5
 HEIGHT_MM = 20.0
@@ -35,7 +37,7 @@ def ct(endplates: bool = True) -> np.ndarray:
 def enclosed(hu: np.ndarray):
     cross_sections = np.zeros_like(BODY)
     cross_sections[SLAB] = OUTLINE
-    return _enclosed_by_shell(
+    return enclosed_by_shell(
         hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, BodySegmentationSettings()
     )
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CementLeakageLib.body_segmentation import (
+from CementLeakageLib.endplate_faces import (
     BROKEN_FACE_FRACTION,
     MAX_ENDPLATE_OVERSHOOT_MM,
     FaceFill,
-    _calibrate_to_endplate_points,
-    _columns_within_outline,
-    _face_occupancy,
-    _faces_on_axis,
-    _smooth_face,
+    calibrate_to_endplate_points,
+    columns_within_outline,
+    face_occupancy,
+    faces_on_axis,
+    smooth_face,
 )
 
 SPACING_MM = 0.5
@@ -42,7 +42,7 @@ def test_a_face_broken_in_many_columns_is_raised_to_the_plane_exactly():
     face = tilted_lower_face()
     broken = holes(0.2)
     damaged = np.where(broken, face + 10, face)  # the enclosure stopped 5 mm inside the body
-    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    smoothed = smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
     assert np.array_equal(smoothed[DISK], face[DISK])
     assert np.array_equal(smoothed[~DISK], damaged[~DISK])
 
@@ -54,7 +54,7 @@ def test_a_few_short_columns_are_kept_as_they_are():
     pit = DISK & (np.hypot(ROWS - 30, COLS - 30) <= 5)  # 81 columns, 4.5% of the face
     assert pit.sum() / DISK.sum() < BROKEN_FACE_FRACTION
     damaged = np.where(pit, face + 10, face)
-    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    smoothed = smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
     assert np.array_equal(smoothed, damaged)
 
 
@@ -69,7 +69,7 @@ def test_short_columns_inside_the_outline_are_raised_and_those_along_it_kept():
     steps = DISK & (radius > 23) & (COLS > 30)  # along the outline, on the right
     assert (pit | steps).sum() / DISK.sum() < BROKEN_FACE_FRACTION
     damaged = np.where(pit | steps, face + 10, face)
-    smoothed = _smooth_face(damaged, DISK, 1, TOLERANCE_PX, -100, interior)
+    smoothed = smooth_face(damaged, DISK, 1, TOLERANCE_PX, -100, interior)
     assert np.array_equal(smoothed[pit], face[pit])
     assert np.array_equal(smoothed[steps], damaged[steps])
     assert np.array_equal(smoothed[DISK & ~pit], damaged[DISK & ~pit])
@@ -82,7 +82,7 @@ def test_columns_beyond_the_surface_are_never_moved():
     rim = DISK & (np.hypot(ROWS - 30, COLS - 30) > 22)
     broken = holes(0.2) & ~rim
     damaged = np.where(broken, face + 10, np.where(rim, face - 6, face))
-    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
+    smoothed = smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=-100)
     assert np.array_equal(smoothed[rim], face[rim] - 6)
     assert np.array_equal(smoothed[broken], face[broken])
 
@@ -91,7 +91,7 @@ def test_the_upper_face_is_lowered_from_above():
     upper = (60 - (COLS - 30)).astype(np.int64)
     broken = holes(0.2)
     damaged = np.where(broken, upper - 10, upper)
-    smoothed = _smooth_face(damaged, DISK, inward=-1, tolerance_px=TOLERANCE_PX, bound=1000)
+    smoothed = smooth_face(damaged, DISK, inward=-1, tolerance_px=TOLERANCE_PX, bound=1000)
     assert np.array_equal(smoothed[DISK], upper[DISK])
 
 
@@ -100,7 +100,7 @@ def test_raised_faces_stay_within_the_slab():
     broken = holes(0.2)
     damaged = np.where(broken, face + 10, face)
     bound = 5  # the slab starts at slice 5; the plane lies below it on the left
-    smoothed = _smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=bound)
+    smoothed = smooth_face(damaged, DISK, inward=1, tolerance_px=TOLERANCE_PX, bound=bound)
     assert np.array_equal(smoothed[broken], np.maximum(face[broken], bound))
     assert (face[broken] < bound).any()
 
@@ -110,7 +110,7 @@ def test_too_few_columns_leave_the_face_alone():
     few = np.zeros_like(DISK)
     few[30, 20:31] = True  # 11 columns
     damaged = np.where(few & (COLS < 25), face + 10, face)
-    assert np.array_equal(_smooth_face(damaged, few, 1, TOLERANCE_PX, -100), damaged)
+    assert np.array_equal(smooth_face(damaged, few, 1, TOLERANCE_PX, -100), damaged)
 
 
 AXIAL_MM = np.arange(80) * SPACING_MM - 10.25  # slice centres from -10.25 mm; faces on whole mm
@@ -131,14 +131,14 @@ def cylinder(lower_mm: float, upper_mm: float, tilted: bool = False) -> np.ndarr
 @pytest.mark.parametrize("overshoot_mm", [0.5, 1.0, 2.0])
 def test_faces_overshooting_on_the_axis_are_brought_onto_the_points(overshoot_mm):
     body = cylinder(-overshoot_mm, HEIGHT_MM + overshoot_mm)
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM))
     assert fill == FaceFill(1.0, 1.0)
 
 
 def test_a_tilted_face_moves_by_the_axis_overshoot_in_every_column():
     body = cylinder(-1.0, HEIGHT_MM + 1.5, tilted=True)
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM, tilted=True))
     assert fill == FaceFill(1.0, 1.0)
 
@@ -148,7 +148,7 @@ def test_an_overshoot_of_part_of_a_slice_is_left_as_the_end_voxels_share(upper_p
     # The top slice of the body ends at 21.0 mm: 1.1 mm (2.2 slices) beyond a point at 19.9 mm.
     # Two whole slices come off; the new top slice (19.5 to 20.0 mm) keeps 0.8 of itself.
     body = cylinder(-1.0, 21.0)
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, upper_point_mm, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, upper_point_mm, INSET_PX)
     assert np.array_equal(calibrated, cylinder(0.0, 20.0))
     assert fill.lower == pytest.approx(1.0)
     assert fill.upper == pytest.approx(upper_fill, abs=1e-9)
@@ -156,14 +156,14 @@ def test_an_overshoot_of_part_of_a_slice_is_left_as_the_end_voxels_share(upper_p
 
 def test_an_overshoot_beyond_the_limit_is_cut_by_the_limit_only():
     body = cylinder(-4.0, HEIGHT_MM)
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, cylinder(-4.0 + MAX_ENDPLATE_OVERSHOOT_MM, HEIGHT_MM))
     assert fill == FaceFill(1.0, 1.0)
 
 
 def test_faces_short_of_the_points_are_not_extended():
     body = cylinder(1.0, HEIGHT_MM - 1.0)
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, body)
     assert fill == FaceFill(1.0, 1.0)
 
@@ -171,7 +171,7 @@ def test_faces_short_of_the_points_are_not_extended():
 def test_an_empty_axis_leaves_the_body_as_it_is():
     body = cylinder(-1.0, HEIGHT_MM + 1.0)
     body[:, 30, 30] = False
-    calibrated, fill = _calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
     assert np.array_equal(calibrated, body)
     assert fill == FaceFill(1.0, 1.0)
 
@@ -182,7 +182,7 @@ def test_the_end_voxels_values_put_the_interpolated_surface_at_their_share(share
     # face lies: the end voxel's inner edge plus ``share`` of a slice, at both ends.
     body = np.zeros((12, 3, 3), dtype=bool)
     body[3:9] = True  # voxels 3..8: the lower end voxel spans 2.5..3.5, the upper one 7.5..8.5
-    occupancy = _face_occupancy(body, FaceFill(lower=share, upper=share))
+    occupancy = face_occupancy(body, FaceFill(lower=share, upper=share))
     column = occupancy[:, 1, 1].astype(float)
     assert np.all(occupancy[4:8] == 1.0) and not occupancy[:3].any() and not occupancy[9:].any()
     positions = np.linspace(0.0, 11.0, 110001)
@@ -199,7 +199,7 @@ def test_the_body_is_rebuilt_from_its_faces_within_the_outline():
     stray = np.zeros_like(body)
     stray[30:40, 30, 58] = True  # a stub outside the outline (a rib, a pedicle root)
     slab = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
-    rebuilt = _columns_within_outline(hollow | stray, DISK, TOLERANCE_PX, slab)
+    rebuilt = columns_within_outline(hollow | stray, DISK, TOLERANCE_PX, slab)
     assert np.array_equal(rebuilt, body)
     assert rebuilt.sum() == DISK.sum() * 40  # 40 slices of 0.5 mm between the points
 
@@ -209,8 +209,8 @@ def test_a_column_lost_below_a_pit_is_rebuilt_up_to_the_upper_face():
     leaked = body.copy()
     leaked[45:, 28:33, 28:33] = False  # the upper 8 mm (16 slices) of 25 columns, lost through a pit
     slab = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
-    assert np.array_equal(_columns_within_outline(leaked, DISK, TOLERANCE_PX, slab), leaked)
-    rebuilt = _columns_within_outline(leaked, DISK, TOLERANCE_PX, slab, INSET_PX)
+    assert np.array_equal(columns_within_outline(leaked, DISK, TOLERANCE_PX, slab), leaked)
+    rebuilt = columns_within_outline(leaked, DISK, TOLERANCE_PX, slab, INSET_PX)
     assert np.array_equal(rebuilt, body)
 
 
@@ -232,7 +232,7 @@ def terraced_body(slope: float) -> tuple[np.ndarray, float]:
 @pytest.mark.parametrize("slope", [0.5, 1.0])
 def test_the_faces_on_the_axis_average_over_the_terraces(slope):
     body, mean_overshoot = terraced_body(slope)
-    lower, upper = _faces_on_axis(body, INSET_PX)
+    lower, upper = faces_on_axis(body, INSET_PX)
     # The axis column's terrace lies on its true faces (slices 20 and 60): reading the overshoot
     # there alone would leave every other column out by the terraces' mean (1.5-1.7 slices).
     assert mean_overshoot > 1.4
@@ -243,4 +243,4 @@ def test_the_faces_on_the_axis_average_over_the_terraces(slope):
 
 def test_too_few_columns_give_no_fitted_faces():
     body = cylinder(0.0, HEIGHT_MM)
-    assert _faces_on_axis(body, 22) is None  # a 2-pixel core is left inside the outline
+    assert faces_on_axis(body, 22) is None  # a 2-pixel core is left inside the outline

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from CementLeakageLib.body_segmentation import _outer_edge_level
+from CementLeakageLib.cortex_edge import outer_edge_level
 
 SHAPE = (8, 120, 120)
 CENTRE = (60, 60)
@@ -51,7 +51,7 @@ def stack(cortex_hu: float, pedicles: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def level(cortex_hu: float, pedicles: bool, axis_row: int | None) -> float:
     body, hu = stack(cortex_hu, pedicles)
-    value = _outer_edge_level(hu, body, list(range(SHAPE[0])), BAND_PX, axis_row=axis_row)
+    value = outer_edge_level(hu, body, list(range(SHAPE[0])), BAND_PX, axis_row=axis_row)
     assert value is not None
     return value
 

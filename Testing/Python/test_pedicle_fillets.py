@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.body_segmentation import FILLET_MAX_FRACTION, _cut_pedicle_fillets
+from CementLeakageLib.pedicle_cuts import FILLET_MAX_FRACTION, cut_pedicle_fillets
 
 SHAPE = (40, 120, 120)
 CENTRE = (60, 60)
@@ -42,7 +42,7 @@ def stack(extra: np.ndarray = FILLETS, bone_beyond: np.ndarray = PEDICLES):
 
 
 def cut(body: np.ndarray, hu: np.ndarray) -> None:
-    _cut_pedicle_fillets(body, hu, BONE_MIN_HU, list(range(SHAPE[0])), PEDICLE_SLICES, CENTRE)
+    cut_pedicle_fillets(body, hu, BONE_MIN_HU, list(range(SHAPE[0])), PEDICLE_SLICES, CENTRE)
 
 
 def test_fillets_next_to_the_pedicles_are_cut_to_the_body_s_outline():

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.body_segmentation import (
+from CementLeakageLib.pedicle_cuts import (
     POSTERIOR_PROFILE_TOLERANCE_MM,
     ROOT_PROFILE_QUANTILE,
-    _cut_pedicle_roots,
+    cut_pedicle_roots,
 )
 
 SPACING_MM = 0.5
@@ -57,7 +57,7 @@ def stack():
 
 def test_roots_are_cut_and_the_body_is_kept():
     body, bone, normal, flared, root_only = stack()
-    _cut_pedicle_roots(
+    cut_pedicle_roots(
         body, as_hu(bone), BONE_MIN_HU, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM
     )
     tolerance_px = int(np.ceil(POSTERIOR_PROFILE_TOLERANCE_MM / SPACING_MM))
@@ -80,7 +80,7 @@ def test_without_bone_behind_nothing_is_cut():
     # The same bumps with soft tissue behind them are the body's own shape: kept whole.
     body, _, *_ = stack()
     before = body.copy()
-    _cut_pedicle_roots(
+    cut_pedicle_roots(
         body, as_hu(body), BONE_MIN_HU, list(range(SHAPE[0])), CENTRE, ROOT_PROFILE_QUANTILE, SPACING_MM
     )
     assert np.array_equal(body, before)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CementLeakageLib.body_segmentation import MAX_ENDPLATE_OVERSHOOT_MM, _faces_meet_the_points
+from CementLeakageLib.endplate_faces import MAX_ENDPLATE_OVERSHOOT_MM, faces_meet_the_points
 
 SPACING_MM = 0.5
 HEIGHT_MM = 20.0
@@ -33,21 +33,21 @@ def enclosed(lower_mm: float, upper_mm: float, pit: bool = False) -> np.ndarray:
 @pytest.mark.parametrize("overshoot_mm", [0.0, 1.0, MAX_ENDPLATE_OVERSHOOT_MM])
 def test_faces_at_or_near_the_points_meet_them(overshoot_mm):
     mask = enclosed(-overshoot_mm, HEIGHT_MM + overshoot_mm)
-    assert _faces_meet_the_points(mask, AXIAL_MM, HEIGHT_MM)
+    assert faces_meet_the_points(mask, AXIAL_MM, HEIGHT_MM)
 
 
 def test_a_face_that_ran_into_the_disc_does_not():
     # A hole in the lower endplate lets the enclosure run 5 mm into the disc below.
-    assert not _faces_meet_the_points(enclosed(-5.0, HEIGHT_MM), AXIAL_MM, HEIGHT_MM)
+    assert not faces_meet_the_points(enclosed(-5.0, HEIGHT_MM), AXIAL_MM, HEIGHT_MM)
     # An enclosure that stopped 4 mm inside the body, under the upper point.
-    assert not _faces_meet_the_points(enclosed(0.0, HEIGHT_MM - 4.0), AXIAL_MM, HEIGHT_MM)
+    assert not faces_meet_the_points(enclosed(0.0, HEIGHT_MM - 4.0), AXIAL_MM, HEIGHT_MM)
 
 
 def test_one_column_through_a_pit_does_not_decide():
-    assert _faces_meet_the_points(enclosed(0.0, HEIGHT_MM, pit=True), AXIAL_MM, HEIGHT_MM)
+    assert faces_meet_the_points(enclosed(0.0, HEIGHT_MM, pit=True), AXIAL_MM, HEIGHT_MM)
 
 
 def test_an_axis_left_mostly_empty_does_not_meet_the_points():
     mask = enclosed(0.0, HEIGHT_MM)
     mask[:, 24:37, 24:37] = False
-    assert not _faces_meet_the_points(mask, AXIAL_MM, HEIGHT_MM)
+    assert not faces_meet_the_points(mask, AXIAL_MM, HEIGHT_MM)

@@ -1,0 +1,260 @@
+"""The endplate faces of a body on the frame grid (``[z, y, x]``, slices along the vertebral
+axis; a face is a slice index per column): smooth surfaces fitted to them, faces that stop short
+of the surface raised to it, the faces moved onto the marked endplate points to a fraction of a
+slice, and the body rebuilt from its faces within its outline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import slicewise
+from .measurement import voxels_across
+
+MAX_ENDPLATE_OVERSHOOT_MM = 2.0
+"""Largest correction (mm) of the enclosed body's faces towards the marked endplate points."""
+
+
+FACE_TOLERANCE_MM = 1.5
+"""A column whose face lies further inward than this (mm) from the smooth endplate surface
+fitted to all columns stopped at a hole in the shell, not at the endplate."""
+
+
+BROKEN_FACE_FRACTION = 0.1
+"""A face is raised to its fitted surface in all its short columns only when at least this
+fraction of its columns stop short of it: a few short columns along the outline are the grid's
+steps, not holes (fewer are raised inside the outline only)."""
+
+
+def _quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Design matrix of a quadratic surface in column coordinates ``r`` and ``c`` (one row per
+    column: 1, r, c, r², c², rc); its first coefficient is the surface's value at r = c = 0."""
+    return np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
+
+
+def smooth_face(
+    face: np.ndarray,
+    present: np.ndarray,
+    inward: int,
+    tolerance_px: float,
+    bound: int,
+    interior: np.ndarray | None = None,
+) -> np.ndarray:
+    """An endplate face (slice index per column) with its inward outliers raised to the surface.
+
+    A quadratic surface in the column coordinates (a plane for a tilted endplate, a bowl for a
+    concave one) is fitted to the columns in ``present``, leaving out those more than
+    ``tolerance_px`` from the fit either way, three times over. Columns further inward than that
+    (``inward``: +1 for the lower face, -1 for the upper) take the fitted surface, bounded by the
+    slab; the others keep their own face (a local dent, a concave rim). When they are fewer than
+    ``BROKEN_FACE_FRACTION`` of the columns, only those in ``interior`` (bool ``[y, x]``, the
+    outline less a margin) are raised, or none without it: along the outline a few short columns
+    are the grid's steps, inside it they are a hole the enclosure ran through (a Schmorl node's
+    pit, which has no cortex of its own, opens the endplate and the region below it is lost; the
+    pit is filled with it, up to 0.5% of a body).
+    """
+    rows, cols = np.nonzero(present)
+    if rows.size < 12:
+        return face
+    r = (rows - rows.mean()) / max(float(rows.std()), 1.0)
+    c = (cols - cols.mean()) / max(float(cols.std()), 1.0)
+    design = _quadratic_terms(r, c)
+    values = face[rows, cols].astype(float)
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(3):
+        coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        fitted = design @ coefficients
+        keep = np.abs(values - fitted) <= tolerance_px
+        if keep.sum() < 12:
+            return face
+    outliers = inward * (values - fitted) > tolerance_px
+    if outliers.mean() < BROKEN_FACE_FRACTION:
+        if interior is None:
+            return face
+        outliers &= interior[rows, cols]
+        if not outliers.any():
+            return face
+    result = face.copy()
+    raised = np.rint(fitted[outliers]).astype(face.dtype)
+    # Raised faces stay within the slab between the endplate points (``bound``): beyond them a face
+    # is the shell's own (a concave endplate's rim), never an extrapolation.
+    raised = np.maximum(raised, bound) if inward > 0 else np.minimum(raised, bound)
+    result[rows[outliers], cols[outliers]] = raised
+    return result
+
+
+def column_faces(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every column (x, y) of a ``[z, y, x]`` mask: whether it holds a voxel, and the slice
+    indices of its lowest and highest voxel (0 and -1 in empty columns)."""
+    present = mask.any(axis=0)
+    first = np.where(present, np.argmax(mask, axis=0), 0)
+    last = np.where(present, mask.shape[0] - 1 - np.argmax(mask[::-1], axis=0), -1)
+    return present, first, last
+
+
+AXIS_PATCH_MM = 2.0
+"""Half-width (mm) of the patch around the axis whose faces are compared with the marked points."""
+
+
+def faces_meet_the_points(enclosed: np.ndarray, axial_mm: np.ndarray, height_mm: float) -> bool:
+    """Whether the enclosed body's faces around the axis lie at the marked endplate points.
+
+    On the axis the points say where the endplates are (0 and ``height_mm``, mm along the axis).
+    A face more than ``MAX_ENDPLATE_OVERSHOOT_MM`` (plus a slice) beyond or short of its point is
+    not the endplate: the shell opened into the disc (a leak's hole in the endplate) or the
+    enclosure stopped inside the body. The median face over a small patch around the axis is
+    used, so that one column through a pit does not decide.
+    """
+    spacing = abs(float(axial_mm[1] - axial_mm[0]))
+    half = voxels_across(AXIS_PATCH_MM, spacing)
+    rows, cols = enclosed.shape[1] // 2, enclosed.shape[2] // 2
+    patch = enclosed[:, rows - half : rows + half + 1, cols - half : cols + half + 1]
+    present, first, last = column_faces(patch)
+    if present.mean() < 0.5:
+        return False
+    lower_mm = float(np.median(axial_mm[first[present]])) - 0.5 * spacing
+    upper_mm = float(np.median(axial_mm[last[present]])) + 0.5 * spacing
+    allowed_mm = MAX_ENDPLATE_OVERSHOOT_MM + spacing
+    return abs(lower_mm) <= allowed_mm and abs(upper_mm - height_mm) <= allowed_mm
+
+
+def columns_within_outline(
+    enclosed: np.ndarray, outline: np.ndarray, tolerance_px: float, slab: np.ndarray, inset_px: int = 0
+) -> np.ndarray:
+    """The body from its faces and its outline: in every column (x, y) of ``outline``, the
+    voxels between the lowest and highest voxel of ``enclosed`` in that column, faces that stop
+    short of the smooth endplate surface (a hole in a faint shell) raised to it; with
+    ``inset_px``, also a few such columns at least that far inside the outline (:func:`smooth_face`)."""
+    present, first, last = column_faces(enclosed)
+    present &= outline
+    z = np.arange(enclosed.shape[0])[:, None, None]
+    interior = slicewise.binary_erode(present[None], inset_px)[0] if inset_px else None
+    first = smooth_face(first, present, 1, tolerance_px, int(slab[0]), interior)
+    last = smooth_face(last, present, -1, tolerance_px, int(slab[-1]), interior)
+    return present[None] & (z >= first[None]) & (z <= last[None])
+
+
+FACE_FIT_INSET_MM = 3.0
+"""Columns closer than this (mm) to the outline are left out of the face fit: there the faces
+round off into the side wall."""
+FACE_FIT_MIN_COLUMNS = 50
+
+
+def faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | None:
+    """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
+    the ``[z, y, x]`` mask ``body``), from quadratic surfaces fitted to the faces of the columns
+    at least ``inset_px`` inside the outline; None when too few columns are left.
+
+    On thick slices each column's face lies on one of the CT's slices: a dished or tilted
+    endplate crossing several slices shows as terraces, and the axis column alone is off by up
+    to half a CT slice depending on where its terrace falls. The fitted surface averages over
+    the terraces. Each fit is repeated three times without the columns further from it than
+    2 px or 2.5 standard deviations, whichever is more (a pit, a hole in a faint shell).
+    """
+    present, first, last = column_faces(body)
+    inner = slicewise.binary_erode(present[None], inset_px)[0]
+    rows, cols = np.nonzero(inner)
+    if rows.size < FACE_FIT_MIN_COLUMNS:
+        return None
+    scale = float(max(rows.std(), cols.std(), 1.0))
+    r = (rows - body.shape[1] // 2) / scale
+    c = (cols - body.shape[2] // 2) / scale
+    design = _quadratic_terms(r, c)
+    on_axis = []
+    for face in (first, last):
+        values = face[rows, cols].astype(float)
+        keep = np.ones(values.size, dtype=bool)
+        for _ in range(3):
+            coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+            residual = values - design @ coefficients
+            keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
+        on_axis.append(float(coefficients[0]))
+    return on_axis[0], on_axis[1]
+
+
+SLICE_SHARE_RESOLUTION = 1e-6
+"""Overshoots (in slices) this close to a whole number are taken as whole: rounding in the face
+fit must not turn an exact two slices into one and a fill of all but nothing."""
+
+
+def _whole_slices(overshoot_px: float) -> int:
+    """The whole slices within an overshoot of ``overshoot_px`` (>= 0) slices."""
+    whole = int(np.floor(overshoot_px))
+    return whole + 1 if overshoot_px - whole > 1.0 - SLICE_SHARE_RESOLUTION else whole
+
+
+def _kept_share(residual_px: float) -> float:
+    """The share of its end voxel a face keeps when ``residual_px`` (a fraction of a slice, or a
+    hair below 0) is still to come off."""
+    return 1.0 if abs(residual_px) < SLICE_SHARE_RESOLUTION else 1.0 - residual_px
+
+
+@dataclass(frozen=True)
+class FaceFill:
+    """The share (0 to 1] of its end voxels that each column of a body on the frame grid fills
+    along the axis, at the lower and upper face: the sub-voxel part of a calibration."""
+
+    lower: float = 1.0
+    upper: float = 1.0
+
+
+def calibrate_to_endplate_points(
+    body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int
+) -> tuple[np.ndarray, FaceFill]:
+    """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
+
+    The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
+    where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
+    shortened at each end by the overshoot on the axis (at most ``MAX_ENDPLATE_OVERSHOOT_MM``),
+    read from the faces fitted around it (:func:`faces_on_axis`) or, failing that, from the
+    axis column itself. Whole slices are taken off the mask; the rest of the overshoot, a
+    fraction of a slice, is returned as the share of its end voxels each column keeps (a
+    rounded shift would be up to a quarter of a slice off at each face: 2% of a 12 mm body).
+    """
+    spacing = abs(float(axial_mm[1] - axial_mm[0]))
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    column = np.flatnonzero(body[:, centre[0], centre[1]])
+    if column.size == 0:
+        return body, FaceFill()
+    lower_face, upper_face = faces_on_axis(body, inset_px) or (float(column[0]), float(column[-1]))
+    step = float(axial_mm[1] - axial_mm[0])
+    limit = MAX_ENDPLATE_OVERSHOOT_MM / spacing
+    # Slices are centred half a slice inside the faces: the top slice on the axis ends at the
+    # upper point, the bottom slice starts at the lower point.
+    upper_mm = float(axial_mm[0]) + upper_face * step
+    lower_mm = float(axial_mm[0]) + lower_face * step
+    top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, 0.0, limit))
+    bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, 0.0, limit))
+    top, bottom = _whole_slices(top_px), _whole_slices(bottom_px)
+    fill = FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
+    result = body.copy()
+    if top:
+        result[:-top] &= body[top:]
+        result[-top:] = False
+    if bottom:
+        result[bottom:] &= body[:-bottom]
+        result[:bottom] = False
+    return result, fill
+
+
+def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
+    """The body (bool ``[z, y, x]`` on the frame grid) as float32 values whose linear
+    interpolation crosses one half where each column's faces lie: inner voxels 1, outside 0,
+    and the lowest and highest voxel of every column the value that puts the crossing at
+    ``fill`` of the way across it (1 keeps the binary mask's faces, at the voxel's outer edge)."""
+
+    def crossing_value(share: float) -> float:
+        # Between an inner voxel (1) and the end voxel (v) the half-crossing lies 0.5 / (1 - v)
+        # from the inner voxel's centre; between the end voxel and the outside (0), (v - 0.5) / v
+        # beyond the end voxel's centre.
+        share = float(np.clip(share, 0.0, 1.0))
+        return 0.5 / (1.5 - share) if share >= 0.5 else 1.0 - 0.5 / (0.5 + share)
+
+    occupancy = body.astype(np.float32)
+    present, first, last = column_faces(body)
+    rows, cols = np.nonzero(present)
+    lower, upper = crossing_value(fill.lower), crossing_value(fill.upper)
+    occupancy[last[rows, cols], rows, cols] = upper
+    occupancy[first[rows, cols], rows, cols] = np.minimum(occupancy[first[rows, cols], rows, cols], lower)
+    return occupancy

@@ -1,0 +1,169 @@
+"""The pedicles cut off the body's cross-sections on the frame grid (``[z, y, x]``, rows growing
+anteriorly): at the posterior wall, at the outline of the slices free of them (the pedicle's
+anterior edge), their roots column by column, and the fillets of bone where they join the side
+walls."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import slicewise
+from .measurement import voxels_across
+
+
+def cut_at_posterior_wall(
+    body: np.ndarray, slices: list[int], centre: tuple[int, int], quantile: float, tolerance_px: int
+) -> list[int]:
+    """Cut every slice at the body's posterior wall, i.e. at the pedicles' anterior edge.
+
+    The wall is where the cross-sections that reach least far back end (the slices below the
+    pedicles, where the body stands alone); ``quantile`` picks that depth among all slices.
+    Returns the slices that reached more than ``tolerance_px`` behind the wall (those that
+    carry the pedicles).
+    """
+    depths = {}
+    for z in slices:
+        rows = np.flatnonzero(body[z].any(axis=1))
+        if rows.size:
+            depths[z] = centre[0] - rows.min()
+    if not depths:
+        return []
+    wall = int(np.floor(centre[0] - np.quantile(list(depths.values()), quantile)))
+    if wall <= 0:
+        return []
+    body[:, :wall, :] = False
+    return [z for z, depth in depths.items() if centre[0] - depth < wall - tolerance_px]
+
+
+def restrict_to_pedicle_free_outline(
+    body: np.ndarray, slices: list[int], pedicle_slices: list[int], margin_px: int
+) -> None:
+    """Remove pedicle roots left in front of the posterior wall.
+
+    Slices that do not carry pedicles stand free; the union of their outlines, grown by
+    ``margin_px``, bounds the body in the slices that do, which cuts each pedicle at its
+    anterior edge.
+    """
+    carrying = set(pedicle_slices)
+    free = [z for z in slices if z not in carrying]
+    if len(free) < 3 or not pedicle_slices:
+        return
+    reference = body[free].any(axis=0)
+    if margin_px > 0:
+        reference = (
+            sitk.GetArrayFromImage(
+                sitk.BinaryDilate(sitk.GetImageFromArray(reference.astype(np.uint8)), [margin_px, margin_px])
+            )
+            > 0
+        )
+    for z in pedicle_slices:
+        body[z] &= reference
+
+
+POSTERIOR_PROFILE_TOLERANCE_MM = 1.0
+"""Depth (mm) a column may reach behind the body's posterior profile before it is cut."""
+ROOT_CHECK_MM = 1.0
+"""How far (mm) behind a column's posterior edge bone must continue for the edge to be a root's."""
+ROOT_PROFILE_QUANTILE = 0.1
+"""Share of the slices that, column by column, set the posterior profile: the roots of pedicles
+as tall as a compressed body leave only a few slices free of them."""
+
+
+def cut_pedicle_roots(
+    body: np.ndarray,
+    hu: np.ndarray,
+    bone_min_hu: float,
+    slices: list[int],
+    centre: tuple[int, int],
+    quantile: float,
+    spacing_mm: float,
+) -> None:
+    """Cut pedicle roots off the body's posterolateral corners, column by column (in place).
+
+    A pedicle widens where it meets the body; what the opening of the cross-section and the
+    straight cut at the posterior wall leave of it sits in front of the wall, at the corner.
+    In every column (x of the ``[z, y, x]`` frame grid) the body's posterior profile is how far
+    the slices reach behind the axis; ``quantile`` picks that reach among the slices (those
+    without the roots). A slice's column is cut back to the profile (plus
+    ``POSTERIOR_PROFILE_TOLERANCE_MM`` and the slice's own enlargement, the median excess over
+    all its columns, which the roots' few columns and a foramen's gap do not move: an
+    endplate's flare keeps its corners) only where bone (``hu`` at or above ``bone_min_hu``)
+    continues behind its edge, i.e. where the edge is a cut through a pedicle and not the body's
+    own cortex.
+    """
+    if len(slices) < 3:
+        return
+    stack = body[slices]
+    present = stack.any(axis=1)
+    counted = present.sum(axis=0) >= max(3, int(np.ceil(quantile * len(slices))))
+    if not counted.any():
+        return
+    edge_row = np.argmax(stack, axis=1)
+    reach = np.where(present, centre[0] - edge_row, np.nan)
+    profile = np.full(reach.shape[1], np.inf)
+    profile[counted] = np.nanquantile(reach[:, counted], quantile, axis=0)
+    excess = reach - profile[None, :]
+    enlargement = np.zeros(len(slices))
+    for index, row in enumerate(excess):
+        finite = row[np.isfinite(row)]
+        if finite.size:
+            enlargement[index] = max(0.0, float(np.median(finite)))
+    behind_row = np.clip(edge_row - voxels_across(ROOT_CHECK_MM, spacing_mm), 0, None)
+    columns = np.arange(stack.shape[2])[None, :]
+    root = present & (hu[np.asarray(slices)[:, None], behind_row, columns] >= bone_min_hu)
+    allowed = profile[None, :] + POSTERIOR_PROFILE_TOLERANCE_MM / spacing_mm + enlargement[:, None]
+    allowed = np.where(root, allowed, np.inf)
+    rows = np.arange(body.shape[1])[None, :, None]
+    body[slices] = stack & ~((centre[0] - rows) > allowed[:, None, :])
+
+
+FILLET_SHARE = 0.5
+"""Share of the pedicle-free slices a pixel must lie in to belong to the body's posterior outline."""
+FILLET_OUTLINE_AGREEMENT = 0.05
+"""In front of the axis, the pedicle-free outline's area must lie within this fraction of the
+pedicle slices' (median): otherwise the pedicle-free slices lost part of a faint shell and
+their outline cannot bound the others."""
+FILLET_MAX_FRACTION = 0.08
+"""A slice loses at most this fraction of its area to fillets; a larger cut is not a fillet's."""
+
+
+def cut_pedicle_fillets(
+    body: np.ndarray,
+    hu: np.ndarray,
+    bone_min_hu: float,
+    slices: list[int],
+    pedicle_slices: list[int],
+    centre: tuple[int, int],
+) -> None:
+    """Cut the fillets where the pedicles join the body's side walls (in place).
+
+    Where a pedicle meets the wall, bone fills the corner between them, and neither the opening
+    nor the outer-edge trim takes it off: bone continues outward. Behind the axis, the outline
+    that most pedicle-free slices share (``FILLET_SHARE``; the body's own wall, after the trim)
+    bounds the slices that carry pedicles: each piece of such a slice outside it (4-connected)
+    that touches bone outside the body (``hu`` at or above ``bone_min_hu``: the pedicle) is cut.
+    Pieces with no bone next to them are the body's own shape and stay; in front of the axis
+    nothing is cut. Nothing is cut where the pedicle-free outline disagrees with the others in
+    front of the axis (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take
+    more than ``FILLET_MAX_FRACTION`` of it.
+    """
+    carrying = set(pedicle_slices)
+    free = [z for z in slices if z not in carrying]
+    if len(free) < 3 or not pedicle_slices:
+        return
+    outline = body[free].mean(axis=0) >= FILLET_SHARE
+    stack = body[pedicle_slices]
+    front = float(outline[centre[0] :].sum())
+    front_of_pedicle_slices = float(np.median(stack[:, centre[0] :].sum(axis=(1, 2))))
+    if abs(front - front_of_pedicle_slices) > FILLET_OUTLINE_AGREEMENT * front_of_pedicle_slices:
+        return
+    outline[centre[0] :, :] = True
+    pieces = slicewise.labels(stack & ~outline[None])
+    if not pieces.any():
+        return
+    pedicle_bone = (hu[pedicle_slices] >= bone_min_hu) & ~stack
+    touching = np.unique(pieces[slicewise.binary_dilate(pedicle_bone, 1) & (pieces > 0)])
+    fillets = slicewise.members(pieces, touching)
+    small = fillets.sum(axis=(1, 2)) <= FILLET_MAX_FRACTION * stack.sum(axis=(1, 2))
+    body[pedicle_slices] = stack & ~(fillets & small[:, None, None])

@@ -1,0 +1,166 @@
+"""The vertebral body as the region its cortical shell encloses in 3D on the frame grid: its
+faces follow tilted, dished and pitted endplates rather than the marked points (see
+:mod:`endplate_faces` for how they are checked, smoothed and calibrated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import slicewise
+from .body_settings import BodySegmentationSettings
+from .endplate_faces import (
+    FACE_FIT_INSET_MM,
+    FACE_TOLERANCE_MM,
+    FaceFill,
+    calibrate_to_endplate_points,
+    columns_within_outline,
+    faces_meet_the_points,
+)
+from .measurement import bounding_box, grown_box, voxels_across
+
+ENCLOSED_VOLUME_RANGE = (0.7, 1.6)
+"""The shell-enclosed body is used when its volume is within this range of the slab's body: a
+biconcave fracture to 60% of the rim's height holds about a third more than its slab, and the
+enclosed region, before its faces are calibrated and its columns kept within the outline, up to
+half as much again."""
+ENCLOSED_COVERAGE_MIN = 0.95
+"""The shell-enclosed body must hold this fraction of the body found slice by slice between the
+endplate points: the shell may add concave rims and take off tilted corners, but a shell with
+holes encloses only part of the body."""
+CEMENT_HALO_PX = 3
+"""Pixels around cement beyond the endplate points that its blur makes look like bone."""
+
+
+def _dilated_within_box(mask: np.ndarray, radius_px: int) -> np.ndarray:
+    """``mask`` (3D) dilated by a ball of ``radius_px`` voxels (``sitk.BinaryDilate``), worked
+    out within the box around its voxels grown by the radius, beyond which nothing changes."""
+    dilated = np.zeros(mask.shape, dtype=bool)
+    tight = bounding_box(mask)
+    if tight is None:
+        return dilated
+    box = grown_box(tight, (radius_px,) * 3, mask.shape)
+    image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+    dilated[box] = sitk.GetArrayFromImage(sitk.BinaryDilate(image, [radius_px] * 3)) > 0
+    return dilated
+
+
+def enclosed_by_shell(
+    hu: np.ndarray,
+    body: np.ndarray,
+    slab: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    shell_levels: list[float],
+    settings: BodySegmentationSettings,
+    cement_min_hu: float = 1500.0,
+) -> tuple[np.ndarray, FaceFill] | None:
+    """The body as the region its cortical shell encloses in 3D, within the body's outline.
+
+    Side wall and both endplates enclose the body; the disc, the canal and the gaps between
+    processes are open, so filling the shell's cavities in 3D follows the endplates wherever
+    they lie: tilted (wedge fractures), dimpled (biconcave fractures, Schmorl's nodes) or
+    concave, rather than cutting at the marked points. The outline (x, y) is the union of the
+    slab's cross-sections. Returns the mask with the share of their end voxels its columns fill
+    (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
+    is kept).
+    """
+    outline = body[slab].any(axis=0)
+    if not outline.any():
+        return None
+    reference = float(body[slab].sum())
+    slab_body = np.zeros_like(body)
+    slab_body[slab] = body[slab]
+    # The faces come from the shell, the outline from the slab: pixels in at least half of the
+    # slab's cross-sections (pedicle roots and ribs are in fewer).
+    typical_outline = body[slab].mean(axis=0) >= 0.5
+    outlines = np.broadcast_to(outline, body.shape)
+    limit = settings.endplate_extension * height_mm
+    allowed = (axial_mm >= -limit) & (axial_mm <= height_mm + limit)
+    middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
+    # Beyond the endplate points cement is not shell: a leak into the disc must not close a lid.
+    beyond_points = ((axial_mm <= 0.0) | (axial_mm >= height_mm))[:, None, None]
+    cement_halo = _dilated_within_box(hu >= cement_min_hu, CEMENT_HALO_PX)
+    not_cement_beyond = ~(beyond_points & cement_halo)
+
+    def shell_at(level: float) -> np.ndarray:
+        return ((hu >= level) & not_cement_beyond).astype(np.uint8)
+
+    inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
+    tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
+
+    def finished(calibrated: np.ndarray, raise_inner_columns: bool) -> np.ndarray:
+        """The body from a candidate's calibrated faces and the outline. A candidate is judged
+        without its few short inner columns raised (one that encloses part of the body must not
+        pass for one whole); the body kept has them raised."""
+        inset = inset_px if raise_inner_columns else 0
+        return columns_within_outline(calibrated, typical_outline, tolerance_px, slab, inset)
+
+    partial: tuple[float, np.ndarray] | None = None
+    usual_radii, wide_radii = settings.closing_radii_mm[:2], settings.closing_radii_mm[2:]
+    # Each round is tried only when the rounds before it closed no shell at all. A wider closing
+    # bridges the gap a thick slice leaves in a dished endplate's lid where no slice samples the
+    # cortex. Cement filling the body up to the cortex leaves no enclosed core in the middle slices
+    # (the closing takes it all), so the last rounds look for the core anywhere between the points.
+    rounds = [
+        ([(level, radius) for level in shell_levels for radius in usual_radii], middle),
+        ([(level, radius) for radius in wide_radii for level in shell_levels], middle),
+        ([(level, radius) for level in shell_levels for radius in usual_radii], slab),
+        ([(level, radius) for radius in wide_radii for level in shell_levels], slab),
+    ]
+    candidates: dict[tuple[float, float], tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def closed_candidate(level: float, radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The region the shell at ``level`` closed by ``radius_mm`` encloses, with the closed
+        shell, if it spans the middle slices, has a plausible volume and meets the points."""
+        radius = voxels_across(radius_mm, settings.working_spacing_mm)
+        # Closed in the slice plane only: closing along the axis would bridge a narrow disc
+        # (or a leak lying in it) and enclose the next vertebra.
+        closed = slicewise.binary_closing(shell_at(level), radius)
+        filled = (
+            sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8)))) > 0
+        )
+        candidate = filled & outlines & allowed[:, None, None]
+        if not candidate[middle].any(axis=(1, 2)).all():
+            return None
+        candidate = _largest_component_3d(candidate)
+        volume = float(candidate.sum())
+        low, high = ENCLOSED_VOLUME_RANGE
+        within_range = low * reference <= volume <= high * reference
+        if not (within_range and faces_meet_the_points(candidate, axial_mm, height_mm)):
+            return None
+        return candidate, closed
+
+    for attempts, core_slices in rounds:
+        if partial is not None:
+            break
+        for attempt in attempts:
+            if attempt not in candidates:
+                candidates[attempt] = closed_candidate(*attempt)
+            if candidates[attempt] is None:
+                continue
+            candidate, closed = candidates[attempt]
+            if not (candidate & ~closed)[core_slices].any():
+                continue
+            calibrated, fill = calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
+            coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
+            if coverage >= ENCLOSED_COVERAGE_MIN:
+                return finished(calibrated, True), fill
+            if partial is None or coverage > partial[0]:
+                partial = (coverage, calibrated)
+    if partial is None:
+        return None
+    # Every shell that closed has holes: its faces still follow the endplates beyond the points
+    # (concave rims), and the body found slice by slice fills what it leaves out between them.
+    # Their columns may end where the slab's body does: the faces are kept whole.
+    return finished(partial[1], True) | (slab_body & typical_outline[None]), FaceFill()
+
+
+def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected component of a 3D bool mask (the mask itself when it has one)."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    if labels.max() <= 1:
+        return mask
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels == int(np.argmax(counts))
