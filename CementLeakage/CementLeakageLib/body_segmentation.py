@@ -17,13 +17,14 @@ way are typically much larger than the first ones (or a little, where the cortex
 below the bone threshold), the first lost part of the body throughout (a faint cortex that
 closes at 226 HU nowhere, or inside its edge) and all of them are replaced. Slices without a
 closed interior (the endplates themselves) take the outline of the nearest slice that has one.
-Where the cortical shell encloses the body in 3D (:mod:`shell_enclosure`), its faces follow
-tilted and concave endplates; a face that stops short of the smooth endplate surface fitted to
-all columns (a hole in a faint shell) is raised to it, and the faces are moved onto the marked
-points to a fraction of a slice (:mod:`endplate_faces`); elsewhere a concave endplate's bony
-rim beyond the points is added slice by slice (:mod:`concave_rims`). The mask is then
-resampled onto the CT grid and clipped to the slab between the two endplate points (beyond them
-only where a concave endplate's rim continues).
+Where the cortical shell encloses the body in 3D (:mod:`shell_enclosure`; a faint cortex at the
+shell levels at or below its edge), its faces follow tilted and concave endplates; a face that
+stops short of the smooth endplate surface fitted to all columns (a hole in a faint shell) is
+raised to it, and the faces are moved onto the marked points to a fraction of a slice
+(:mod:`endplate_faces`); elsewhere a concave endplate's bony rim beyond the points is added
+slice by slice (:mod:`concave_rims`). The mask is then resampled onto the CT grid and clipped to
+the slab between the two endplate points (beyond them only where a concave endplate's rim
+continues).
 """
 
 from __future__ import annotations
@@ -315,8 +316,13 @@ def segment_vertebral_body(
         if int(z) not in interiors:
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
+    # A faint cortex's shell closes at the higher levels inside its edge, where its rings run
+    # (dished endplates lose their rims): it is enclosed at the levels at or below its edge.
+    enclosure_levels = shell_levels
+    if faint_cortex and edge_level is not None:
+        enclosure_levels = [level for level in shell_levels if level <= edge_level] or shell_levels[-1:]
     enclosed = enclosed_by_shell(
-        hu, body, slab, axial_mm, frame.height_mm, shell_levels, settings, parameters.cement_min_hu
+        hu, body, slab, axial_mm, frame.height_mm, enclosure_levels, settings, parameters.cement_min_hu
     )
     fill = FaceFill()
     if enclosed is not None:

@@ -138,6 +138,22 @@ CASES = {
         "rotation_deg": -15.355810556163561,
         "seed": 2042,
     },
+    # A cortex of 300 HU on 2 mm slices: the shell closes at 226 HU inside its edge, and the
+    # enclosure there lost the dished endplates' rims (VBV -8.3%); it is now enclosed at the
+    # levels at or below the cortex's edge.
+    "faint cortex of a tilted biconcave T12 on 2 mm slices (phantom 45 of the seed-2026 sweep)": {
+        "level": "T12",
+        "side": "right",
+        "spacing_mm": (0.8, 0.8, 2.0),
+        "orientation": "oblique",
+        "cement_preset": "high",
+        "leaks": ("spinal canal",),
+        "compression": "biconcave",
+        "compression_ratio": 0.6074173700885306,
+        "cortex_hu": 300.0,
+        "tilt_deg": -11.209215050908533,
+        "seed": 2071,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
