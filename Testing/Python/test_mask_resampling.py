@@ -1,5 +1,6 @@
 """Masks on thick CT slices keep the volume of what they hold: a box whose faces fall inside a
-2 mm slice, and a thin cement layer, against their analytic volumes."""
+2 mm slice, or inside a fine voxel (end voxels keeping a share of themselves), and a thin cement
+layer, against their analytic volumes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from CementLeakageLib.cement_segmentation import segment_cement
+from CementLeakageLib.endplate_faces import FaceFill, face_occupancy
 from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.mask_resampling import coverage_along_axis, coverage_on, volume_preserving_mask
 from CementLeakageLib.parameters import MeasurementParameters
@@ -49,6 +51,24 @@ def test_box_on_thick_slices_keeps_its_volume(face_offset_mm):
     face_slice = int(np.floor((low[2] + 1.0) / 2.0))
     inside_fraction = ((2.0 * face_slice + 1.0) - low[2]) / 2.0
     assert coverage[face_slice, 15, 15] == pytest.approx(min(inside_fraction, 1.0), abs=0.01)
+
+
+@pytest.mark.parametrize(("fill", "height_mm"), [(FaceFill(1.0, 1.0), 20.0), (FaceFill(0.3, 0.6), 19.45)])
+def test_faces_within_a_fine_voxel_keep_their_volume_on_thick_slices(fill, height_mm):
+    # A 20 x 20 mm box on 0.5 mm voxels from 10 to 30 mm along S, its end voxels keeping 0.3 and
+    # 0.6 of themselves: faces at 10.35 and 29.8 mm. On 2 mm slices each voxel is sampled every
+    # 0.5 mm along S, so one grid sees a face to within a sample; over grids shifted through one
+    # sample spacing (every 0.05 mm, never putting a sample on a face) the covered volume
+    # averages to the box's.
+    fine = grid((0.5, 0.5, 0.5), (80, 60, 60), origin_ras=(0.25, 0.25, 0.25))
+    occupancy = face_occupancy(fine_box(fine, (5.0, 5.0, 10.0), (25.0, 25.0, 30.0)), fill)
+    volumes = []
+    for shift_mm in (np.arange(10) + 0.5) * 0.05:
+        coarse = grid((1.0, 1.0, 2.0), (20, 30, 30), origin_ras=(0.5, 0.5, shift_mm))
+        volumes.append(float(coverage_on(occupancy, fine, coarse).sum()) * coarse.voxel_volume_mm3)
+    assert np.mean(volumes) == pytest.approx(400.0 * height_mm, abs=0.5)  # mm³
+    # Each grid on its own is within half a sample spacing at each face.
+    assert np.all(np.abs(np.array(volumes) - 400.0 * height_mm) <= 400.0 * 0.5)
 
 
 def test_ties_go_to_the_centre_first():
