@@ -208,6 +208,16 @@ def _lost_throughout(
     return lowest > (FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) * first
 
 
+FAINT_FACE_SHORTFALL_MM = 1.0
+"""Largest extension (mm) of the faces of a faint cortex's enclosure that stop short of the
+marked points on the axis (a 1 mm endplate of 300 HU on 2 mm slices: 0.3-0.5 mm short)."""
+FACE_SAMPLE_SPACING_MM = 0.25
+"""Distance (mm) between the points that sample a CT voxel along its slice axis when the body is
+moved onto the CT grid: the faces are placed on the frame grid to a fraction of its 0.5 mm
+slices (:func:`endplate_faces.calibrate_to_endplate_points`), which samples 0.5 mm apart would
+round to the nearest sample (up to 2% of a 12 mm body at each face)."""
+
+
 def _on_ct_grid(
     body: np.ndarray,
     grid: VolumeGeometry,
@@ -220,7 +230,7 @@ def _on_ct_grid(
     sub-grid with its volume kept (see :mod:`mask_resampling`), within the slab between the
     endplate points (beyond them by ``reach_below`` and ``reach_above`` mm, where a concave
     endplate's rim continues) give or take half a CT voxel."""
-    coverage = coverage_on(body, grid, crop_grid)
+    coverage = coverage_on(body, grid, crop_grid, FACE_SAMPLE_SPACING_MM)
     k, j, i = np.nonzero(coverage > 0.0)
     points = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))
     half_extent = 0.5 * float(np.abs(frame.rotation[:, 2] @ crop_grid.ijk_to_ras[:3, :3]).sum())
@@ -317,12 +327,22 @@ def segment_vertebral_body(
             nearest = found[np.argmin(np.abs(found - z))]
             body[z] = body[nearest]
     # A faint cortex's shell closes at the higher levels inside its edge, where its rings run
-    # (dished endplates lose their rims): it is enclosed at the levels at or below its edge.
+    # (dished endplates lose their rims): it is enclosed at the levels at or below its edge, and
+    # an endplate that partial volume leaves under them stops short of its point: the kept
+    # enclosure's faces are extended to the points (FAINT_FACE_SHORTFALL_MM at most).
     enclosure_levels = shell_levels
     if faint_cortex and edge_level is not None:
         enclosure_levels = [level for level in shell_levels if level <= edge_level] or shell_levels[-1:]
     enclosed = enclosed_by_shell(
-        hu, body, slab, axial_mm, frame.height_mm, enclosure_levels, settings, parameters.cement_min_hu
+        hu,
+        body,
+        slab,
+        axial_mm,
+        frame.height_mm,
+        enclosure_levels,
+        settings,
+        parameters.cement_min_hu,
+        shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
     )
     fill = FaceFill()
     if enclosed is not None:

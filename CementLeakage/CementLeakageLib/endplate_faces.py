@@ -200,7 +200,7 @@ class FaceFill:
 
 
 def calibrate_to_endplate_points(
-    body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int
+    body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int, shortfall_mm: float = 0.0
 ) -> tuple[np.ndarray, FaceFill]:
     """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
 
@@ -211,6 +211,9 @@ def calibrate_to_endplate_points(
     axis column itself. Whole slices are taken off the mask; the rest of the overshoot, a
     fraction of a slice, is returned as the share of its end voxels each column keeps (a
     rounded shift would be up to a quarter of a slice off at each face: 2% of a 12 mm body).
+    With ``shortfall_mm``, faces that stop short of the points on the axis are extended by as
+    much (at most ``shortfall_mm``): whole slices added to every column, the rest as the share
+    of the new end voxels kept.
     """
     spacing = abs(float(axial_mm[1] - axial_mm[0]))
     centre = (body.shape[1] // 2, body.shape[2] // 2)
@@ -224,18 +227,34 @@ def calibrate_to_endplate_points(
     # upper point, the bottom slice starts at the lower point.
     upper_mm = float(axial_mm[0]) + upper_face * step
     lower_mm = float(axial_mm[0]) + lower_face * step
-    top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, 0.0, limit))
-    bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, 0.0, limit))
-    top, bottom = _whole_slices(top_px), _whole_slices(bottom_px)
-    fill = FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
+    short = shortfall_mm / spacing
+    top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, -short, limit))
+    bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, -short, limit))
     result = body.copy()
-    if top:
-        result[:-top] &= body[top:]
-        result[-top:] = False
-    if bottom:
-        result[bottom:] &= body[:-bottom]
-        result[:bottom] = False
-    return result, fill
+    shares = []
+    for overshoot_px, upper in ((top_px, True), (bottom_px, False)):
+        if overshoot_px >= 0.0:
+            whole = _whole_slices(overshoot_px)
+            shares.append(_kept_share(overshoot_px - whole))
+            if whole:
+                if upper:
+                    result[:-whole] &= body[whole:]
+                    result[-whole:] = False
+                else:
+                    result[whole:] &= body[:-whole]
+                    result[:whole] = False
+        else:
+            added = _whole_slices(-overshoot_px)
+            added = added + 1 if -overshoot_px - added > SLICE_SHARE_RESOLUTION else added
+            shares.append(_kept_share(added + overshoot_px))
+            grown = result.copy()
+            for shift in range(1, added + 1):
+                if upper:
+                    grown[shift:] |= result[:-shift]
+                else:
+                    grown[:-shift] |= result[shift:]
+            result = grown
+    return result, FaceFill(lower=shares[1], upper=shares[0])
 
 
 def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:

@@ -24,26 +24,32 @@ covered alike, those with the smaller tie-break are taken first, so a face that 
 is filled from the middle outward."""
 
 
-def _offsets(spacing_mm: float) -> np.ndarray:
-    """Sample offsets (voxel units) within one voxel along an axis of ``spacing_mm``."""
-    count = max(1, int(np.ceil(spacing_mm / SAMPLE_SPACING_MM - 1e-6)))
+def _offsets(spacing_mm: float, sample_spacing_mm: float = SAMPLE_SPACING_MM) -> np.ndarray:
+    """Sample offsets (voxel units) within one voxel along an axis of ``spacing_mm``, at most
+    ``sample_spacing_mm`` apart."""
+    count = max(1, int(np.ceil(spacing_mm / sample_spacing_mm - 1e-6)))
     return (np.arange(count) + 0.5) / count - 0.5
 
 
-def coverage_on(mask: np.ndarray, fine: VolumeGeometry, coarse: VolumeGeometry) -> np.ndarray:
+def coverage_on(
+    mask: np.ndarray,
+    fine: VolumeGeometry,
+    coarse: VolumeGeometry,
+    sample_spacing_mm: float = SAMPLE_SPACING_MM,
+) -> np.ndarray:
     """Fraction (0 to 1) of each voxel of ``coarse`` that ``mask`` (on ``fine``) covers.
 
     ``mask`` is bool, or float values from 0 to 1 whose linear interpolation crosses one half on
     the surface (a face within a fine voxel).
 
     The voxel is sampled at points spread along its slice axis (k), at most
-    ``SAMPLE_SPACING_MM`` apart; at each point the fine mask is interpolated linearly and taken
+    ``sample_spacing_mm`` apart; at each point the fine mask is interpolated linearly and taken
     where it is at least one half, as a binary resampling would. In the slice plane the voxel
     already resolves the outline; along a thick slice it does not, and there the fraction says
     where within the slice a face lies. Returns float32 ``[k, j, i]``.
     """
     image = to_sitk(mask.astype(np.float32), fine)
-    offsets = _offsets(float(coarse.spacing_mm[2]))
+    offsets = _offsets(float(coarse.spacing_mm[2]), sample_spacing_mm)
     total = np.zeros(coarse.shape, dtype=np.float32)
     for offset in offsets:
         shifted = coarse.ijk_to_ras.copy()

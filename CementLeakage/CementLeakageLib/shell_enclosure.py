@@ -54,6 +54,7 @@ def enclosed_by_shell(
     shell_levels: list[float],
     settings: BodySegmentationSettings,
     cement_min_hu: float = 1500.0,
+    shortfall_mm: float = 0.0,
 ) -> tuple[np.ndarray, FaceFill] | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -61,7 +62,9 @@ def enclosed_by_shell(
     processes are open, so filling the shell's cavities in 3D follows the endplates wherever
     they lie: tilted (wedge fractures), dimpled (biconcave fractures, Schmorl's nodes) or
     concave, rather than cutting at the marked points. The outline (x, y) is the union of the
-    slab's cross-sections. Returns the mask with the share of their end voxels its columns fill
+    slab's cross-sections. The faces of the enclosure kept that stop short of the points on the
+    axis are extended by up to ``shortfall_mm`` (see :func:`calibrate_to_endplate_points`).
+    Returns the mask with the share of their end voxels its columns fill
     (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
     is kept).
     """
@@ -145,6 +148,11 @@ def enclosed_by_shell(
             calibrated, fill = calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
             coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
             if coverage >= ENCLOSED_COVERAGE_MIN:
+                if shortfall_mm > 0.0:
+                    # Judged with its faces as the shell left them, kept with them on the points.
+                    calibrated, fill = calibrate_to_endplate_points(
+                        candidate, axial_mm, height_mm, inset_px, shortfall_mm
+                    )
                 return finished(calibrated, True), fill
             if partial is None or coverage > partial[0]:
                 partial = (coverage, calibrated)

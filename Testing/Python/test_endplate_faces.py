@@ -154,6 +154,28 @@ def test_an_overshoot_of_part_of_a_slice_is_left_as_the_end_voxels_share(upper_p
     assert fill.upper == pytest.approx(upper_fill, abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("upper_point_mm", "added_slices", "upper_fill"), [(20.0, 1, 1.0), (19.9, 1, 0.8), (20.3, 2, 0.6)]
+)
+def test_faces_short_of_the_points_are_extended_when_asked(upper_point_mm, added_slices, upper_fill):
+    # The top slice ends at 19.5 mm: 0.5 mm short of a point at 20.0 mm (one slice), 0.4 mm of one
+    # at 19.9 mm (one slice, 0.8 of it kept), 0.8 mm of one at 20.3 mm (two slices, 0.6 of the top).
+    body = cylinder(0.0, 19.5)
+    calibrated, fill = calibrate_to_endplate_points(
+        body, AXIAL_MM, upper_point_mm, INSET_PX, shortfall_mm=1.0
+    )
+    assert np.array_equal(calibrated, cylinder(0.0, 19.5 + 0.5 * added_slices))
+    assert fill.lower == pytest.approx(1.0)
+    assert fill.upper == pytest.approx(upper_fill, abs=1e-9)
+
+
+def test_a_shortfall_beyond_the_limit_is_made_up_by_the_limit_only():
+    body = cylinder(0.0, HEIGHT_MM - 2.0)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX, shortfall_mm=1.0)
+    assert np.array_equal(calibrated, cylinder(0.0, HEIGHT_MM - 1.0))
+    assert fill == FaceFill(1.0, 1.0)
+
+
 def test_an_overshoot_beyond_the_limit_is_cut_by_the_limit_only():
     body = cylinder(-4.0, HEIGHT_MM)
     calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
