@@ -110,15 +110,16 @@ def cross_sections_by_slice(
     attempts: list[tuple[float, float]],
     settings: BodySegmentationSettings,
 ) -> dict[int, np.ndarray]:
-    """The body's cross-section in every slab slice where one is found, by slice index.
+    """The body's cross-section in every slab slice where one is found, by slice index, with
+    what hangs on it through a neck cut off (:func:`cut_necks`).
 
     Each slice takes the first of ``attempts`` (shell level in HU, closing radius in mm) whose
     ring has an interior of its own; failing that, the first solid cross-section (cement up to
     the cortex, or an endplate's plate), taken at once within ``SOLID_SLICE_FACE_MM`` of the
     endplate points where solid slices are the rule. Cross-sections far from the typical area
-    (below half, above twice the median) are dropped, their areas taken with the necks cut
-    (:func:`cut_necks`): where pedicle roots span most of a compressed body's height, the slices
-    free of them would otherwise look like stray rings beside the others.
+    (below half, above twice the median) are dropped, their areas taken with the necks cut:
+    where pedicle roots span most of a compressed body's height, the slices free of them would
+    otherwise look like stray rings beside the others.
     """
     spacing = settings.working_spacing_mm
     interiors: dict[int, np.ndarray] = {}
@@ -155,11 +156,16 @@ def cross_sections_by_slice(
         pending = still_pending
     interiors.update(solids)
     interiors = {z: interiors[z] for z in sorted(interiors)}
-    if interiors:
-        necks_cut = cut_necks(
-            np.stack(list(interiors.values())), centre, voxels_across(settings.neck_radius_mm, spacing)
-        )
-        areas = dict(zip(interiors, necks_cut.sum(axis=(1, 2))))
-        typical = float(np.median(list(areas.values())))
-        interiors = {z: m for z, m in interiors.items() if 0.5 * typical <= areas[z] <= 2.0 * typical}
-    return interiors
+    if not interiors:
+        return interiors
+    # Each slice's neck is cut on its own: the stack is only for speed.
+    necks_cut = cut_necks(
+        np.stack(list(interiors.values())), centre, voxels_across(settings.neck_radius_mm, spacing)
+    )
+    areas = necks_cut.sum(axis=(1, 2))
+    typical = float(np.median(areas))
+    return {
+        z: cross_section
+        for z, cross_section, area in zip(interiors, necks_cut, areas)
+        if 0.5 * typical <= area <= 2.0 * typical
+    }

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .body_cross_sections import cross_sections_by_slice, cut_necks
+from .body_cross_sections import cross_sections_by_slice
 from .body_settings import BodySegmentationSettings, frame_grid
 from .concave_rims import add_concave_endplate_rims
 from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
@@ -102,14 +102,14 @@ def _cut_body(
     settings: BodySegmentationSettings,
     parameters: MeasurementParameters,
 ) -> tuple[np.ndarray, list[int], float | None]:
-    """The body in the slices of ``interiors`` before its outer surface is moved: necks cut,
-    pedicles cut at the posterior wall and at the pedicle-free outline, their roots cut back.
+    """The body in the slices of ``interiors`` (cross-sections with their necks cut) before its
+    outer surface is moved: pedicles cut at the posterior wall and at the pedicle-free outline,
+    their roots cut back.
     Returns the mask on the frame grid, the slices that carry pedicles and the level (HU) of the
     cortex's edge (None when it was not told or not asked for)."""
     spacing = settings.working_spacing_mm
-    neck_radius_px = voxels_across(settings.neck_radius_mm, spacing)
     body = np.zeros(shape, dtype=bool)
-    body[list(interiors)] = cut_necks(np.stack(list(interiors.values())), centre, neck_radius_px)
+    body[list(interiors)] = np.stack(list(interiors.values()))
     margin_px = int(round(settings.reference_margin_mm / spacing))
     pedicle_slices = cut_at_posterior_wall(
         body, list(interiors), centre, settings.posterior_wall_quantile, margin_px

@@ -179,9 +179,30 @@ fit must not turn an exact two slices into one and a fill of all but nothing."""
 
 
 def _whole_slices(overshoot_px: float) -> int:
-    """The whole slices within an overshoot of ``overshoot_px`` (>= 0) slices."""
-    whole = int(np.floor(overshoot_px))
-    return whole + 1 if overshoot_px - whole > 1.0 - SLICE_SHARE_RESOLUTION else whole
+    """The whole slices a face moves inward for an overshoot of ``overshoot_px`` slices: within
+    it when it is positive, beyond a shortfall (negative, moving outward) when it is not, so
+    that the rest, ``overshoot_px`` minus them, is a fraction of a slice to come off."""
+    return int(np.floor(overshoot_px + SLICE_SHARE_RESOLUTION))
+
+
+def _face_moved(mask: np.ndarray, body: np.ndarray, slices: int, upper: bool) -> np.ndarray:
+    """``mask`` (``[z, y, x]``) with the upper (or lower) face of every column moved inward by
+    ``slices`` whole slices, cut where ``body`` shifted by as much ends, or outward by
+    ``-slices`` when negative, grown slice by slice."""
+    result = mask.copy()
+    if slices > 0:
+        if upper:
+            result[:-slices] &= body[slices:]
+            result[-slices:] = False
+        else:
+            result[slices:] &= body[:-slices]
+            result[:slices] = False
+    for shift in range(1, -slices + 1):
+        if upper:
+            result[shift:] |= mask[:-shift]
+        else:
+            result[:-shift] |= mask[shift:]
+    return result
 
 
 def _kept_share(residual_px: float) -> float:
@@ -230,31 +251,9 @@ def calibrate_to_endplate_points(
     short = shortfall_mm / spacing
     top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, -short, limit))
     bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, -short, limit))
-    result = body.copy()
-    shares = []
-    for overshoot_px, upper in ((top_px, True), (bottom_px, False)):
-        if overshoot_px >= 0.0:
-            whole = _whole_slices(overshoot_px)
-            shares.append(_kept_share(overshoot_px - whole))
-            if whole:
-                if upper:
-                    result[:-whole] &= body[whole:]
-                    result[-whole:] = False
-                else:
-                    result[whole:] &= body[:-whole]
-                    result[:whole] = False
-        else:
-            added = _whole_slices(-overshoot_px)
-            added = added + 1 if -overshoot_px - added > SLICE_SHARE_RESOLUTION else added
-            shares.append(_kept_share(added + overshoot_px))
-            grown = result.copy()
-            for shift in range(1, added + 1):
-                if upper:
-                    grown[shift:] |= result[:-shift]
-                else:
-                    grown[:-shift] |= result[shift:]
-            result = grown
-    return result, FaceFill(lower=shares[1], upper=shares[0])
+    top, bottom = _whole_slices(top_px), _whole_slices(bottom_px)
+    result = _face_moved(_face_moved(body, body, top, upper=True), body, bottom, upper=False)
+    return result, FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
 
 
 def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
