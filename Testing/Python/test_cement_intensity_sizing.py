@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
+    _elongation,
     cement_reference_hu,
     segment_cement,
     threshold_cement,
@@ -101,6 +102,53 @@ def test_flat_leak_in_a_disc_is_sized_from_its_intensity(spacing_mm, half_maximu
     lens_mm3, bolus_mm3 = pieces_mm3(mask, spacing_mm)
     assert lens_mm3 == pytest.approx(LENS_MM3, rel=0.05)
     assert bolus_mm3 == pytest.approx(BALL_MM3, rel=0.05)
+
+
+def narrow_disc_scene(spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """:func:`disc_scene` with the bolus, the disc narrowed to 3.2 mm: the lens (3 mm thick)
+    almost touches both endplates."""
+    z, y, x = fine_axes(fine_mm(spacing_mm))
+    hu = np.full(z.shape, 110.0, dtype=np.float32)
+    hu[np.abs(z) <= 1.6] = 80.0
+    hu[(np.abs(z) > 1.6) & (np.abs(z) <= 2.6)] = 750.0
+    a, b, c = LENS_SEMI_AXES_MM
+    hu[(x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2 <= 1.0] = CEMENT_HU
+    hu[x**2 + y**2 + (z - 8.5) ** 2 <= BALL_RADIUS_MM**2] = CEMENT_HU
+    return hu
+
+
+@pytest.mark.parametrize("spacing_mm", [(0.6, 0.6, 2.0), (1.0, 1.0, 2.0)])
+def test_flat_leak_filling_a_narrow_disc_is_sized_from_its_intensity(spacing_mm):
+    # On 2 mm slices the slice where the lens is widest also holds the endplates' blur: its ring
+    # is mostly bone, as around a pedicle tract, but the lens is flat, not long. Kept at its
+    # half-maximum surface it read +36% and +34%; sized from its intensity +8.9% and +8.2%
+    # (the endplates' blur that reaches into the disc).
+    spacing = np.array(spacing_mm)
+    image = on_voxels(narrow_disc_scene(spacing_mm), spacing_mm)
+    mask, _ = segment_cement(image, MeasurementParameters(), spacing)
+    lens_mm3, bolus_mm3 = pieces_mm3(mask, spacing_mm)
+    assert lens_mm3 == pytest.approx(LENS_MM3, rel=0.10)
+    assert bolus_mm3 == pytest.approx(BALL_MM3, rel=0.05)
+
+
+def test_elongation_tells_a_tract_from_a_lens_and_a_ball():
+    # Spread along the longest principal axis over that along the second, in mm.
+    z, y, x = np.mgrid[-20:21, -20:21, -20:21] * 0.5  # k, j, i on 0.5 mm voxels
+    spacing_kji = np.array([0.5, 0.5, 0.5])
+    tract = (np.hypot(x, z) <= 2.0) & (np.abs(y) <= 5.0)  # radius 2, 10 mm long along j
+    lens = (x / 6.0) ** 2 + (y / 5.0) ** 2 + (z / 1.5) ** 2 <= 1.0
+    ball = x**2 + y**2 + z**2 <= 16.0
+    # A cylinder: length / sqrt(12) over radius / 2, 2.89 / 1.0 (3.06 for its 21 voxel rows).
+    assert _elongation(tract, spacing_kji) == pytest.approx(2.89, abs=0.2)
+    assert _elongation(lens, spacing_kji) == pytest.approx(6.0 / 5.0, abs=0.05)
+    assert _elongation(ball, spacing_kji) == pytest.approx(1.0, abs=0.02)
+    line = np.zeros((5, 5, 5), dtype=bool)
+    line[2, 2, :] = True
+    assert _elongation(line, spacing_kji) == np.inf
+    assert _elongation(np.eye(5, dtype=bool)[None], spacing_kji) == np.inf  # a diagonal line
+    single = np.zeros((3, 3, 3), dtype=bool)
+    single[1, 1, 1] = True
+    assert _elongation(single, spacing_kji) == 1.0
 
 
 def test_the_cement_intensity_is_the_brightest_interior():
