@@ -533,8 +533,9 @@ class _Canvas:
     def paint(self, shape: ImplicitShape, value, box_averaged: bool = False) -> None:
         """Composite ``value`` (HU, scalar or full-grid array) over the image where ``shape`` is
         (``box_averaged``: see :meth:`occupancy`)."""
+        # A voxel's whole extent reaches its largest spacing from its centre's neighbours.
         margin_mm = float(np.max(self.geometry.spacing_mm)) if box_averaged else self.margin_mm
-        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * max(margin_mm, self.margin_mm))):
+        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * margin_mm)):
             occupancy = self.occupancy(shape, slab, box_averaged)
             region = self.image[slab]
             target = value[slab] if isinstance(value, np.ndarray) else np.float32(value)
