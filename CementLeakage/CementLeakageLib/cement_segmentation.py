@@ -87,6 +87,13 @@ LAYER_BACKGROUND_MIN_VOXELS = 10
 """Ring voxels a layer needs for a background of its own (:func:`size_pieces_by_intensity`)."""
 
 
+def has_thick_slices(spacing_mm: np.ndarray) -> bool:
+    """Whether the slices (spacing ``spacing_mm``, i j k, mm) are thick: over ``SAMPLE_SPACING_MM``
+    and at least ``THICK_SLICE_RATIO`` times the larger pixel side."""
+    slice_mm, pixel_mm = float(spacing_mm[2]), float(max(spacing_mm[0], spacing_mm[1]))
+    return slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm
+
+
 def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
     """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``)."""
     return sitk.GetArrayFromImage(
@@ -236,9 +243,8 @@ def segment_cement(
             break
         grown = np.where(add, reached, grown)
     if spacing_mm is not None:
-        slice_mm, pixel_mm = float(spacing_mm[2]), float(max(spacing_mm[0], spacing_mm[1]))
-        if slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm:
-            placed = place_within_slices(array_hu, grown, levels, slice_mm, parameters)
+        if has_thick_slices(spacing_mm):
+            placed = place_within_slices(array_hu, grown, levels, float(spacing_mm[2]), parameters)
             # Voxels the placing added next to a piece take its label.
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
                 np.int32
@@ -345,9 +351,7 @@ def size_pieces_by_intensity(
     if reference_hu is None:
         reference_hu = cement_reference_hu(array_hu, labels)
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
-    thick_slices = (
-        spacing_kji[0] > SAMPLE_SPACING_MM and spacing_kji[0] >= THICK_SLICE_RATIO * spacing_kji[1:].max()
-    )
+    thick_slices = has_thick_slices(spacing_kji[::-1])
     result = grown.copy()
     # The region reaches ``reach_voxels`` beyond the piece and its ring one voxel further.
     margins = tuple(count + 1 for count in reach_voxels[::-1])  # k, j, i
