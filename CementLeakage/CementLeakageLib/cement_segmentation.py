@@ -257,32 +257,36 @@ def segment_cement(
     return grown > 0, largest_level
 
 
-def _elongation(piece: np.ndarray, spacing_kji: np.ndarray) -> float:
-    """How long a piece (bool ``[k, j, i]``) is: the SD (mm) of its voxel centres along its longest
-    principal axis over that along its second (1 for a ball, a disc or a single voxel; infinite for
-    a line of voxels)."""
+def _principal_axes(piece: np.ndarray, spacing_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spreads (SD, mm, ascending) of a piece's voxel centres (bool ``[k, j, i]``, voxels
+    ``spacing_kji`` mm) along its principal axes, and those axes (unit columns, ``[k, j, i]``).
+    Fewer than three voxels have no spread, along the grid's axes."""
     points = np.argwhere(piece) * spacing_kji
     if len(points) < 3:
-        return 1.0
-    spreads = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(points.T)), 0.0))
+        return np.zeros(3), np.eye(3)
+    variances, axes = np.linalg.eigh(np.cov(points.T))
+    return np.sqrt(np.maximum(variances, 0.0)), axes
+
+
+def _elongation(spreads: np.ndarray) -> float:
+    """How long a piece is from its principal ``spreads`` (ascending, :func:`_principal_axes`):
+    the spread along its longest axis over that along its second (1 for a ball, a disc or a single
+    voxel; infinite for a line of voxels)."""
     if spreads[1] <= 0.0:
         return math.inf if spreads[2] > 0.0 else 1.0  # a line of voxels, or a single one
     return float(spreads[2] / spreads[1])
 
 
-def _layers_across_thinnest_axis(piece: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
+def _layers_across_thinnest_axis(
+    piece: np.ndarray, spacing_kji: np.ndarray, normal: np.ndarray
+) -> np.ndarray:
     """Layer index (int, ``[k, j, i]`` of ``piece``'s box) of every voxel: its distance (mm) from
-    the plane across the piece's thinnest principal axis, in steps of a voxel's extent along that
-    axis (``spacing_kji``, mm), the layers centred on the voxel nearest the piece's centroid. A
-    flat leak's layers are parallel to it, whatever its tilt against the slices."""
-    indices = np.argwhere(piece)
-    points = indices * spacing_kji
+    the plane across ``normal``, the piece's thinnest principal axis (:func:`_principal_axes`), in
+    steps of a voxel's extent along that axis (``spacing_kji``, mm), the layers centred on the
+    voxel nearest the piece's centroid. A flat leak's layers are parallel to it, whatever its tilt
+    against the slices."""
     # Layers are centred on the voxel nearest the centroid: across a grid axis they are slices.
-    origin = np.rint(indices.mean(axis=0)) * spacing_kji
-    if len(points) < 3:
-        normal = np.array([1.0, 0.0, 0.0])
-    else:
-        normal = np.linalg.eigh(np.cov(points.T))[1][:, 0]
+    origin = np.rint(np.argwhere(piece).mean(axis=0)) * spacing_kji
     step = float(np.abs(normal) @ spacing_kji)
     grid = np.indices(piece.shape).reshape(3, -1).T * spacing_kji
     distance = (grid - origin) @ normal
@@ -366,14 +370,19 @@ def size_pieces_by_intensity(
         if not ring.any():
             continue
         widest = int(np.argmax(piece.sum(axis=(1, 2))))
+        spreads, axes = _principal_axes(piece, spacing_kji)
         if (
             ring[widest].any()
             and (hu[widest][ring[widest]] >= bone_min_hu).mean() >= BONE_RING_SHARE
-            and _elongation(piece, spacing_kji) >= TRACT_ELONGATION_MIN
+            and _elongation(spreads) >= TRACT_ELONGATION_MIN
         ):
             continue  # cement within bone, along a tract
         # Layers across the piece's thinnest axis; on thick slices, the slices themselves.
-        layers = np.indices(hu.shape)[0] if thick_slices else _layers_across_thinnest_axis(piece, spacing_kji)
+        layers = (
+            np.indices(hu.shape)[0]
+            if thick_slices
+            else _layers_across_thinnest_axis(piece, spacing_kji, axes[:, 0])
+        )
         background = np.full(hu.shape, float(np.median(hu[ring])), dtype=np.float32)
         for layer in np.unique(layers[ring]):
             in_layer = layers == layer
