@@ -165,7 +165,7 @@ def leak_cell(leak: dict) -> str:
     off_target = not leak["found"] or abs(leak["volume_error_pct"]) > LEAK_VOLUME_TOLERANCE_PCT
     if off_target and leak["location"] != "pedicle tract":
         text += f" (voxel truth {leak['voxel_truth_error_pct']:+.0f}"
-        if leak.get("peak_hu") is not None:
+        if leak["peak_hu"] is not None:
             text += f", peak {leak['peak_hu']:.0f} HU"
         text += ")"
     return text
@@ -223,7 +223,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
     near_right = sum(row["flag_right"] and row["near_cutoff"] for row in rows)
     leaks_found = sum(leak["found"] for row in rows for leak in row["leaks"])
     missed_under_threshold = sum(
-        not leak["found"] and leak.get("peak_hu") is not None and leak["peak_hu"] < CEMENT_THRESHOLD_HU
+        leak["peak_hu"] is not None and leak["peak_hu"] < CEMENT_THRESHOLD_HU
         for row in rows
         for leak in row["leaks"]
     )
