@@ -310,6 +310,18 @@ def _disc_location(centroid: np.ndarray, body: _BodyExtent) -> Optional[str]:
     return None
 
 
+def disc_locations(
+    centroids_ras: np.ndarray, body_mask: np.ndarray, geometry: VolumeGeometry, frame: VertebraFrame
+) -> list[Optional[str]]:
+    """Disc superior, disc inferior or None for each point (RAS mm, ``(N, 3)``): the first rule of
+    :func:`classify_location`, against the body (bool ``[k, j, i]`` on ``geometry``, not empty)
+    in ``frame`` turned with the body as for the components."""
+    aligned = _aligned_with_body(body_mask, geometry, frame)
+    extent = _body_extent(body_mask, geometry, aligned)
+    points = aligned.to_frame(np.asarray(centroids_ras, dtype=float).reshape(-1, 3))
+    return [_disc_location(point, extent) for point in points]
+
+
 def _along_ap(points: np.ndarray) -> bool:
     """Whether frame points (mm) form a shape elongated roughly along the anterior (y) axis."""
     if len(points) < 3:

@@ -15,6 +15,7 @@ from .cement_segmentation import segment_cement
 from .ct_checks import check_ct_intensities, check_points_in_volume
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
+from .faint_disc_cement import find_faint_disc_cement
 from .geometry import VolumeGeometry
 from .leakage_components import ExtravertebralCement, describe_extravertebral_cement
 from .measurement import bounding_box, measure_masks, puncture_side_voxels
@@ -121,7 +122,9 @@ def automatic_masks(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Body and cement masks of the vertebra between the endplate points, on the CT grid.
 
-    Cement is thresholded with its edges at half maximum (see :mod:`cement_segmentation`).
+    Cement is thresholded with its edges at half maximum (see :mod:`cement_segmentation`); thin
+    leaks into the discs that partial volume keeps under the threshold are added
+    (:mod:`faint_disc_cement`), each with a warning to confirm it.
     The cement mask holds the cement within the body's neighbourhood: the region searched for
     the body, in whole connected pieces whose centre lies within ``CEMENT_SEARCH_MARGIN_MM`` of
     its axial extent.
@@ -133,9 +136,14 @@ def automatic_masks(
 
     crop_hu = ct.array_hu[body_result.box]
     crop_cement, _ = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm)
+    warnings = list(body_result.warnings)
+    faint, faint_leaks = find_faint_disc_cement(
+        crop_hu, body_result.mask, crop_cement, body_result.geometry, body_result.frame, parameters
+    )
+    crop_cement |= faint
+    warnings.extend(leak.warning(parameters.cement_min_hu) for leak in faint_leaks)
     voxel_mm3 = float(np.prod(ct.geometry.spacing_mm))
     metal = find_metal(crop_hu, voxel_mm3)
-    warnings = list(body_result.warnings)
     if metal.any():
         crop_cement &= ~grow(metal, 1)
         warnings.append(metal_warning(metal, voxel_mm3))

@@ -168,6 +168,34 @@ CASES = {
         "basivertebral_foramen": True,
         "seed": 2053,
     },
+    # The leak into the narrow disc below lies in one 1.5 mm slice; its rim, thinner than the
+    # slice, stays faint for a few millimetres beyond its half maximum, and the ring the background
+    # came from lay in that rim (-47%). The ring now grows until it stops falling.
+    "leak into the narrow disc below a slightly biconcave T7, within one 1.5 mm slice (phantom 31 "
+    "of the seed-2027 sweep)": {
+        "level": "T7",
+        "side": "right",
+        "spacing_mm": (0.7, 0.7, 1.5),
+        "disc_height_mm": 4.084724452487861,
+        "leaks": ("anterior", "spinal canal", "disc inferior"),
+        "compression": "biconcave",
+        "compression_ratio": 0.9314387096124493,
+        "rotation_deg": 13.005760264962298,
+        "seed": 2058,
+    },
+    # A lens about a millimetre thick in a 2 mm slice peaks at 1193 HU: partial volume keeps it
+    # under the 1500 HU threshold; it is found in the disc at 1000 HU and sized from its intensity.
+    "thin leak into the disc above a T12 that 2 mm slices keep under 1500 HU (phantom 40 of the "
+    "seed-2030 sweep)": {
+        "level": "T12",
+        "side": "left",
+        "spacing_mm": (1.0, 1.0, 2.0),
+        "disc_height_mm": 4.572112677284582,
+        "leaks": ("spinal canal", "disc superior"),
+        "basivertebral_foramen": True,
+        "fracture_cleft": True,
+        "seed": 2070,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
