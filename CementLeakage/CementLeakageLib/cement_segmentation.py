@@ -81,6 +81,10 @@ TRACT_ELONGATION_MIN = 2.0
 axis is at least this many times that along its second: pedicle tracts 2.6-3.8 on the phantoms,
 leaks into a disc (flat lenses) 1.1-1.3, whose ring a narrow disc's endplates make up to 97% bone
 when the leak lies in the slice that cuts an endplate."""
+TRACT_SPREAD_MIN_MM = 2.5
+"""A tract is also at least this long: the spread (SD, mm) along its longest axis, about 9 mm of a
+rod (SD = length / sqrt(12)). Pedicle tracts spread 3.2-3.7 mm on the phantoms; a fragment of a
+lens tilted across thick slices, long and with the endplates around it, 1.6-2.2 mm."""
 INTENSITY_REACH_MM = 1.5
 """How far (mm) beyond a piece its intensity is summed (one voxel at least): the tails of a
 0.6 mm blur, about two and a half standard deviations (a reach of 1 mm lost 5% of a 1 mm layer)."""
@@ -422,6 +426,7 @@ def size_pieces_by_intensity(
             ring[widest].any()
             and (hu[widest][ring[widest]] >= bone_min_hu).mean() >= BONE_RING_SHARE
             and _elongation(spreads) >= TRACT_ELONGATION_MIN
+            and spreads[2] >= TRACT_SPREAD_MIN_MM
         ):
             continue  # cement within bone, along a tract
         if settle_reach and np.count_nonzero(piece.any(axis=(1, 2))) <= SETTLED_PIECE_MAX_SLICES:

@@ -15,6 +15,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
+    TRACT_ELONGATION_MIN,
+    TRACT_SPREAD_MIN_MM,
     _elongation,
     _principal_axes,
     cement_reference_hu,
@@ -171,6 +173,14 @@ def test_elongation_tells_a_tract_from_a_lens_and_a_ball():
     assert elongation(tract) == pytest.approx(2.89, abs=0.2)
     assert elongation(lens) == pytest.approx(6.0 / 5.0, abs=0.05)
     assert elongation(ball) == pytest.approx(1.0, abs=0.02)
+    # A tract is long as well: SD along its longest axis at least TRACT_SPREAD_MIN_MM (2.5 mm). A
+    # strip 6 mm long, 2 mm wide and 1 mm thick (a fragment of a lens tilted across thick slices)
+    # is as elongated as a tract but short.
+    strip = (np.abs(x) <= 3.0) & (np.abs(y) <= 1.0) & (np.abs(z) <= 0.5)
+    assert _principal_axes(tract, spacing_kji)[0][2] >= TRACT_SPREAD_MIN_MM
+    assert elongation(strip) >= TRACT_ELONGATION_MIN
+    strip_spread_mm = _principal_axes(strip, spacing_kji)[0][2]  # 13 rows of 0.5 mm: 1.87
+    assert strip_spread_mm == pytest.approx(1.87, abs=0.05) and strip_spread_mm < TRACT_SPREAD_MIN_MM
     line = np.zeros((5, 5, 5), dtype=bool)
     line[2, 2, :] = True
     assert elongation(line) == np.inf
