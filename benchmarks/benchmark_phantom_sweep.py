@@ -96,7 +96,8 @@ def describe(spec: PhantomSpec) -> str:
 
 def leak_peak_hu(phantom, solid) -> float:
     """The brightest CT value (HU) within half a voxel (its largest extent) of a planted leak's
-    solid: a leak that stays under the cement threshold (1500 HU) is no cement by definition."""
+    solid: a leak that stays under the cement threshold (1500 HU) is found only by the search of
+    the discs for faint cement (from 1000 HU, :mod:`faint_disc_cement`)."""
     geometry = phantom.ct.geometry
     indices = np.indices(geometry.shape).reshape(3, -1)
     x, y, z = geometry.voxel_centers_ras(tuple(indices)).T

@@ -405,13 +405,14 @@ def size_pieces_by_intensity(
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
     result = grown.copy()
-    # The region reaches ``reach_voxels`` beyond the piece and its ring one voxel further.
-    steps = SETTLED_REACH_MAX_STEPS if settle_reach else 1
-    widest_reach = (steps * reach_voxels[0], steps * reach_voxels[1], reach_voxels[2])
-    margins = tuple(count + 1 for count in widest_reach[::-1])  # k, j, i
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
         if box is None or label in kept_labels:
             continue
+        # The region reaches ``reach_voxels`` beyond the piece (a settling one up to
+        # SETTLED_REACH_MAX_STEPS times that in the slice plane) and its ring one voxel further.
+        settles = settle_reach and box[0].stop - box[0].start <= SETTLED_PIECE_MAX_SLICES
+        steps = SETTLED_REACH_MAX_STEPS if settles else 1
+        margins = (reach_voxels[2] + 1, steps * reach_voxels[1] + 1, steps * reach_voxels[0] + 1)
         box = grown_box(box, margins, grown.shape)
         piece = grown[box] == label
         free = (grown[box] == 0) | piece
@@ -429,7 +430,7 @@ def size_pieces_by_intensity(
             and spreads[2] >= TRACT_SPREAD_MIN_MM
         ):
             continue  # cement within bone, along a tract
-        if settle_reach and np.count_nonzero(piece.any(axis=(1, 2))) <= SETTLED_PIECE_MAX_SLICES:
+        if settles:
             region, ring = _settled_region(hu, piece, free, reach_voxels, widest, region, ring)
         # Layers across the piece's thinnest axis; on thick slices, the slices themselves.
         layers = (
