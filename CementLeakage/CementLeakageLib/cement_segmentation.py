@@ -124,7 +124,7 @@ def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) ->
     return (array_hu >= parameters.cement_min_hu) & (array_hu <= parameters.cement_max_hu)
 
 
-def _dilate(mask: np.ndarray, radius: int | tuple[int, int, int]) -> np.ndarray:
+def dilate_voxels(mask: np.ndarray, radius: int | tuple[int, int, int]) -> np.ndarray:
     """Dilation of a ``[k, j, i]`` mask by a ball of ``radius`` voxels (one, or per axis i j k)."""
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     radii = [int(radius)] * 3 if np.isscalar(radius) else [int(r) for r in radius]
@@ -150,8 +150,8 @@ def cement_edge_level(
     if not core.any():
         return parameters.cement_min_hu
     if near is None:
-        near = _dilate(core, gap_voxels)
-    around = _dilate(near, 1) & ~near
+        near = dilate_voxels(core, gap_voxels)
+    around = dilate_voxels(near, 1) & ~near
     if not around.any():
         return parameters.cement_min_hu
     cement = float(np.median(array_hu[core])) if cement_hu is None else float(cement_hu)
@@ -241,7 +241,7 @@ def segment_cement(
             continue
         box = grown_box(box, reach, labels.shape)
         piece = labels[box] == label
-        near = _dilate(piece, gap)
+        near = dilate_voxels(piece, gap)
         if label == largest and correct_bolus:
             level = cement_edge_level(array_hu[box], piece, parameters, gap, reference_hu, near)
             own = near & ((labels[box] == 0) | piece)
@@ -332,8 +332,8 @@ def _settled_region(
     level = median_in_widest(ring)
     for step in range(2, SETTLED_REACH_MAX_STEPS + 1):
         reach = (step * reach_voxels[0], step * reach_voxels[1], reach_voxels[2])
-        wider = _dilate(piece, reach) & free
-        wider_ring = _dilate(wider, 1) & ~wider
+        wider = dilate_voxels(piece, reach) & free
+        wider_ring = dilate_voxels(wider, 1) & ~wider
         wider_level = median_in_widest(wider_ring)
         if wider_level >= level - SETTLED_RING_FALL_HU:
             break  # the ring has left the piece's rim
@@ -417,8 +417,8 @@ def size_pieces_by_intensity(
         piece = grown[box] == label
         free = (grown[box] == 0) | piece
         hu = array_hu[box].astype(np.float32)
-        region = _dilate(piece, reach_voxels) & free
-        ring = _dilate(region, 1) & ~region
+        region = dilate_voxels(piece, reach_voxels) & free
+        ring = dilate_voxels(region, 1) & ~region
         if not ring.any():
             continue
         widest = int(np.argmax(piece.sum(axis=(1, 2))))

@@ -25,6 +25,7 @@ from .cement_segmentation import (
     CEMENT_EDGE_FLOOR_HU,
     INTENSITY_REACH_MM,
     cement_reference_hu,
+    dilate_voxels,
     size_pieces_by_intensity,
     threshold_cement,
 )
@@ -60,11 +61,6 @@ class FaintDiscLeak:
         )
 
 
-def _dilate(mask: np.ndarray, radius_ijk: tuple[int, int, int]) -> np.ndarray:
-    image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    return sitk.GetArrayFromImage(sitk.BinaryDilate(image, [int(r) for r in radius_ijk])) > 0
-
-
 def find_faint_disc_cement(
     array_hu: np.ndarray,
     body: np.ndarray,
@@ -84,7 +80,7 @@ def find_faint_disc_cement(
     if not cement.any() or not body.any():
         return found, []
     reach = tuple(voxels_across(INTENSITY_REACH_MM, float(step)) for step in geometry.spacing_mm)
-    clear = ~_dilate(cement, tuple(count + 1 for count in reach))
+    clear = ~dilate_voxels(cement, tuple(count + 1 for count in reach))
     candidates = (array_hu >= FAINT_CEMENT_MIN_HU) & (array_hu < parameters.cement_min_hu) & ~body & clear
     if not candidates.any():
         return found, []
