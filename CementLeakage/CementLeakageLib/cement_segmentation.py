@@ -101,8 +101,8 @@ rim partial volume makes faint in the slice plane. A piece across more slices (a
 tract) has its surroundings beside it, and a ring grown in the slice plane leaves them."""
 SETTLED_RING_FALL_HU = 25.0
 """A settling reach grows while the ring in the piece's widest slice falls by more than this (HU)
-with each step: it still lies in the leak's own faint rim (around the disc leaks of the phantoms
-it fell 100-510 HU a step until it left the rim, then 2-17 HU)."""
+with each step: it still lies in the leak's own faint rim (around the faint disc leaks of the
+phantoms it fell 100-515 HU a step until it left the rim, then 1-17 HU)."""
 
 
 def has_thick_slices(spacing_mm: np.ndarray) -> bool:
