@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
+from ct_scenes import on_ct_voxels
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
@@ -50,15 +50,7 @@ def fine_axes(step_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def on_voxels(fine_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:
     """The fine scene (painted at :func:`fine_mm` of ``spacing_mm``) blurred by 0.6 mm and
     averaged onto voxels of ``spacing_mm`` (i j k)."""
-    step = fine_mm(spacing_mm)
-    image = sitk.GetImageFromArray(fine_hu.astype(np.float32))
-    image.SetSpacing([step] * 3)
-    blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.6))
-    factors = [int(round(s / step)) for s in spacing_mm[::-1]]
-    shape = [n // f for n, f in zip(blurred.shape, factors)]
-    trimmed = blurred[: shape[0] * factors[0], : shape[1] * factors[1], : shape[2] * factors[2]]
-    blocks = trimmed.reshape(shape[0], factors[0], shape[1], factors[1], shape[2], factors[2])
-    return blocks.mean(axis=(1, 3, 5))
+    return on_ct_voxels(fine_hu, fine_mm(spacing_mm), spacing_mm)
 
 
 def disc_scene(

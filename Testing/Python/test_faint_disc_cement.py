@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
+from ct_scenes import on_ct_voxels
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import segment_cement, size_pieces_by_intensity
@@ -54,14 +54,7 @@ def thin_lens_scene(
     a, b, c = semi_axes_mm
     hu[(x / a) ** 2 + (y / b) ** 2 + ((z - centre_mm) / c) ** 2 <= 1.0] = 2700.0
     hu[(x - 10.0) ** 2 + (y - 10.0) ** 2 + (z - 6.5) ** 2 <= 9.0] = 2700.0
-    image = sitk.GetImageFromArray(hu)
-    image.SetSpacing([fine] * 3)
-    blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.6))
-    factors = [int(round(s / fine)) for s in spacing_mm[::-1]]
-    shape = [n // f for n, f in zip(blurred.shape, factors)]
-    trimmed = blurred[: shape[0] * factors[0], : shape[1] * factors[1], : shape[2] * factors[2]]
-    blocks = trimmed.reshape(shape[0], factors[0], shape[1], factors[1], shape[2], factors[2])
-    return blocks.mean(axis=(1, 3, 5))
+    return on_ct_voxels(hu, fine, spacing_mm)
 
 
 @pytest.mark.parametrize("pixel_mm", [0.8, 1.0])
