@@ -112,6 +112,12 @@ def has_thick_slices(spacing_mm: np.ndarray) -> bool:
     return slice_mm > SAMPLE_SPACING_MM and slice_mm >= THICK_SLICE_RATIO * pixel_mm
 
 
+def intensity_reach_voxels(spacing_mm: np.ndarray) -> tuple[int, int, int]:
+    """``INTENSITY_REACH_MM`` in whole voxels along i, j and k (spacing ``spacing_mm``, mm)."""
+    i, j, k = (voxels_across(INTENSITY_REACH_MM, float(step)) for step in spacing_mm)
+    return i, j, k
+
+
 def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
     """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``)."""
     return sitk.GetArrayFromImage(
@@ -224,7 +230,7 @@ def segment_cement(
     gap = intensity_reach = (1, 1, 1)
     if spacing_mm is not None:
         gap = tuple(voxels_across(EDGE_RING_GAP_MM, float(step)) for step in spacing_mm)
-        intensity_reach = tuple(voxels_across(INTENSITY_REACH_MM, float(step)) for step in spacing_mm)
+        intensity_reach = intensity_reach_voxels(spacing_mm)
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = cement_reference_hu(array_hu, labels)

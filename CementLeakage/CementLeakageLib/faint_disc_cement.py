@@ -23,15 +23,14 @@ from scipy import ndimage
 
 from .cement_segmentation import (
     CEMENT_EDGE_FLOOR_HU,
-    INTENSITY_REACH_MM,
     cement_reference_hu,
     dilate_voxels,
+    intensity_reach_voxels,
     size_pieces_by_intensity,
     threshold_cement,
 )
 from .geometry import VolumeGeometry
 from .leakage_components import disc_locations
-from .measurement import voxels_across
 from .parameters import MeasurementParameters
 from .vertebra_frame import VertebraFrame
 
@@ -79,7 +78,7 @@ def find_faint_disc_cement(
     found = np.zeros(array_hu.shape, dtype=bool)
     if not cement.any() or not body.any():
         return found, []
-    reach = tuple(voxels_across(INTENSITY_REACH_MM, float(step)) for step in geometry.spacing_mm)
+    reach = intensity_reach_voxels(geometry.spacing_mm)
     clear = ~dilate_voxels(cement, tuple(count + 1 for count in reach))
     candidates = (array_hu >= FAINT_CEMENT_MIN_HU) & (array_hu < parameters.cement_min_hu) & ~body & clear
     if not candidates.any():
