@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -199,10 +200,22 @@ def place_within_slices(
     return result
 
 
+@dataclass(frozen=True)
+class CementSegmentation:
+    """What :func:`segment_cement` found: the cement mask (bool ``[k, j, i]``), the edge level
+    (HU) of its largest piece and the cement's own intensity (HU, :func:`cement_reference_hu`;
+    ``None`` without cement), against which later pieces are sized by intensity."""
+
+    mask: np.ndarray
+    edge_level_hu: float
+    reference_hu: float | None
+
+
 def segment_cement(
     array_hu: np.ndarray, parameters: MeasurementParameters, spacing_mm: np.ndarray | None = None
-) -> tuple[np.ndarray, float]:
-    """Cement mask ``[k, j, i]`` of ``array_hu`` (HU) and the edge level (HU) of the largest piece.
+) -> CementSegmentation:
+    """Cement of ``array_hu`` (HU, ``[k, j, i]``): its mask, its largest piece's edge level and
+    the cement's own intensity.
 
     Each connected piece of thresholded cement gets its own half-maximum level
     (:func:`cement_edge_level` of that piece: small leaks, whose blurred peak is lower than a
@@ -220,7 +233,7 @@ def segment_cement(
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
-        return core, parameters.cement_min_hu
+        return CementSegmentation(core, parameters.cement_min_hu, None)
     labels = sitk.GetArrayFromImage(
         sitk.ConnectedComponent(sitk.GetImageFromArray(core.astype(np.uint8)), True)
     )
@@ -278,7 +291,7 @@ def segment_cement(
     )
     if bolus_loss > 0.0:
         grown = add_lost_volume(array_hu, grown, largest, bolus_loss, parameters.cement_max_hu)
-    return grown > 0, largest_level
+    return CementSegmentation(grown > 0, largest_level, reference_hu)
 
 
 def _principal_axes(piece: np.ndarray, spacing_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,10 @@ thick in a 2 mm slice reads about halfway between cement (2500-3000 HU) and disc
 voxels from ``FAINT_CEMENT_MIN_HU`` up to the threshold, outside the body and clear of the cement
 found (beyond the reach of its partial-volume edge), are therefore taken for cement in the disc.
 Each is sized from the cement its intensity holds
-(:func:`~.cement_segmentation.size_pieces_by_intensity`, the cement's own intensity from the
-thresholded cement), like every leak. A disc holds nothing else so bright next to an endplate of
-500-1000 HU except a calcification or a dense, sclerotic endplate: each such piece is reported
-with its peak for the reader to confirm on the CT.
+(:func:`~.cement_segmentation.size_pieces_by_intensity`, against the cement's own intensity that
+the cement segmentation measured), like every leak. A disc holds nothing else so bright next to
+an endplate of 500-1000 HU except a calcification or a dense, sclerotic endplate: each such piece
+is reported with its peak for the reader to confirm on the CT.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 from scipy import ndimage
 
 from .cement_segmentation import (
     CEMENT_EDGE_FLOOR_HU,
-    cement_reference_hu,
+    CementSegmentation,
     dilate_voxels,
     intensity_reach_voxels,
     size_pieces_by_intensity,
-    threshold_cement,
 )
 from .geometry import VolumeGeometry
 from .leakage_components import disc_locations
@@ -63,20 +61,23 @@ class FaintDiscLeak:
 def find_faint_disc_cement(
     array_hu: np.ndarray,
     body: np.ndarray,
-    cement: np.ndarray,
+    cement_found: CementSegmentation,
     geometry: VolumeGeometry,
     frame: VertebraFrame,
     parameters: MeasurementParameters,
 ) -> tuple[np.ndarray, list[FaintDiscLeak]]:
     """Faint cement in the discs over and under ``body``, and a description of each piece.
 
-    ``array_hu`` (HU), ``body`` and ``cement`` (bool, the cement already found) are ``[k, j, i]``
-    on ``geometry``; ``frame`` is the vertebra's (:func:`~.vertebra_frame.vertebra_frame`). Returns
-    a bool mask of the faint pieces, sized by intensity and apart from ``cement``, and their
-    descriptions, largest first. Without cement or body there is nothing to look for.
+    ``array_hu`` (HU) and ``body`` (bool) are ``[k, j, i]`` on ``geometry``; ``cement_found`` is
+    what :func:`~.cement_segmentation.segment_cement` found on the same array (its mask and the
+    cement's own intensity, against which each piece is sized); ``frame`` is the vertebra's
+    (:func:`~.vertebra_frame.vertebra_frame`). Returns a bool mask of the faint pieces, sized by
+    intensity and apart from the cement found, and their descriptions, largest first. Without
+    cement or body there is nothing to look for.
     """
     found = np.zeros(array_hu.shape, dtype=bool)
-    if not cement.any() or not body.any():
+    cement = cement_found.mask
+    if cement_found.reference_hu is None or not cement.any() or not body.any():
         return found, []
     reach = intensity_reach_voxels(geometry.spacing_mm)
     clear = ~dilate_voxels(cement, tuple(count + 1 for count in reach))
@@ -96,10 +97,8 @@ def find_faint_disc_cement(
     pieces = cement.astype(np.int32)
     for new_label, n in enumerate(accepted, start=2):
         pieces[labels == n] = new_label
-    cores = sitk.GetImageFromArray(threshold_cement(array_hu, parameters).astype(np.uint8))
-    reference_hu = cement_reference_hu(array_hu, sitk.GetArrayFromImage(sitk.ConnectedComponent(cores)))
     sized = size_pieces_by_intensity(
-        array_hu, pieces, {1}, reference_hu, parameters.bone_min_hu, reach, geometry.spacing_mm
+        array_hu, pieces, {1}, cement_found.reference_hu, parameters.bone_min_hu, reach, geometry.spacing_mm
     )
     voxel_mm3 = float(np.prod(geometry.spacing_mm))
     leaks = []

@@ -134,6 +134,8 @@ class ExtravertebralComponent:
     suggested_yeom_type: Optional[str]
     is_leakage: bool
     note: str
+    peak_hu: Optional[float] = None
+    """Brightest CT voxel of the component (HU); ``None`` when described without the CT."""
 
     def as_dict(self) -> dict:
         """Plain JSON-ready dictionary (Python floats, ints, strings, lists)."""
@@ -382,7 +384,7 @@ def _reaches_box_face(sub: tuple, crop_box: tuple, box: tuple, shape: tuple) -> 
     return False
 
 
-def _note(location: str, reaches_box_edge: bool) -> str:
+def _note(location: str, reaches_box_edge: bool, faint_peak_hu: Optional[float], cement_min_hu: float) -> str:
     yeom = SUGGESTED_YEOM_TYPE[location]
     if yeom is None:
         text = f"cement along the {location} of the puncture: not leakage"
@@ -390,6 +392,12 @@ def _note(location: str, reaches_box_edge: bool) -> str:
         text = f"{location} cement: suggests Yeom type {yeom} ({YEOM_TYPES[yeom]}); confirm on the images"
     if reaches_box_edge:
         text += f"; it continues beyond {CROP_MARGIN_MM:.0f} mm from the body (volume counted inside only)"
+    if faint_peak_hu is not None:
+        text += (
+            f"; faint: its peak ({faint_peak_hu:.0f} HU) is under the {cement_min_hu:.0f} HU "
+            "cement threshold (a layer thinner than the slice reads fainter); confirm it is cement "
+            "and not a calcification"
+        )
     return text
 
 
@@ -402,14 +410,24 @@ def describe_extravertebral_cement(
     side: str,
     *,
     min_volume_mm3: float = DEFAULT_MIN_VOLUME_MM3,
+    array_hu: Optional[np.ndarray] = None,
+    cement_min_hu: float = 1500.0,
 ) -> ExtravertebralCement:
     """Describe all cement outside the body: listed components plus what was left out.
 
     ``body_mask`` and ``cement_mask`` are boolean ``[k, j, i]`` on ``geometry``; ``upper_ras`` and
     ``lower_ras`` are the endplate midpoints (RAS mm); ``side`` is the puncture side (``left`` or
-    ``right``). Components are ordered by volume, largest first (ties by voxel order).
+    ``right``). Components are ordered by volume, largest first (ties by voxel order). With the CT
+    (``array_hu``, HU on the same grid) each component carries its peak intensity, and one whose
+    peak stays under ``cement_min_hu`` (a faint leak, see :mod:`faint_disc_cement`) says so in its
+    note.
     """
     body, cement, minimum = _check_inputs(body_mask, cement_mask, geometry, min_volume_mm3)
+    if array_hu is not None and np.shape(array_hu) != geometry.shape:
+        raise CementLeakageError(
+            f"the CT has shape {np.shape(array_hu)} but the masks' grid is {geometry.shape}: "
+            "give the CT the masks were drawn on"
+        )
     side = check_side(side)
     frame = vertebra_frame(upper_ras, lower_ras)
     voxel_mm3 = geometry.voxel_volume_mm3
@@ -460,6 +478,10 @@ def describe_extravertebral_cement(
         centroid = frame.to_frame(centroid_ras)[0]
         at_edge = _reaches_box_face(sub, crop_box, box, body.shape)
         voxels = int(sizes[label_index])
+        peak_hu = None
+        if array_hu is not None:
+            peak_hu = float(array_hu[crop_box][kji].max())
+        faint_peak_hu = peak_hu if peak_hu is not None and peak_hu < cement_min_hu else None
         result.components.append(
             ExtravertebralComponent(
                 index=rank,
@@ -471,7 +493,8 @@ def describe_extravertebral_cement(
                 centroid_ras=[float(v) for v in centroid_ras],
                 suggested_yeom_type=SUGGESTED_YEOM_TYPE[location],
                 is_leakage=location not in NOT_LEAKAGE,
-                note=_note(location, at_edge),
+                note=_note(location, at_edge, faint_peak_hu, cement_min_hu),
+                peak_hu=peak_hu,
             )
         )
     return result

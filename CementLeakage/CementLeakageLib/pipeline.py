@@ -5,7 +5,7 @@ This is the function the command line, the Slicer logic and the tests share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
@@ -45,6 +45,9 @@ class VertebraResult:
     extravertebral_cement_mask: np.ndarray
     segmentation_source: str
     extravertebral: ExtravertebralCement | None = None
+    array_hu: np.ndarray | None = field(default=None, repr=False)
+    """The CT (HU, ``[k, j, i]`` on ``geometry``) the masks were measured on, when at hand: each
+    extravertebral component then carries its peak intensity."""
 
     def masks_by_segment_name(self, with_components: bool = False) -> dict[str, np.ndarray]:
         """The four output masks keyed by their segment names (see :mod:`segments`), and with
@@ -81,6 +84,8 @@ class VertebraResult:
             np.asarray(measurement.upper_ras),
             np.asarray(measurement.lower_ras),
             measurement.side,
+            array_hu=self.array_hu,
+            cement_min_hu=float(measurement.parameters.get("cement_min_hu", 1500.0)),
         )
         described = self.extravertebral.as_dict()
         measurement.extravertebral_components = described["components"]
@@ -135,10 +140,16 @@ def automatic_masks(
     check_body_inside_field_of_view(body, ct.geometry)
 
     crop_hu = ct.array_hu[body_result.box]
-    crop_cement, _ = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm)
+    found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm)
+    crop_cement = found_cement.mask
     warnings = list(body_result.warnings)
     faint, faint_leaks = find_faint_disc_cement(
-        crop_hu, body_result.mask, crop_cement, body_result.geometry, body_result.frame, parameters
+        crop_hu,
+        body_result.mask,
+        found_cement,
+        body_result.geometry,
+        body_result.frame,
+        parameters,
     )
     crop_cement |= faint
     warnings.extend(leak.warning(parameters.cement_min_hu) for leak in faint_leaks)
@@ -238,6 +249,7 @@ def measure_vertebra(
         puncture_side_cement_mask=puncture_side,
         extravertebral_cement_mask=extravertebral,
         segmentation_source=source,
+        array_hu=ct.array_hu,
     )
     result.describe_extravertebral_cement()
     return result

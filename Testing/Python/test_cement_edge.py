@@ -45,7 +45,8 @@ def test_ball_of_cement_keeps_its_analytic_volume(cement_hu, top_hu):
     # keeps both scales within 3%.
     hu = blurred_ball(cement_hu, top_hu)
     parameters = MeasurementParameters(cement_max_hu=top_hu)
-    mask, level = segment_cement(hu, parameters)
+    found = segment_cement(hu, parameters)
+    mask, level = found.mask, found.edge_level_hu
     truth_mm3 = 4.0 / 3.0 * np.pi * RADIUS_MM**3
     assert mask.sum() * VOXEL_MM**3 == pytest.approx(truth_mm3, rel=0.03)
     if top_hu > 3071.0:
@@ -81,7 +82,7 @@ def test_layer_thinner_than_the_blur_is_sized_from_its_intensity(layer_mm):
     # cement its intensity holds, it comes within 3% (measured +1.0% and +1.7%); the ball, the
     # largest piece, keeps its own half-maximum edge.
     hu = ball_and_layer(layer_mm)
-    mask, _ = segment_cement(hu, MeasurementParameters(), np.array([VOXEL_MM] * 3))
+    mask = segment_cement(hu, MeasurementParameters(), np.array([VOXEL_MM] * 3)).mask
     labels, count = ndimage.label(mask)
     volumes = sorted(np.bincount(labels.ravel())[1:] * VOXEL_MM**3)
     assert count == 2

@@ -88,15 +88,15 @@ def test_flat_leak_in_a_disc_is_sized_from_its_intensity(spacing_mm, half_maximu
     # and whole slices tip it on 2 mm ones (+30%). Beside the bolus it is sized from its
     # intensity, the endplates' blur taken out slice by slice: +1.7%, +1.3% and -0.3%.
     spacing = np.array(spacing_mm)
-    alone, _ = segment_cement(
+    alone = segment_cement(
         on_voxels(disc_scene(False, spacing_mm), spacing_mm), MeasurementParameters(), spacing
-    )
+    ).mask
     (half_maximum_mm3,) = pieces_mm3(alone, spacing_mm)
     if half_maximum_off:
         assert abs(half_maximum_mm3 / LENS_MM3 - 1.0) > 0.10
-    mask, _ = segment_cement(
+    mask = segment_cement(
         on_voxels(disc_scene(True, spacing_mm), spacing_mm), MeasurementParameters(), spacing
-    )
+    ).mask
     lens_mm3, bolus_mm3 = pieces_mm3(mask, spacing_mm)
     assert lens_mm3 == pytest.approx(LENS_MM3, rel=0.05)
     assert bolus_mm3 == pytest.approx(BALL_MM3, rel=0.05)
@@ -111,7 +111,7 @@ def test_flat_leak_filling_a_narrow_disc_is_sized_from_its_intensity(spacing_mm)
     # thick) almost touches both endplates.
     spacing = np.array(spacing_mm)
     image = on_voxels(disc_scene(True, spacing_mm, disc_height_mm=3.2), spacing_mm)
-    mask, _ = segment_cement(image, MeasurementParameters(), spacing)
+    mask = segment_cement(image, MeasurementParameters(), spacing).mask
     lens_mm3, bolus_mm3 = pieces_mm3(mask, spacing_mm)
     assert lens_mm3 == pytest.approx(LENS_MM3, rel=0.10)
     assert bolus_mm3 == pytest.approx(BALL_MM3, rel=0.05)
@@ -144,7 +144,7 @@ def test_flat_leak_in_a_tilted_disc_takes_its_background_layer_by_layer(spacing_
     lens_mm3 = 4.0 / 3.0 * np.pi * 6.0 * 5.0 * 1.0
     spacing = np.array(spacing_mm)
     image = on_voxels(tilted_disc_scene(spacing_mm, tilt_deg), spacing_mm)
-    mask, _ = segment_cement(image, MeasurementParameters(), spacing)
+    mask = segment_cement(image, MeasurementParameters(), spacing).mask
     lens, bolus = pieces_mm3(mask, spacing_mm)
     assert lens == pytest.approx(lens_mm3, rel=0.03)
     assert bolus == pytest.approx(BALL_MM3, rel=0.05)
@@ -221,11 +221,11 @@ def test_cement_inside_bone_keeps_its_half_maximum_surface():
     spacing_mm = (0.5, 0.5, 0.5)
     spacing = np.array(spacing_mm)
     image = on_voxels(pedicle_scene(True), spacing_mm)
-    mask, _ = segment_cement(image, MeasurementParameters(), spacing)
+    mask = segment_cement(image, MeasurementParameters(), spacing).mask
     tract_mm3, bolus_mm3 = pieces_mm3(mask, spacing_mm)
     tract_alone = on_voxels(pedicle_scene(True), spacing_mm)
     tract_alone[:, tract_alone.shape[1] // 2 :, :] = 110.0  # the bolus's half of the scene
-    alone, _ = segment_cement(tract_alone, MeasurementParameters(), spacing)
+    alone = segment_cement(tract_alone, MeasurementParameters(), spacing).mask
     (tract_half_maximum_mm3,) = pieces_mm3(alone, spacing_mm)
     assert tract_mm3 == tract_half_maximum_mm3
     assert bolus_mm3 == pytest.approx(BALL_MM3, rel=0.05)

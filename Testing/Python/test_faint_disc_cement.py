@@ -87,7 +87,7 @@ def test_lens_within_one_slice_is_sized_past_its_faint_rim():
     spacing = (0.7, 0.7, 1.5)
     semi_axes = (7.0, 6.0, 0.6)
     hu = thin_lens_scene(spacing, semi_axes, 0.0, 4.1)
-    mask, _ = segment_cement(hu, MeasurementParameters(), np.array(spacing))
+    mask = segment_cement(hu, MeasurementParameters(), np.array(spacing)).mask
     labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     assert count == 2  # the lens and the bolus
     lens_label = 1 + int(np.argmin(np.bincount(labels.ravel())[1:]))
@@ -143,6 +143,11 @@ def test_thin_disc_leak_under_the_threshold_is_found_sized_and_flagged_for_revie
     found = [c for c in m.extravertebral_components if c["location"] == "disc superior"]
     assert len(found) == 1
     assert found[0]["volume_cm3"] == pytest.approx(planted.volume_cm3, rel=0.10)  # measured -4.4%
+    component = result.extravertebral.component_mask(found[0]["index"], geometry.shape)
+    assert found[0]["peak_hu"] == phantom.ct.array_hu[component].max() < 1500.0
+    assert "faint" in found[0]["note"] and "confirm" in found[0]["note"]
+    bright = [c for c in m.extravertebral_components if c is not found[0]]
+    assert bright and all(c["peak_hu"] >= 1500.0 and "faint" not in c["note"] for c in bright)
     warnings = [w for w in m.warnings if "under the 1500 HU cement threshold" in w]
     assert len(warnings) == 1 and "superior disc" in warnings[0] and "confirm" in warnings[0]
 

@@ -284,6 +284,37 @@ def test_cement_beyond_the_box_is_reported_not_listed():
     assert CROP_MARGIN_MM == 40.0
 
 
+def test_components_carry_their_peak_and_faint_ones_say_so():
+    """With the CT, each component's peak is its brightest voxel (set here by construction); the
+    one whose peak stays under the cement threshold is marked faint for the reader to confirm."""
+    geometry, body, cement, blobs = synthetic_case()
+    array_hu = np.full(geometry.shape, 80.0)
+    array_hu[cement] = 2600.0
+    array_hu[blobs["above"]] = 1100.0
+    k, j, i = np.argwhere(blobs["above"])[0]
+    array_hu[k, j, i] = 1350.0
+    k, j, i = np.argwhere(blobs["lateral"])[-1]
+    array_hu[k, j, i] = 2950.0
+    result = describe_extravertebral_cement(
+        body, cement, geometry, UPPER_RAS, LOWER_RAS, "left", array_hu=array_hu, cement_min_hu=1500.0
+    )
+    peaks: dict[str, float] = {}
+    for component in result.components:
+        peaks[component.location] = max(peaks.get(component.location, 0.0), component.peak_hu)
+    assert peaks[DISC_SUPERIOR] == 1350.0 and peaks[PARAVERTEBRAL] == 2950.0
+    assert peaks[SPINAL_CANAL] == 2600.0 and peaks[DISC_INFERIOR] == 2600.0
+    faint = [c for c in result.components if "faint" in c.note]
+    assert [c.location for c in faint] == [DISC_SUPERIOR]
+    assert "1350 HU" in faint[0].note and "under the 1500 HU cement threshold" in faint[0].note
+    # Without the CT there is no peak and no faint mark.
+    plain = describe_extravertebral_cement(body, cement, geometry, UPPER_RAS, LOWER_RAS, "left")
+    assert all(c.peak_hu is None and "faint" not in c.note for c in plain.components)
+    with pytest.raises(CementLeakageError, match="the CT has shape"):
+        describe_extravertebral_cement(
+            body, cement, geometry, UPPER_RAS, LOWER_RAS, "left", array_hu=array_hu[1:]
+        )
+
+
 def test_bad_input_is_refused():
     geometry, body, cement, _ = synthetic_case()
     with pytest.raises(CementLeakageError, match="body mask is empty"):

@@ -113,8 +113,8 @@ def test_thin_cement_layer_on_thick_slices_is_placed_within_the_slices():
         hu[:, 5:25, 5:25] = (100.0 + 2600.0 * inside / spacing)[:, None, None]
         truth_mm3 = 20 * 20 * 0.25 * 3.0
         voxel_mm3 = 0.25 * spacing
-        whole, _ = segment_cement(hu, parameters)
-        placed, _ = segment_cement(hu, parameters, np.array([0.5, 0.5, spacing]))
+        whole = segment_cement(hu, parameters).mask
+        placed = segment_cement(hu, parameters, np.array([0.5, 0.5, spacing])).mask
         errors_whole.append(abs(whole.sum() * voxel_mm3 / truth_mm3 - 1.0))
         errors_placed.append(abs(placed.sum() * voxel_mm3 / truth_mm3 - 1.0))
     assert np.mean(errors_whole) == pytest.approx(1.0 / 3.0, abs=0.01)
