@@ -141,10 +141,14 @@ round off into the side wall."""
 FACE_FIT_MIN_COLUMNS = 50
 
 
-def faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | None:
+def faces_on_axis(
+    body: np.ndarray, inset_px: int, excluded_columns: np.ndarray | None = None
+) -> tuple[float, float] | None:
     """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
     the ``[z, y, x]`` mask ``body``), from quadratic surfaces fitted to the faces of the columns
-    at least ``inset_px`` inside the outline; None when too few columns are left.
+    at least ``inset_px`` inside the outline and not in ``excluded_columns`` (bool ``[y, x]``:
+    where a leak's cement was hidden from the shell, the face is not the endplate's); None when
+    too few columns are left.
 
     On thick slices each column's face lies on one of the CT's slices: a dished or tilted
     endplate crossing several slices shows as terraces, and the axis column alone is off by up
@@ -154,6 +158,8 @@ def faces_on_axis(body: np.ndarray, inset_px: int) -> tuple[float, float] | None
     """
     present, first, last = column_faces(body)
     inner = slicewise.binary_erode(present[None], inset_px)[0]
+    if excluded_columns is not None:
+        inner &= ~excluded_columns
     rows, cols = np.nonzero(inner)
     if rows.size < FACE_FIT_MIN_COLUMNS:
         return None
@@ -221,17 +227,23 @@ class FaceFill:
 
 
 def calibrate_to_endplate_points(
-    body: np.ndarray, axial_mm: np.ndarray, height_mm: float, inset_px: int, shortfall_mm: float = 0.0
+    body: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    inset_px: int,
+    shortfall_mm: float = 0.0,
+    excluded_columns: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FaceFill]:
     """Move the enclosed body's upper and lower faces onto the marked endplate surfaces.
 
     The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
     where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
     shortened at each end by the overshoot on the axis (at most ``MAX_ENDPLATE_OVERSHOOT_MM``),
-    read from the faces fitted around it (:func:`faces_on_axis`) or, failing that, from the
-    axis column itself. Whole slices are taken off the mask; the rest of the overshoot, a
-    fraction of a slice, is returned as the share of its end voxels each column keeps (a
-    rounded shift would be up to a quarter of a slice off at each face: 2% of a 12 mm body).
+    read from the faces fitted around it (:func:`faces_on_axis`, without ``excluded_columns``)
+    or, failing that, from the axis column itself. Whole slices are taken off the mask; the rest
+    of the overshoot, a fraction of a slice, is returned as the share of its end voxels each
+    column keeps (a rounded shift would be up to a quarter of a slice off at each face: 2% of a
+    12 mm body).
     With ``shortfall_mm``, faces that stop short of the points on the axis are extended by as
     much (at most ``shortfall_mm``): whole slices added to every column, the rest as the share
     of the new end voxels kept.
@@ -241,7 +253,10 @@ def calibrate_to_endplate_points(
     column = np.flatnonzero(body[:, centre[0], centre[1]])
     if column.size == 0:
         return body, FaceFill()
-    lower_face, upper_face = faces_on_axis(body, inset_px) or (float(column[0]), float(column[-1]))
+    lower_face, upper_face = faces_on_axis(body, inset_px, excluded_columns) or (
+        float(column[0]),
+        float(column[-1]),
+    )
     step = float(axial_mm[1] - axial_mm[0])
     limit = MAX_ENDPLATE_OVERSHOOT_MM / spacing
     # Slices are centred half a slice inside the faces: the top slice on the axis ends at the

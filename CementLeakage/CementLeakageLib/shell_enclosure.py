@@ -28,8 +28,17 @@ ENCLOSED_COVERAGE_MIN = 0.95
 """The shell-enclosed body must hold this fraction of the body found slice by slice between the
 endplate points: the shell may add concave rims and take off tilted corners, but a shell with
 holes encloses only part of the body."""
-CEMENT_HALO_PX = 3
-"""Pixels around cement beyond the endplate points that its blur makes look like bone."""
+CEMENT_HALO_BLUR_MM = 1.0
+"""Beyond the endplate points, cement's blur makes its surroundings look like bone out to about a
+CT voxel (the voxel's partial volume, then the interpolation between voxels onto the frame grid)
+and this much further (mm): 1.5 mm on 0.5 mm voxels, 3 mm on 2 mm slices, where a leak into the
+disc otherwise leaves a lid of blurred cement that joins the body to the next vertebra."""
+
+
+def cement_halo_px(ct_voxel_mm: float, working_spacing_mm: float) -> int:
+    """Radius (frame-grid voxels of ``working_spacing_mm``) around cement that is not shell, for a
+    CT whose largest voxel spacing is ``ct_voxel_mm`` (mm); see ``CEMENT_HALO_BLUR_MM``."""
+    return voxels_across(CEMENT_HALO_BLUR_MM + ct_voxel_mm, working_spacing_mm)
 
 
 def _dilated_within_box(mask: np.ndarray, radius_px: int) -> np.ndarray:
@@ -55,6 +64,7 @@ def enclosed_by_shell(
     settings: BodySegmentationSettings,
     cement_min_hu: float = 1500.0,
     shortfall_mm: float = 0.0,
+    ct_voxel_mm: float = 0.5,
 ) -> tuple[np.ndarray, FaceFill] | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -64,6 +74,9 @@ def enclosed_by_shell(
     concave, rather than cutting at the marked points. The outline (x, y) is the union of the
     slab's cross-sections. The faces of the enclosure kept that stop short of the points on the
     axis are extended by up to ``shortfall_mm`` (see :func:`calibrate_to_endplate_points`).
+    Beyond the points, cement (``cement_min_hu`` and up) and its blur are not shell: the blur
+    within a frame voxel's halo, and, when no shell closes so, within the halo of a voxel of the
+    CT, whose largest spacing is ``ct_voxel_mm`` (mm, :func:`cement_halo_px`).
     Returns the mask with the share of their end voxels its columns fill
     (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
     is kept).
@@ -83,11 +96,7 @@ def enclosed_by_shell(
     middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
     # Beyond the endplate points cement is not shell: a leak into the disc must not close a lid.
     beyond_points = ((axial_mm <= 0.0) | (axial_mm >= height_mm))[:, None, None]
-    cement_halo = _dilated_within_box(hu >= cement_min_hu, CEMENT_HALO_PX)
-    not_cement_beyond = ~(beyond_points & cement_halo)
-
-    def shell_at(level: float) -> np.ndarray:
-        return ((hu >= level) & not_cement_beyond).astype(np.uint8)
+    cement = hu >= cement_min_hu
 
     inset_px = voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm)
     tolerance_px = FACE_TOLERANCE_MM / settings.working_spacing_mm
@@ -99,7 +108,6 @@ def enclosed_by_shell(
         inset = inset_px if raise_inner_columns else 0
         return columns_within_outline(calibrated, typical_outline, tolerance_px, slab, inset)
 
-    partial: tuple[float, np.ndarray] | None = None
     usual_radii, wide_radii = settings.closing_radii_mm[:2], settings.closing_radii_mm[2:]
     # Each round is tried only when the rounds before it closed no shell at all. A wider closing
     # bridges the gap a thick slice leaves in a dished endplate's lid where no slice samples the
@@ -111,15 +119,17 @@ def enclosed_by_shell(
         ([(level, radius) for level in shell_levels for radius in usual_radii], slab),
         ([(level, radius) for radius in wide_radii for level in shell_levels], slab),
     ]
-    candidates: dict[tuple[float, float], tuple[np.ndarray, np.ndarray] | None] = {}
 
-    def closed_candidate(level: float, radius_mm: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """The region the shell at ``level`` closed by ``radius_mm`` encloses, with the closed
-        shell, if it spans the middle slices, has a plausible volume and meets the points."""
+    def closed_candidate(
+        level: float, radius_mm: float, not_shell: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The region the shell at ``level`` (less ``not_shell``) closed by ``radius_mm``
+        encloses, with the closed shell, if it spans the middle slices, has a plausible volume and
+        meets the points."""
         radius = voxels_across(radius_mm, settings.working_spacing_mm)
         # Closed in the slice plane only: closing along the axis would bridge a narrow disc
         # (or a leak lying in it) and enclose the next vertebra.
-        closed = slicewise.binary_closing(shell_at(level), radius)
+        closed = slicewise.binary_closing(((hu >= level) & ~not_shell).astype(np.uint8), radius)
         filled = (
             sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(closed.astype(np.uint8)))) > 0
         )
@@ -134,28 +144,50 @@ def enclosed_by_shell(
             return None
         return candidate, closed
 
-    for attempts, core_slices in rounds:
+    # The halo of a voxel of the frame grid first: a wider one takes more of an endplate that
+    # cement touches beyond a point. Only when no shell closes is the halo of a CT voxel tried,
+    # which hides what the blur of a leak into the disc leaves on thick slices.
+    halos = sorted(
+        {
+            cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm),
+            cement_halo_px(ct_voxel_mm, settings.working_spacing_mm),
+        }
+    )
+    partial: tuple[float, np.ndarray] | None = None
+    for halo_px in halos:
+        not_shell = beyond_points & _dilated_within_box(cement, halo_px)
+        # A CT voxel's halo hides millimetres of endplate under a leak, and the faces there sink
+        # into the hole: the faces fitted to find the endplates on the axis leave those columns
+        # out. A frame voxel's halo hides little, and on a dished endplate, whose leak lies in the
+        # dish, the columns under it are those that show how deep the dish is.
+        hidden_columns = not_shell.any(axis=0) if halo_px > halos[0] else None
+        candidates: dict[tuple[float, float], tuple[np.ndarray, np.ndarray] | None] = {}
+        for attempts, core_slices in rounds:
+            if partial is not None:
+                break
+            for attempt in attempts:
+                if attempt not in candidates:
+                    candidates[attempt] = closed_candidate(*attempt, not_shell)
+                if candidates[attempt] is None:
+                    continue
+                candidate, closed = candidates[attempt]
+                if not (candidate & ~closed)[core_slices].any():
+                    continue
+                calibrated, fill = calibrate_to_endplate_points(
+                    candidate, axial_mm, height_mm, inset_px, excluded_columns=hidden_columns
+                )
+                coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
+                if coverage >= ENCLOSED_COVERAGE_MIN:
+                    if shortfall_mm > 0.0:
+                        # Judged with its faces as the shell left them, kept with them on the points.
+                        calibrated, fill = calibrate_to_endplate_points(
+                            candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden_columns
+                        )
+                    return finished(calibrated, True), fill
+                if partial is None or coverage > partial[0]:
+                    partial = (coverage, calibrated)
         if partial is not None:
             break
-        for attempt in attempts:
-            if attempt not in candidates:
-                candidates[attempt] = closed_candidate(*attempt)
-            if candidates[attempt] is None:
-                continue
-            candidate, closed = candidates[attempt]
-            if not (candidate & ~closed)[core_slices].any():
-                continue
-            calibrated, fill = calibrate_to_endplate_points(candidate, axial_mm, height_mm, inset_px)
-            coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
-            if coverage >= ENCLOSED_COVERAGE_MIN:
-                if shortfall_mm > 0.0:
-                    # Judged with its faces as the shell left them, kept with them on the points.
-                    calibrated, fill = calibrate_to_endplate_points(
-                        candidate, axial_mm, height_mm, inset_px, shortfall_mm
-                    )
-                return finished(calibrated, True), fill
-            if partial is None or coverage > partial[0]:
-                partial = (coverage, calibrated)
     if partial is None:
         return None
     # Every shell that closed has holes: its faces still follow the endplates beyond the points

@@ -8,6 +8,7 @@ disc and soft tissue at 80 HU. Exact voxel counts say what is enclosed.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from CementLeakageLib.body_settings import BodySegmentationSettings
 from CementLeakageLib.endplate_faces import FaceFill
@@ -83,3 +84,31 @@ def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
     result = enclosed(hu)
     assert result is not None
     assert np.array_equal(result[0], BODY)
+
+
+def test_the_blur_of_a_leak_on_thick_slices_does_not_join_the_next_vertebra():
+    # A lens of cement in the disc above the body (20-24 mm), under the next vertebra (closed
+    # from 24 to 28 mm). On 2 mm slices the lens's blur reads over the shell levels up to about
+    # 2.5 mm from the cement (here 300 HU within 2.5 mm of it, in the disc): beyond the frame
+    # voxel's 1.5 mm halo that ring bridges the disc, the two shells close as one and no shell
+    # encloses the body alone. The halo of the CT's 2 mm voxels (3 mm) hides it.
+    hu = ct()
+    hu[OUTLINE[None] & (Z > 24.0)] = 400.0
+    hu[MARROW[None] & (Z > 25.0) & (Z < 28.0)] = 150.0
+    lens = (RADIUS_MM <= 6.0)[None] & (Z > 21.5) & (Z < 22.5)
+    blur = ndimage.distance_transform_edt(~lens, sampling=SPACING_MM) <= 2.5
+    hu[blur & (Z > 20.0) & (Z < 24.0)] = 300.0
+    hu[lens] = 2700.0
+
+    def enclosed_on(ct_voxel_mm: float):
+        cross_sections = np.zeros_like(BODY)
+        cross_sections[SLAB] = OUTLINE
+        settings = BodySegmentationSettings()
+        return enclosed_by_shell(
+            hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, settings, ct_voxel_mm=ct_voxel_mm
+        )
+
+    assert enclosed_on(0.5) is None
+    result = enclosed_on(2.0)
+    assert result is not None and np.array_equal(result[0], BODY)
+    assert result[1] == FaceFill(1.0, 1.0)

@@ -266,3 +266,23 @@ def test_the_faces_on_the_axis_average_over_the_terraces(slope):
 def test_too_few_columns_give_no_fitted_faces():
     body = cylinder(0.0, HEIGHT_MM)
     assert faces_on_axis(body, 22) is None  # a 2-pixel core is left inside the outline
+
+
+def test_columns_under_hidden_cement_are_left_out_of_the_face_fit():
+    # Faces 1 mm beyond both points, but over a patch 4 mm around the axis, where a leak's cement
+    # beyond the upper point was hidden from the shell, the upper face stops 1 mm short of the rest.
+    # Left out of the fit, those columns do not pull the face on the axis: every column comes 1 mm
+    # down, as if the patch were not there.
+    patch = np.hypot(ROWS - 30, COLS - 30) <= 8
+    body = cylinder(-1.0, HEIGHT_MM + 1.0)
+    body[:, patch] = cylinder(-1.0, HEIGHT_MM)[:, patch]
+    calibrated, fill = calibrate_to_endplate_points(
+        body, AXIAL_MM, HEIGHT_MM, INSET_PX, excluded_columns=patch
+    )
+    expected = cylinder(0.0, HEIGHT_MM)
+    expected[:, patch] = cylinder(0.0, HEIGHT_MM - 1.0)[:, patch]
+    assert np.array_equal(calibrated, expected)
+    assert fill == FaceFill(1.0, 1.0)
+    # Fitted with them, the patch drags the face on the axis down: too little comes off.
+    _, fill_with_patch = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    assert fill_with_patch.upper != pytest.approx(1.0)
