@@ -77,6 +77,7 @@ class VertebraResult:
         """List the cement components outside the body into the measurement (see
         :mod:`leakage_components`); called again when the extravertebral cement changes."""
         measurement = self.measurement
+        cement_min_hu = measurement.parameters.get("cement_min_hu", MeasurementParameters().cement_min_hu)
         self.extravertebral = describe_extravertebral_cement(
             self.body_mask,
             self.cement_mask,
@@ -85,7 +86,7 @@ class VertebraResult:
             np.asarray(measurement.lower_ras),
             measurement.side,
             array_hu=self.array_hu,
-            cement_min_hu=float(measurement.parameters.get("cement_min_hu", 1500.0)),
+            cement_min_hu=float(cement_min_hu),
         )
         described = self.extravertebral.as_dict()
         measurement.extravertebral_components = described["components"]
