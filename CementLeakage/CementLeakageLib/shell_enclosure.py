@@ -147,12 +147,10 @@ def enclosed_by_shell(
     # The halo of a voxel of the frame grid first: a wider one takes more of an endplate that
     # cement touches beyond a point. Only when no shell closes is the halo of a CT voxel tried,
     # which hides what the blur of a leak into the disc leaves on thick slices.
-    halos = sorted(
-        {
-            cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm),
-            cement_halo_px(ct_voxel_mm, settings.working_spacing_mm),
-        }
-    )
+    halos = [cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm)]
+    ct_voxel_halo = cement_halo_px(ct_voxel_mm, settings.working_spacing_mm)
+    if ct_voxel_halo > halos[0]:
+        halos.append(ct_voxel_halo)
     partial: tuple[float, np.ndarray] | None = None
     for halo_px in halos:
         not_shell = beyond_points & _dilated_within_box(cement, halo_px)
