@@ -16,7 +16,9 @@ lie anywhere within a slice, and whole voxels move its volume by up to half a sl
 face. Each piece is then placed within the slices (:func:`place_within_slices`): the intensity
 is interpolated between slices, each voxel gets the fraction of its thickness at or above the
 piece's edge level, and the voxels around the piece with the largest fractions are taken until
-they hold that volume.
+they hold that volume. The ends of a bolus whose curvature loss is not put back (below) hold the
+cement their intensity does instead (:mod:`cement_slice_ends`: a cap within a slice, which the
+interpolation misses while it fills less than half of it).
 
 The largest piece (the bolus in the body) takes its level halfway between the cement's own
 intensity (the brightest interior of any piece, :func:`cement_reference_hu`) and the bone around
@@ -57,6 +59,12 @@ from .cement_curvature import (
     SATURATION_MARGIN_HU,
     add_lost_volume,
     curvature_loss_fraction,
+)
+from .cement_slice_ends import (
+    END_RING_OUTER_VOXELS,
+    SLICE_ENDS_MIN_VOXELS,
+    bone_around_hu,
+    slice_end_coverage,
 )
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
 from .measurement import grown_box, voxels_across
@@ -176,6 +184,8 @@ def place_within_slices(
     levels: np.ndarray,
     slice_spacing_mm: float,
     parameters: MeasurementParameters,
+    bolus: int | None = None,
+    cement_hu: float | None = None,
 ) -> np.ndarray:
     """The cement pieces (labels ``[k, j, i]``) with their faces placed within thick slices.
 
@@ -183,18 +193,27 @@ def place_within_slices(
     neighbours get the fraction of their thickness where the intensity, interpolated between
     slices, lies between the piece's edge level (``levels`` by label) and ``cement_max_hu``; the
     voxels with the largest fractions, brighter first among equals, are taken until they hold
-    that covered volume. Returns a bool mask.
+    that covered volume. With the label of the ``bolus`` and the cement's intensity
+    ``cement_hu`` (HU) given, the bolus's ends along k hold the cement their intensity does
+    instead (:mod:`cement_slice_ends`). Returns a bool mask.
     """
     result = np.zeros(pieces.shape, dtype=bool)
     neighbourhood = np.ones((3, 3, 3), dtype=bool)
-    for label, box in enumerate(ndimage.find_objects(pieces), start=1):
-        if box is None:
+    for label, found in enumerate(ndimage.find_objects(pieces), start=1):
+        if found is None:
             continue
-        box = grown_box(box, (1, 1, 1), pieces.shape)
+        box = grown_box(found, (1, 1, 1), pieces.shape)
         piece = pieces[box] == label
         near = ndimage.binary_dilation(piece, structure=neighbourhood) & ((pieces[box] == 0) | piece)
         hu = array_hu[box].astype(np.float32)
         coverage = coverage_along_axis(hu, levels[label], parameters.cement_max_hu, 0, slice_spacing_mm)
+        if label == bolus and cement_hu is not None:
+            around = grown_box(found, (END_RING_OUTER_VOXELS,) * 3, pieces.shape)
+            bone_hu = bone_around_hu(array_hu[around], pieces[around] == label)
+            if bone_hu is not None and cement_hu > levels[label] > bone_hu:
+                coverage = slice_end_coverage(
+                    hu, piece, coverage, levels[label], cement_hu, bone_hu, slice_spacing_mm
+                )
         covered = float(coverage[near].sum())
         result[box] |= volume_preserving_mask(coverage, covered, 1.0, near, -hu / 1000.0)
     return result
@@ -223,7 +242,8 @@ def segment_cement(
     ``EDGE_GROWTH_STEPS`` voxels (26-neighbourhood) through voxels at or above that level and
     at or below ``cement_max_hu``. With the voxel spacing (mm, i j k) given and thick slices
     (see ``THICK_SLICE_RATIO``), the pieces are then placed within the slices
-    (:func:`place_within_slices`). Every piece but the largest is then sized from its intensity
+    (:func:`place_within_slices`; the largest piece's ends from their intensity when its curvature
+    loss is not put back). Every piece but the largest is then sized from its intensity
     (:func:`size_pieces_by_intensity`). With the spacing given, the largest piece's level is
     halfway from the cement's own intensity (:func:`cement_reference_hu`) instead, and the
     volume the blur's curvature took from it is put back (:mod:`cement_curvature`), unless its
@@ -281,7 +301,12 @@ def segment_cement(
         grown = np.where(add, reached, grown)
     if spacing_mm is not None:
         if has_thick_slices(spacing_mm):
-            placed = place_within_slices(array_hu, grown, levels, float(spacing_mm[2]), parameters)
+            # A bolus whose curvature loss is put back has its slice profile's share in it.
+            ends_by_intensity = bolus_loss == 0.0 and sizes[largest] >= SLICE_ENDS_MIN_VOXELS
+            uncorrected = largest if ends_by_intensity else None
+            placed = place_within_slices(
+                array_hu, grown, levels, float(spacing_mm[2]), parameters, uncorrected, reference_hu
+            )
             # Voxels the placing added next to a piece take its label.
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
                 np.int32
