@@ -10,22 +10,22 @@ fills a little more than half: on 2 mm slices a cap within a slice moves a small
 per cent (a 1.8 cm³ bolus in a T5 on 1 x 1 x 2 mm voxels lost 0.06 cm³ at its two caps, -3.4%).
 
 The rule is for a bolus whose curvature loss is not put back (fewer core voxels than
-:data:`~CementLeakageLib.cement_curvature.CURVATURE_MIN_VOXELS`, see :mod:`cement_curvature`):
-that correction takes the slice profile into the blur whose loss it restores, caps included, and
-the two together count the caps twice (BCV +0.1..+1.2% -> +2.8..+4.3% on three boluses of
-the seed-2026 phantom sweep).
+:data:`~CementLeakageLib.cement_curvature.CURVATURE_MIN_VOXELS`): that correction
+(:mod:`cement_curvature`) takes the slice profile into the blur whose loss it restores, caps
+included, and the two together count the caps twice (BCV +0.1..+1.2% -> +2.8..+4.3% on three
+boluses of the seed-2026 phantom sweep). A bolus under ``SLICE_ENDS_MIN_VOXELS`` keeps the
+interpolation.
 
 Here the voxels beyond the bolus along the slice axis get at least their fraction of cement, and
 the last voxels of its caps at most theirs. The blur spills a little of a full slice into the
-next (about ``sigma / (spacing sqrt(2 pi))`` of it: 12% on 2 mm slices with a 0.6 mm blur);
-a voxel beyond that holds no more is no cap and keeps its coverage (counted, the spill made a
-flat bolus on 2 mm slices read up to +2.1%, and 6 of the 42 phantoms of the sweeps whose bolus
-the rule changes over 3% on BCV or PSBCV, up to +4.0%).
-A last voxel counts as a cap's only where the bolus's cross-section continues all round it in
-its slice: on the sloped rim of a slice the blur carries part of a voxel's intensity into its
-neighbours in the slice, and its fraction alone would lose that part. On a flat bolus of
-1.85 cm³ whose caps fall anywhere within 2 mm slices, -1.3% to -2.9% become -1.6% to +0.3%
-(``test_cement_slice_ends.py``).
+next (about ``sigma / (spacing sqrt(2 pi))`` of it: 12% on 2 mm slices with a 0.6 mm blur); a
+voxel beyond that holds no more is no cap and keeps its coverage (counted, the spill made a flat
+bolus on 2 mm slices read up to +2.1%, and 6 of the 42 boluses of the phantom sweeps the rule
+then changed over 3% on BCV or PSBCV, up to +4.0%). A last voxel counts as a cap's only where
+the bolus's cross-section continues all round it in its slice: on the sloped rim of a slice the
+blur carries part of a voxel's intensity into its neighbours in the slice, and its fraction
+alone would lose that part. On a flat bolus of 1.85 cm³ whose caps fall anywhere within 2 mm
+slices, -1.3% to -2.9% become -1.6% to +0.3% (``test_cement_slice_ends.py``).
 
 The bone's intensity is the lower quartile of a ring ``END_RING_INNER_VOXELS`` to
 ``END_RING_OUTER_VOXELS`` voxels beyond the bolus: trabecular bone, where the cortex of a nearby
@@ -53,7 +53,8 @@ SLICE_ENDS_MIN_VOXELS = 500
 """Fewest core voxels (at or above the cement threshold) a bolus needs for its ends to be set
 from their intensity: on a smaller one the sloped rims, where a voxel's fraction overlaps what
 linear interpolation gives its neighbours, outweigh the caps (a ball of 4 mm radius 2 mm above an
-endplate on 1 x 1 x 2 mm voxels, about 100 core voxels: -0.8% -> +5.9%)."""
+endplate on 1 x 1 x 2 mm voxels, about 100 core voxels: -0.8% -> +5.9%;
+``test_cement_intensity_sizing.py``)."""
 
 _NEIGHBOURHOOD = np.ones((3, 3, 3), dtype=bool)
 _IN_SLICE = np.zeros((3, 3, 3), dtype=bool)
