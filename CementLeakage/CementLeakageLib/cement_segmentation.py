@@ -195,7 +195,8 @@ def place_within_slices(
     voxels with the largest fractions, brighter first among equals, are taken until they hold
     that covered volume. With the label of the ``bolus`` and the cement's intensity
     ``cement_hu`` (HU) given, the bolus's ends along k hold the cement their intensity does
-    instead (:mod:`cement_slice_ends`). Returns a bool mask.
+    instead (:mod:`cement_slice_ends`), unless the scale clips that intensity (within
+    ``SATURATION_MARGIN_HU`` of ``cement_max_hu``). Returns a bool mask.
     """
     result = np.zeros(pieces.shape, dtype=bool)
     neighbourhood = np.ones((3, 3, 3), dtype=bool)
@@ -207,7 +208,12 @@ def place_within_slices(
         near = ndimage.binary_dilation(piece, structure=neighbourhood) & ((pieces[box] == 0) | piece)
         hu = array_hu[box].astype(np.float32)
         coverage = coverage_along_axis(hu, levels[label], parameters.cement_max_hu, 0, slice_spacing_mm)
-        if label == bolus and cement_hu is not None:
+        # Cement the scale clips has no known intensity to take fractions of (SATURATION_MARGIN_HU).
+        if (
+            label == bolus
+            and cement_hu is not None
+            and cement_hu < parameters.cement_max_hu - SATURATION_MARGIN_HU
+        ):
             around = grown_box(found, (END_RING_OUTER_VOXELS,) * 3, pieces.shape)
             bone_hu = bone_around_hu(array_hu[around], pieces[around] == label)
             if bone_hu is not None and cement_hu > levels[label] > bone_hu:

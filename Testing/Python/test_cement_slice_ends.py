@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CementLeakageLib.cement_segmentation import segment_cement
+from CementLeakageLib.cement_segmentation import place_within_slices, segment_cement
 from CementLeakageLib.cement_slice_ends import blur_spill_fraction, bone_around_hu, slice_end_coverage
 from CementLeakageLib.parameters import MeasurementParameters
 
@@ -25,10 +25,10 @@ SHIFTS_MM = (0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8)
 """Where the bolus lies across the 2 mm slices: its caps reach 0.1 to 1.9 mm into a slice."""
 
 
-def flat_bolus_ct(shift_mm: float) -> np.ndarray:
-    """HU ``[k, j, i]`` on ``SPACING_MM`` voxels of the bolus, ``shift_mm`` up from the grid's
-    centre, in bone over the plate: painted on a grid ``FINE_STEPS`` times finer, blurred by 0.6
-    mm and averaged onto the voxels (on 2 mm slices, the slice profile)."""
+def flat_bolus_ct(shift_mm: float, cement_hu: float = CEMENT_HU) -> np.ndarray:
+    """HU ``[k, j, i]`` on ``SPACING_MM`` voxels of the bolus (``cement_hu``), ``shift_mm`` up
+    from the grid's centre, in bone over the plate: painted on a grid ``FINE_STEPS`` times finer,
+    blurred by 0.6 mm and averaged onto the voxels (on 2 mm slices, the slice profile)."""
     extent_mm = (28.0, 28.0, 24.0)
     counts = [int(round(e / s)) for e, s in zip(extent_mm[::-1], SPACING_MM[::-1])]  # k, j, i
     axes = [
@@ -40,7 +40,7 @@ def flat_bolus_ct(shift_mm: float) -> np.ndarray:
     a, b, c = SEMI_AXES_MM
     hu = np.full(z.shape, BONE_HU, dtype=np.float32)
     hu[(z <= -c - PLATE_GAP_MM) & (z > -c - PLATE_GAP_MM - 1.0)] = CORTEX_HU
-    hu[(x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2 <= 1.0] = CEMENT_HU
+    hu[(x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2 <= 1.0] = cement_hu
     image = sitk.GetImageFromArray(hu)
     image.SetSpacing([s / FINE_STEPS for s in SPACING_MM])
     blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, 0.6))
@@ -58,6 +58,21 @@ def test_a_flat_bolus_keeps_its_volume_wherever_its_caps_fall_within_the_slices(
         errors.append(found.mask.sum() * np.prod(SPACING_MM) / truth_mm3 - 1.0)
     assert np.all(np.abs(errors) <= 0.02)
     assert np.mean(np.abs(errors)) <= 0.01
+
+
+def test_the_ends_are_left_alone_where_the_scale_clips_the_cement():
+    # Cement of 4000 HU stored up to 3071 HU has no known intensity to take fractions of: its
+    # bolus is placed within the slices by interpolation alone, as without a bolus given. Cement
+    # of 2700 HU has its ends set from their intensity.
+    parameters = MeasurementParameters()
+    for cement_hu, ends_set in ((CEMENT_HU, True), (4000.0, False)):
+        hu = np.minimum(flat_bolus_ct(0.6, cement_hu), 3071.0).astype(np.float32)
+        pieces = (hu >= parameters.cement_min_hu).astype(np.int32)
+        levels = np.array([np.inf, 0.5 * (min(cement_hu, 3071.0) + BONE_HU)])
+        reference_hu = float(np.quantile(hu[pieces == 1], 0.9))
+        interpolated = place_within_slices(hu, pieces, levels, SPACING_MM[2], parameters)
+        with_ends = place_within_slices(hu, pieces, levels, SPACING_MM[2], parameters, 1, reference_hu)
+        assert bool((with_ends != interpolated).any()) == ends_set
 
 
 def test_the_bone_around_a_bolus_is_the_ring_s_lower_quartile():
