@@ -48,6 +48,12 @@ clipped by the CT's scale: the cement's true intensity, and so its half maximum,
 1500 HU level then lies outside it), and no correction is made."""
 
 
+def clipped_by_scale(cement_hu: float, cement_max_hu: float) -> bool:
+    """Whether the CT's scale (cement window up to ``cement_max_hu``, HU) clips cement whose
+    intensity reads ``cement_hu`` (HU): within ``SATURATION_MARGIN_HU`` of the top."""
+    return cement_hu >= cement_max_hu - SATURATION_MARGIN_HU
+
+
 def blur_sigmas_mm(spacing_mm: np.ndarray) -> np.ndarray:
     """SD (mm) of the blur along i, j and k of a grid of ``spacing_mm`` (mm, i j k):
     ``CT_BLUR_SIGMA_MM`` combined with a box of the voxel's spacing."""

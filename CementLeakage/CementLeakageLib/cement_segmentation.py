@@ -56,8 +56,8 @@ from scipy import ndimage
 from .cement_curvature import (
     CURVATURE_LOSS_LIMIT,
     CURVATURE_MIN_VOXELS,
-    SATURATION_MARGIN_HU,
     add_lost_volume,
+    clipped_by_scale,
     curvature_loss_fraction,
 )
 from .cement_slice_ends import (
@@ -208,11 +208,11 @@ def place_within_slices(
         near = ndimage.binary_dilation(piece, structure=neighbourhood) & ((pieces[box] == 0) | piece)
         hu = array_hu[box].astype(np.float32)
         coverage = coverage_along_axis(hu, levels[label], parameters.cement_max_hu, 0, slice_spacing_mm)
-        # Cement the scale clips has no known intensity to take fractions of (SATURATION_MARGIN_HU).
+        # Cement the scale clips has no known intensity to take fractions of.
         if (
             label == bolus
             and cement_hu is not None
-            and cement_hu < parameters.cement_max_hu - SATURATION_MARGIN_HU
+            and not clipped_by_scale(cement_hu, parameters.cement_max_hu)
         ):
             around = grown_box(found, (END_RING_OUTER_VOXELS,) * 3, pieces.shape)
             bone_hu = bone_around_hu(array_hu[around], pieces[around] == label)
@@ -276,7 +276,7 @@ def segment_cement(
     correct_bolus = (
         spacing_mm is not None
         and sizes[largest] >= CURVATURE_MIN_VOXELS
-        and reference_hu < parameters.cement_max_hu - SATURATION_MARGIN_HU
+        and not clipped_by_scale(reference_hu, parameters.cement_max_hu)
     )
     bolus_loss = 0.0
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
@@ -309,9 +309,14 @@ def segment_cement(
         if has_thick_slices(spacing_mm):
             # A bolus whose curvature loss is put back has its slice profile's share in it.
             ends_by_intensity = bolus_loss == 0.0 and sizes[largest] >= SLICE_ENDS_MIN_VOXELS
-            uncorrected = largest if ends_by_intensity else None
             placed = place_within_slices(
-                array_hu, grown, levels, float(spacing_mm[2]), parameters, uncorrected, reference_hu
+                array_hu,
+                grown,
+                levels,
+                float(spacing_mm[2]),
+                parameters,
+                largest if ends_by_intensity else None,
+                reference_hu,
             )
             # Voxels the placing added next to a piece take its label.
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(

@@ -103,7 +103,7 @@ def slice_end_coverage(
     along k and whose eight neighbours in their slice belong to it get at most their fraction.
     Returns the new coverage (float32).
     """
-    hu = array_hu.astype(np.float32)
+    hu = np.asarray(array_hu, dtype=np.float32)
     fraction = np.clip((hu - bone_hu) / max(cement_hu - bone_hu, 1.0), 0.0, 1.0)
     after = np.zeros_like(piece)  # the voxel before along k belongs to the piece
     after[1:] = piece[:-1]
