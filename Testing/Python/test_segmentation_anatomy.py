@@ -79,6 +79,18 @@ CASES = {
         "rotation_deg": 19.978498832324846,
         "seed": 2044,
     },
+    "faint cortex of an L1 with a fracture cleft, closed at 226 HU inside its edge all round, its "
+    "lowest-level rings 4.8% larger (phantom 36 of the seed-2027 sweep)": {
+        "level": "L1",
+        "spacing_mm": (0.8, 0.8, 1.0),
+        "disc_height_mm": 4.888390050898527,
+        "leaks": ("spinal canal",),
+        "cortex_hu": 300.0,
+        "fracture_cleft": True,
+        "rotation_deg": 13.478733274054704,
+        "extended_scale": True,
+        "seed": 2063,
+    },
     # Principal axes 1.15 to 1 in the phantom, fewer in its mask: turned about its axis, its canal
     # and pedicles lie off the patient's midline, so locations are judged in the body's own frame
     # even when it is nearly round.
