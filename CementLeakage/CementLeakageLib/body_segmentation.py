@@ -346,6 +346,7 @@ def segment_vertebral_body(
         parameters.cement_min_hu,
         shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
         ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
+        own_slices=found,
     )
     fill = FaceFill()
     if enclosed is not None:

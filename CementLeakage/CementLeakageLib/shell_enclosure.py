@@ -65,6 +65,7 @@ def enclosed_by_shell(
     cement_min_hu: float = 1500.0,
     shortfall_mm: float = 0.0,
     ct_voxel_mm: float = 0.5,
+    own_slices: np.ndarray | None = None,
 ) -> tuple[np.ndarray, FaceFill] | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -77,6 +78,9 @@ def enclosed_by_shell(
     Beyond the points, cement (``cement_min_hu`` and up) and its blur are not shell: the blur
     within a frame voxel's halo, and, when no shell closes so, within the halo of a voxel of the
     CT, whose largest spacing is ``ct_voxel_mm`` (mm, :func:`cement_halo_px`).
+    When every shell that closes has holes, the best one is merged with the body found slice by
+    slice in ``own_slices`` (the slab's slices whose cross-section closed a ring of its own; all
+    of the slab by default).
     Returns the mask with the share of their end voxels its columns fill
     (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
     is kept).
@@ -84,9 +88,14 @@ def enclosed_by_shell(
     outline = body[slab].any(axis=0)
     if not outline.any():
         return None
-    reference = float(body[slab].sum())
     slab_body = np.zeros_like(body)
     slab_body[slab] = body[slab]
+    reference = float(body[slab].sum())
+    # A slice without a ring of its own took the nearest one's cross-section, which past a wedged
+    # endplate covers the disc in front of it: it does not fill what a shell leaves out.
+    ringed = slab if own_slices is None else np.intersect1d(slab, own_slices)
+    ringed_body = np.zeros_like(body)
+    ringed_body[ringed] = body[ringed]
     # The faces come from the shell, the outline from the slab: pixels in at least half of the
     # slab's cross-sections (pedicle roots and ribs are in fewer).
     typical_outline = body[slab].mean(axis=0) >= 0.5
@@ -191,7 +200,7 @@ def enclosed_by_shell(
     # Every shell that closed has holes: its faces still follow the endplates beyond the points
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
     # Their columns may end where the slab's body does: the faces are kept whole.
-    return finished(partial[1], True) | (slab_body & typical_outline[None]), FaceFill()
+    return finished(partial[1], True) | (ringed_body & typical_outline[None]), FaceFill()
 
 
 def _largest_component_3d(mask: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ disc and soft tissue at 80 HU. Exact voxel counts say what is enclosed.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from CementLeakageLib.body_settings import BodySegmentationSettings
@@ -122,3 +123,32 @@ def test_voxels_finer_than_the_frame_grid_keep_the_frame_voxels_halo():
         result = enclosed(hu, ct_voxel_mm=ct_voxel_mm)
         assert result is not None and np.array_equal(result[0], BODY)
         assert result[1] == FaceFill(1.0, 1.0)
+
+
+WEDGE_SLOPE_MM_PER_MM = 0.4
+"""Fall of the tilted upper face (mm along the axis per mm along the rows): 20 mm (the upper
+point) on the axis, 14 mm at the outline's last row, 26 mm at its first."""
+TILTED_TOP_MM = HEIGHT_MM - WEDGE_SLOPE_MM_PER_MM * (ROWS - 40) * SPACING_MM
+TILTED_BODY = OUTLINE[None] & (Z > 0.0) & (Z < TILTED_TOP_MM[None])
+
+
+def test_slices_without_a_ring_of_their_own_do_not_fill_a_shell_with_holes():
+    # A wedged body: its upper face falls 6 mm from the axis to one side. The slices between 14
+    # mm and the upper point cross the face, close no ring of their own and take the whole
+    # cross-section of the nearest slice that did. The enclosure, which follows the face, covers
+    # 94% of that slab, under 95%, so it counts as a shell with holes and the slices fill what it
+    # leaves out: a flat top at the point over the low side, 900 mm3 too much. Only the slices
+    # with a ring of their own fill it now, and those it covers whole.
+    hu = np.full(BODY.shape, 80.0)
+    hu[TILTED_BODY] = 400.0
+    hu[MARROW[None] & (Z > 1.0) & (Z < TILTED_TOP_MM[None] - 1.0)] = 150.0
+    cross_sections = np.zeros_like(BODY)
+    cross_sections[SLAB] = OUTLINE
+    own_slices = SLAB[AXIAL_MM[SLAB] < HEIGHT_MM - 15.0 * WEDGE_SLOPE_MM_PER_MM]
+    arguments = (hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, BodySegmentationSettings())
+    merged = enclosed_by_shell(*arguments)
+    kept = enclosed_by_shell(*arguments, own_slices=own_slices)
+    beyond_face_mm3 = float((cross_sections & ~TILTED_BODY).sum()) * SPACING_MM**3
+    assert beyond_face_mm3 == pytest.approx(900.0, rel=0.02)  # 0.4 x (2/3) x 15^3 mm3
+    assert merged is not None and np.array_equal(merged[0], TILTED_BODY | cross_sections)
+    assert kept is not None and np.array_equal(kept[0], TILTED_BODY)
