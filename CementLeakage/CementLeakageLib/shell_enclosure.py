@@ -88,9 +88,9 @@ def enclosed_by_shell(
     outline = body[slab].any(axis=0)
     if not outline.any():
         return None
+    reference = float(body[slab].sum())
     slab_body = np.zeros_like(body)
     slab_body[slab] = body[slab]
-    reference = float(body[slab].sum())
     # A slice without a ring of its own took the nearest one's cross-section, which past a wedged
     # endplate covers the disc in front of it: it does not fill what a shell leaves out.
     ringed = slab if own_slices is None else np.intersect1d(slab, own_slices)

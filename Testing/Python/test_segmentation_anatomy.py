@@ -91,6 +91,24 @@ CASES = {
         "extended_scale": True,
         "seed": 2063,
     },
+    # Its upper face falls about 2.5 mm from the axis to the front; the top 1.5 mm of slices
+    # between the points close no ring of their own and took the slice below's cross-section,
+    # which filled the faint shell's enclosure with a flat top at the point (VBV +4.8%).
+    "wedged T5 with a faint cortex and a fracture cleft, tilted 11 degrees (phantom 13 of the "
+    "seed-2030 sweep)": {
+        "level": "T5",
+        "spacing_mm": (0.7, 0.7, 1.0),
+        "orientation": "oblique",
+        "disc_height_mm": 4.5,
+        "cement_preset": "low",
+        "leaks": ("anterior", "disc superior"),
+        "compression": "wedge",
+        "compression_ratio": 0.681401099076898,
+        "cortex_hu": 300.0,
+        "fracture_cleft": True,
+        "tilt_deg": 11.24237737294633,
+        "seed": 2043,
+    },
     # Principal axes 1.15 to 1 in the phantom, fewer in its mask: turned about its axis, its canal
     # and pedicles lie off the patient's midline, so locations are judged in the body's own frame
     # even when it is nearly round.
