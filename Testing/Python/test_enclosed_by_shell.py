@@ -36,12 +36,19 @@ def ct(endplates: bool = True) -> np.ndarray:
     return hu
 
 
-def enclosed(hu: np.ndarray, ct_voxel_mm: float = 0.5):
-    cross_sections = np.zeros_like(BODY)
-    cross_sections[SLAB] = OUTLINE
+def enclosed(hu: np.ndarray, ct_voxel_mm: float = 0.5, own_slices: np.ndarray | None = None):
+    """The enclosure with the outline as the cross-section of every slab slice (``BODY``)."""
     settings = BodySegmentationSettings()
     return enclosed_by_shell(
-        hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, settings, ct_voxel_mm=ct_voxel_mm
+        hu,
+        BODY,
+        SLAB,
+        AXIAL_MM,
+        HEIGHT_MM,
+        SHELL_LEVELS,
+        settings,
+        ct_voxel_mm=ct_voxel_mm,
+        own_slices=own_slices,
     )
 
 
@@ -142,13 +149,10 @@ def test_slices_without_a_ring_of_their_own_do_not_fill_a_shell_with_holes():
     hu = np.full(BODY.shape, 80.0)
     hu[TILTED_BODY] = 400.0
     hu[MARROW[None] & (Z > 1.0) & (Z < TILTED_TOP_MM[None] - 1.0)] = 150.0
-    cross_sections = np.zeros_like(BODY)
-    cross_sections[SLAB] = OUTLINE
     own_slices = SLAB[AXIAL_MM[SLAB] < HEIGHT_MM - 15.0 * WEDGE_SLOPE_MM_PER_MM]
-    arguments = (hu, cross_sections, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, BodySegmentationSettings())
-    merged = enclosed_by_shell(*arguments)
-    kept = enclosed_by_shell(*arguments, own_slices=own_slices)
-    beyond_face_mm3 = float((cross_sections & ~TILTED_BODY).sum()) * SPACING_MM**3
+    merged = enclosed(hu)
+    kept = enclosed(hu, own_slices=own_slices)
+    beyond_face_mm3 = float((BODY & ~TILTED_BODY).sum()) * SPACING_MM**3
     assert beyond_face_mm3 == pytest.approx(900.0, rel=0.02)  # 0.4 x (2/3) x 15^3 mm3
-    assert merged is not None and np.array_equal(merged[0], TILTED_BODY | cross_sections)
+    assert merged is not None and np.array_equal(merged[0], TILTED_BODY | BODY)
     assert kept is not None and np.array_equal(kept[0], TILTED_BODY)
