@@ -40,7 +40,9 @@ maximum misplaces a leak thinner than the blur (its edge lies outside it) and lo
 of a flat leak in a disc (-11% to -17% on 1.25-2 mm slices; -6% to +8% sized by intensity).
 Cement within bone along a needle's tract (a long piece with bone around it: a pedicle tract)
 keeps its half-maximum surface; a flat leak filling a narrow disc, bone around it too on thick
-slices, is sized by intensity (+34% -> +8% on 2 mm slices).
+slices, is sized by intensity (+34% -> +8% on 2 mm slices). Fragments of one leak or blob, split
+at the threshold by partial volume and noise, are sized together: apart, the cement between them
+lay in the regions of both.
 """
 
 from __future__ import annotations
@@ -366,6 +368,76 @@ def _layers_across_thinnest_axis(
     return np.floor(distance / step + 0.5).astype(np.int32).reshape(piece.shape)
 
 
+def _lies_along_tract(
+    hu: np.ndarray, piece: np.ndarray, ring: np.ndarray, spacing_kji: np.ndarray, bone_min_hu: float
+) -> bool:
+    """Whether a piece (bool, ``[k, j, i]`` of its box, HU ``hu``) is cement within bone along a
+    needle's tract: in the slice where it is widest, ``BONE_RING_SHARE`` of its ``ring`` at or
+    above ``bone_min_hu`` (HU), and long (``TRACT_ELONGATION_MIN``, ``TRACT_SPREAD_MIN_MM``;
+    voxels ``spacing_kji`` mm)."""
+    widest = int(np.argmax(piece.sum(axis=(1, 2))))
+    if not ring[widest].any() or (hu[widest][ring[widest]] >= bone_min_hu).mean() < BONE_RING_SHARE:
+        return False
+    spreads, _ = _principal_axes(piece, spacing_kji)
+    return _elongation(spreads) >= TRACT_ELONGATION_MIN and spreads[2] >= TRACT_SPREAD_MIN_MM
+
+
+def _sizing_region(
+    grown: np.ndarray, label: int, box: tuple[slice, ...], reach_voxels: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The piece ``label`` of ``grown`` within ``box``, the voxels within ``reach_voxels`` (i j k)
+    of it that no other piece holds, and the ring one voxel beyond those (bool, ``[k, j, i]``)."""
+    piece = grown[box] == label
+    region = dilate_voxels(piece, reach_voxels) & ((grown[box] == 0) | piece)
+    return piece, region, dilate_voxels(region, 1) & ~region
+
+
+def _pieces_sized_together(
+    array_hu: np.ndarray,
+    grown: np.ndarray,
+    kept_labels: Collection[int],
+    reach_voxels: tuple[int, int, int],
+    spacing_kji: np.ndarray,
+    bone_min_hu: float,
+) -> tuple[np.ndarray, dict[int, bool]]:
+    """The pieces (``grown`` labels ``[k, j, i]``) with those whose reaches overlap made one.
+
+    Partial volume and noise split a faint leak (a lens tilted across thick slices, a blob of a
+    low fill) into fragments at the threshold; sized apart, each fragment's region (``reach_voxels``,
+    i j k, around it) covers part of the others' and the cement there is counted twice, or a
+    later fragment takes back what an earlier one chose. Pieces within two reaches of each other
+    therefore take the lowest of their labels; ``kept_labels`` and tracts
+    (:func:`_lies_along_tract`) stay apart. Returns the labels and, for each label now holding
+    several pieces, whether every one of them lies within ``SETTLED_PIECE_MAX_SLICES`` slices
+    (fragments of a lens, which settle their reach like a lens).
+    """
+    apart = set(kept_labels)
+    for label, found in enumerate(ndimage.find_objects(grown), start=1):
+        if found is None or label in apart:
+            continue
+        box = grown_box(found, (reach_voxels[2] + 1, reach_voxels[1] + 1, reach_voxels[0] + 1), grown.shape)
+        piece, _, ring = _sizing_region(grown, label, box, reach_voxels)
+        if _lies_along_tract(array_hu[box], piece, ring, spacing_kji, bone_min_hu):
+            apart.add(label)
+    movable = (grown > 0) & ~np.isin(grown, list(apart))
+    if not movable.any():
+        return grown, {}
+    groups, _ = ndimage.label(dilate_voxels(movable, reach_voxels), structure=np.ones((3, 3, 3), dtype=bool))
+    result = grown.copy()
+    first_label: dict[int, int] = {}
+    members: dict[int, list[bool]] = {}
+    objects = ndimage.find_objects(grown)
+    for label in np.unique(grown[movable]):
+        voxels = grown == label
+        group = int(groups[voxels][0])
+        target = first_label.setdefault(group, int(label))
+        result[voxels] = target
+        found = objects[int(label) - 1]
+        members.setdefault(target, []).append(found[0].stop - found[0].start <= SETTLED_PIECE_MAX_SLICES)
+    thin_fragments = {label: all(thin) for label, thin in members.items() if len(thin) > 1}
+    return result, thin_fragments
+
+
 def _settled_region(
     hu: np.ndarray,
     piece: np.ndarray,
@@ -455,36 +527,36 @@ def size_pieces_by_intensity(
     slices (a lens thinner than them, whose rim stays faint for millimetres beyond its half
     maximum) has its reach grown in the slice plane, a step of ``reach_voxels`` at a time up to
     ``SETTLED_REACH_MAX_STEPS``, while the ring's median in its widest slice falls by more than
-    ``SETTLED_RING_FALL_HU``: until the ring has left the rim. Returns the new labels.
+    ``SETTLED_RING_FALL_HU``: until the ring has left the rim. Pieces whose regions overlap are
+    sized as one, under the lowest of their labels (:func:`_pieces_sized_together`). Returns the
+    new labels.
     """
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
+    grown, thin_fragments = _pieces_sized_together(
+        array_hu, grown, kept_labels, reach_voxels, spacing_kji, bone_min_hu
+    )
     result = grown.copy()
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
         if box is None or label in kept_labels:
             continue
         # The region reaches ``reach_voxels`` beyond the piece (a settling one up to
         # SETTLED_REACH_MAX_STEPS times that in the slice plane) and its ring one voxel further.
-        settles = settle_reach and box[0].stop - box[0].start <= SETTLED_PIECE_MAX_SLICES
+        settles = settle_reach and thin_fragments.get(
+            label, box[0].stop - box[0].start <= SETTLED_PIECE_MAX_SLICES
+        )
         steps = SETTLED_REACH_MAX_STEPS if settles else 1
         margins = (reach_voxels[2] + 1, steps * reach_voxels[1] + 1, steps * reach_voxels[0] + 1)
         box = grown_box(box, margins, grown.shape)
-        piece = grown[box] == label
-        free = (grown[box] == 0) | piece
-        hu = array_hu[box].astype(np.float32)
-        region = dilate_voxels(piece, reach_voxels) & free
-        ring = dilate_voxels(region, 1) & ~region
+        piece, region, ring = _sizing_region(grown, label, box, reach_voxels)
         if not ring.any():
             continue
-        widest = int(np.argmax(piece.sum(axis=(1, 2))))
-        spreads, axes = _principal_axes(piece, spacing_kji)
-        if (
-            ring[widest].any()
-            and (hu[widest][ring[widest]] >= bone_min_hu).mean() >= BONE_RING_SHARE
-            and _elongation(spreads) >= TRACT_ELONGATION_MIN
-            and spreads[2] >= TRACT_SPREAD_MIN_MM
-        ):
+        hu = array_hu[box].astype(np.float32)
+        if _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
             continue  # cement within bone, along a tract
+        free = (grown[box] == 0) | piece
+        widest = int(np.argmax(piece.sum(axis=(1, 2))))
+        _, axes = _principal_axes(piece, spacing_kji)
         if settles:
             region, ring = _settled_region(hu, piece, free, reach_voxels, widest, region, ring)
         # Layers across the piece's thinnest axis; on thick slices, the slices themselves.
