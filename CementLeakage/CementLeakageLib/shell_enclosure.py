@@ -76,8 +76,9 @@ def enclosed_by_shell(
     slab's cross-sections. The faces of the enclosure kept that stop short of the points on the
     axis are extended by up to ``shortfall_mm`` (see :func:`calibrate_to_endplate_points`).
     Beyond the points, cement (``cement_min_hu`` and up) and its blur are not shell: the blur
-    within a frame voxel's halo, and, when no shell closes so, within the halo of a voxel of the
-    CT, whose largest spacing is ``ct_voxel_mm`` (mm, :func:`cement_halo_px`).
+    within a frame voxel's halo, and, when no shell closes so with the closing of a round,
+    within the halo of a voxel of the CT, whose largest spacing is ``ct_voxel_mm`` (mm,
+    :func:`cement_halo_px`), before the next round's wider closing.
     When every shell that closes has holes, the best one is merged with the body found slice by
     slice in ``own_slices`` (the slab's slices whose cross-section closed a ring of its own; all
     of the slab by default).
@@ -154,30 +155,33 @@ def enclosed_by_shell(
         return candidate, closed
 
     # The halo of a voxel of the frame grid first: a wider one takes more of an endplate that
-    # cement touches beyond a point. Only when no shell closes is the halo of a CT voxel tried,
-    # which hides what the blur of a leak into the disc leaves on thick slices.
+    # cement touches beyond a point. The halo of a CT voxel, which hides what the blur of a leak
+    # into the disc leaves on thick slices, comes next in each round, before a wider closing:
+    # past a frame voxel's halo a leak's blur can lid a pocket under a dished endplate, the
+    # enclosures that follow the dish run into it and miss the point, and one closed wider loses
+    # the dish's rims.
     halos = [cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm)]
     ct_voxel_halo = cement_halo_px(ct_voxel_mm, settings.working_spacing_mm)
     if ct_voxel_halo > halos[0]:
         halos.append(ct_voxel_halo)
+    not_shells = {halo_px: beyond_points & _dilated_within_box(cement, halo_px) for halo_px in halos}
+    candidates: dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray] | None] = {}
     partial: tuple[float, np.ndarray] | None = None
-    for halo_px in halos:
-        not_shell = beyond_points & _dilated_within_box(cement, halo_px)
-        # A CT voxel's halo hides millimetres of endplate under a leak, and the faces there sink
-        # into the hole: the faces fitted to find the endplates on the axis leave those columns
-        # out. A frame voxel's halo hides little, and on a dished endplate, whose leak lies in the
-        # dish, the columns under it are those that show how deep the dish is.
-        hidden_columns = not_shell.any(axis=0) if halo_px > halos[0] else None
-        candidates: dict[tuple[float, float], tuple[np.ndarray, np.ndarray] | None] = {}
-        for attempts, core_slices in rounds:
-            if partial is not None:
-                break
+    for attempts, core_slices in rounds:
+        for halo_px in halos:
+            not_shell = not_shells[halo_px]
+            # A CT voxel's halo hides millimetres of endplate under a leak, and the faces there
+            # sink into the hole: the faces fitted to find the endplates on the axis leave those
+            # columns out. A frame voxel's halo hides little, and on a dished endplate, whose leak
+            # lies in the dish, the columns under it are those that show how deep the dish is.
+            hidden_columns = not_shell.any(axis=0) if halo_px > halos[0] else None
             for attempt in attempts:
-                if attempt not in candidates:
-                    candidates[attempt] = closed_candidate(*attempt, not_shell)
-                if candidates[attempt] is None:
+                key = (halo_px, *attempt)
+                if key not in candidates:
+                    candidates[key] = closed_candidate(*attempt, not_shell)
+                if candidates[key] is None:
                     continue
-                candidate, closed = candidates[attempt]
+                candidate, closed = candidates[key]
                 if not (candidate & ~closed)[core_slices].any():
                     continue
                 calibrated, fill = calibrate_to_endplate_points(
@@ -193,6 +197,8 @@ def enclosed_by_shell(
                     return finished(calibrated, True), fill
                 if partial is None or coverage > partial[0]:
                     partial = (coverage, calibrated)
+            if partial is not None:
+                break
         if partial is not None:
             break
     if partial is None:

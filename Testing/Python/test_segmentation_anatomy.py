@@ -243,6 +243,26 @@ CASES = {
         "basivertebral_foramen": True,
         "seed": 2039,
     },
+    # A leak in the disc below the lower dish: past a frame voxel's halo its blur lids a pocket
+    # under the endplate, and the enclosures that follow the dish ran into it and missed the
+    # point; the first that met it, closed 3 mm wide, lost the dish's rims (VBV -4.05%). A CT
+    # voxel's halo with the usual closing is now tried before the wider closing.
+    "biconcave T8 with a basivertebral foramen and a leak in the disc below, tilted 16 degrees, "
+    "slice-averaged with a 0.75 mm blur (phantom 26 of the seed-2026 sweep)": {
+        "level": "T8",
+        "side": "right",
+        "spacing_mm": (0.5, 0.5, 1.0),
+        "orientation": "axial",
+        "cement_preset": "low",
+        "leaks": ("disc inferior",),
+        "compression": "biconcave",
+        "compression_ratio": 0.7158148197491869,
+        "basivertebral_foramen": True,
+        "tilt_deg": -16.19158783114855,
+        "seed": 2052,
+        "slice_averaged": True,
+        "blur_sigma_mm": 0.75,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
