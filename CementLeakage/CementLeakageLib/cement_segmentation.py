@@ -428,11 +428,10 @@ def _pieces_sized_together(
     members: dict[int, list[bool]] = {}
     objects = ndimage.find_objects(grown)
     for label in np.unique(grown[movable]):
-        voxels = grown == label
-        group = int(groups[voxels][0])
-        target = first_label.setdefault(group, int(label))
-        result[voxels] = target
         found = objects[int(label) - 1]
+        voxels = grown[found] == label
+        target = first_label.setdefault(int(groups[found][voxels][0]), int(label))
+        result[found][voxels] = target
         members.setdefault(target, []).append(found[0].stop - found[0].start <= SETTLED_PIECE_MAX_SLICES)
     thin_fragments = {label: all(thin) for label, thin in members.items() if len(thin) > 1}
     return result, thin_fragments
