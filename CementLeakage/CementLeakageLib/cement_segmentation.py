@@ -399,7 +399,7 @@ def _pieces_sized_together(
     reach_voxels: tuple[int, int, int],
     spacing_kji: np.ndarray,
     bone_min_hu: float,
-) -> tuple[np.ndarray, dict[int, bool]]:
+) -> tuple[np.ndarray, dict[int, bool], set[int]]:
     """The pieces (``grown`` labels ``[k, j, i]``) with those whose reaches overlap made one.
 
     Partial volume and noise split a faint leak (a lens tilted across thick slices, a blob of a
@@ -407,26 +407,26 @@ def _pieces_sized_together(
     i j k, around it) covers part of the others' and the cement there is counted twice, or a
     later fragment takes back what an earlier one chose. Pieces within two reaches of each other
     therefore take the lowest of their labels; ``kept_labels`` and tracts
-    (:func:`_lies_along_tract`) stay apart. Returns the labels and, for each label now holding
+    (:func:`_lies_along_tract`) stay apart. Returns the labels; for each label now holding
     several pieces, whether every one of them lies within ``SETTLED_PIECE_MAX_SLICES`` slices
-    (fragments of a lens, which settle their reach like a lens).
+    (fragments of a lens, which settle their reach like a lens); and the labels of the tracts.
     """
-    apart = set(kept_labels)
-    for label, found in enumerate(ndimage.find_objects(grown), start=1):
-        if found is None or label in apart:
+    objects = ndimage.find_objects(grown)
+    tracts = set()
+    for label, found in enumerate(objects, start=1):
+        if found is None or label in kept_labels:
             continue
         box = grown_box(found, (reach_voxels[2] + 1, reach_voxels[1] + 1, reach_voxels[0] + 1), grown.shape)
         piece, _, ring = _sizing_region(grown, label, box, reach_voxels)
         if _lies_along_tract(array_hu[box], piece, ring, spacing_kji, bone_min_hu):
-            apart.add(label)
-    movable = (grown > 0) & ~np.isin(grown, list(apart))
+            tracts.add(label)
+    movable = (grown > 0) & ~np.isin(grown, [*kept_labels, *tracts])
     if not movable.any():
-        return grown, {}
+        return grown, {}, tracts
     groups, _ = ndimage.label(dilate_voxels(movable, reach_voxels), structure=np.ones((3, 3, 3), dtype=bool))
     result = grown.copy()
     first_label: dict[int, int] = {}
     members: dict[int, list[bool]] = {}
-    objects = ndimage.find_objects(grown)
     for label in np.unique(grown[movable]):
         found = objects[int(label) - 1]
         voxels = grown[found] == label
@@ -434,7 +434,7 @@ def _pieces_sized_together(
         result[found][voxels] = target
         members.setdefault(target, []).append(found[0].stop - found[0].start <= SETTLED_PIECE_MAX_SLICES)
     thin_fragments = {label: all(thin) for label, thin in members.items() if len(thin) > 1}
-    return result, thin_fragments
+    return result, thin_fragments, tracts
 
 
 def _settled_region(
@@ -532,13 +532,13 @@ def size_pieces_by_intensity(
     """
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
-    grown, thin_fragments = _pieces_sized_together(
+    grown, thin_fragments, tracts = _pieces_sized_together(
         array_hu, grown, kept_labels, reach_voxels, spacing_kji, bone_min_hu
     )
     result = grown.copy()
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
-        if box is None or label in kept_labels:
-            continue
+        if box is None or label in kept_labels or label in tracts:
+            continue  # the bolus and cement within bone along a tract keep their surface
         # The region reaches ``reach_voxels`` beyond the piece (a settling one up to
         # SETTLED_REACH_MAX_STEPS times that in the slice plane) and its ring one voxel further.
         settles = settle_reach and thin_fragments.get(
@@ -551,7 +551,8 @@ def size_pieces_by_intensity(
         if not ring.any():
             continue
         hu = array_hu[box].astype(np.float32)
-        if _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
+        # Single pieces were judged when grouped; fragments made one are judged as a whole.
+        if label in thin_fragments and _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
             continue  # cement within bone, along a tract
         free = (grown[box] == 0) | piece
         widest = int(np.argmax(piece.sum(axis=(1, 2))))

@@ -165,40 +165,36 @@ def enclosed_by_shell(
     if ct_voxel_halo > halos[0]:
         halos.append(ct_voxel_halo)
     not_shells = {halo_px: beyond_points & _dilated_within_box(cement, halo_px) for halo_px in halos}
+    # A CT voxel's halo hides millimetres of endplate under a leak, and the faces there sink into
+    # the hole: the faces fitted to find the endplates on the axis leave those columns out. A
+    # frame voxel's halo hides little, and on a dished endplate, whose leak lies in the dish, the
+    # columns under it are those that show how deep the dish is.
+    hidden = {halo_px: not_shells[halo_px].any(axis=0) if halo_px > halos[0] else None for halo_px in halos}
     candidates: dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray] | None] = {}
     partial: tuple[float, np.ndarray] | None = None
-    for attempts, core_slices in rounds:
-        for halo_px in halos:
-            not_shell = not_shells[halo_px]
-            # A CT voxel's halo hides millimetres of endplate under a leak, and the faces there
-            # sink into the hole: the faces fitted to find the endplates on the axis leave those
-            # columns out. A frame voxel's halo hides little, and on a dished endplate, whose leak
-            # lies in the dish, the columns under it are those that show how deep the dish is.
-            hidden_columns = not_shell.any(axis=0) if halo_px > halos[0] else None
-            for attempt in attempts:
-                key = (halo_px, *attempt)
-                if key not in candidates:
-                    candidates[key] = closed_candidate(*attempt, not_shell)
-                if candidates[key] is None:
-                    continue
-                candidate, closed = candidates[key]
-                if not (candidate & ~closed)[core_slices].any():
-                    continue
-                calibrated, fill = calibrate_to_endplate_points(
-                    candidate, axial_mm, height_mm, inset_px, excluded_columns=hidden_columns
-                )
-                coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
-                if coverage >= ENCLOSED_COVERAGE_MIN:
-                    if shortfall_mm > 0.0:
-                        # Judged with its faces as the shell left them, kept with them on the points.
-                        calibrated, fill = calibrate_to_endplate_points(
-                            candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden_columns
-                        )
-                    return finished(calibrated, True), fill
-                if partial is None or coverage > partial[0]:
-                    partial = (coverage, calibrated)
-            if partial is not None:
-                break
+    for (attempts, core_slices), halo_px in ((round_, halo) for round_ in rounds for halo in halos):
+        for attempt in attempts:
+            key = (halo_px, *attempt)
+            if key not in candidates:
+                candidates[key] = closed_candidate(*attempt, not_shells[halo_px])
+            if candidates[key] is None:
+                continue
+            candidate, closed = candidates[key]
+            if not (candidate & ~closed)[core_slices].any():
+                continue
+            calibrated, fill = calibrate_to_endplate_points(
+                candidate, axial_mm, height_mm, inset_px, excluded_columns=hidden[halo_px]
+            )
+            coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
+            if coverage >= ENCLOSED_COVERAGE_MIN:
+                if shortfall_mm > 0.0:
+                    # Judged with its faces as the shell left them, kept with them on the points.
+                    calibrated, fill = calibrate_to_endplate_points(
+                        candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden[halo_px]
+                    )
+                return finished(calibrated, True), fill
+            if partial is None or coverage > partial[0]:
+                partial = (coverage, calibrated)
         if partial is not None:
             break
     if partial is None:
