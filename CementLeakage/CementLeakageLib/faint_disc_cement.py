@@ -98,7 +98,14 @@ def find_faint_disc_cement(
     for new_label, n in enumerate(accepted, start=2):
         pieces[labels == n] = new_label
     sized = size_pieces_by_intensity(
-        array_hu, pieces, {1}, cement_found.reference_hu, parameters.bone_min_hu, reach, geometry.spacing_mm
+        array_hu,
+        pieces,
+        {1},
+        cement_found.reference_hu,
+        parameters.bone_min_hu,
+        reach,
+        geometry.spacing_mm,
+        axis_kji=geometry.direction_kji(frame.axial_ras),
     )
     voxel_mm3 = float(np.prod(geometry.spacing_mm))
     leaks = []

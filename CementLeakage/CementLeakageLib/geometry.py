@@ -101,6 +101,13 @@ class VolumeGeometry:
         inverse = self.ras_to_ijk
         return ras @ inverse[:3, :3].T + inverse[:3, 3]
 
+    def direction_kji(self, direction_ras: np.ndarray) -> np.ndarray:
+        """An RAS direction as a unit vector along the array's k, j and i axes, each scaled to
+        mm (the frame in which ``np.indices`` times the spacing ``[k, j, i]`` gives positions)."""
+        along_ijk = np.linalg.solve(self.directions_ras, np.asarray(direction_ras, dtype=float).ravel())
+        along_kji = along_ijk[::-1]
+        return along_kji / np.linalg.norm(along_kji)
+
     def contains_ras(self, point_ras: np.ndarray, margin_voxels: float = 0.5) -> bool:
         """Whether an RAS point (mm) lies inside the grid's extent (voxel centres ± margin)."""
         ijk = self.ras_to_ijk_points(point_ras)[0]

@@ -141,7 +141,8 @@ def automatic_masks(
     check_body_inside_field_of_view(body, ct.geometry)
 
     crop_hu = ct.array_hu[body_result.box]
-    found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm)
+    axis_kji = ct.geometry.direction_kji(body_result.frame.axial_ras)
+    found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm, axis_kji)
     crop_cement = found_cement.mask
     warnings = list(body_result.warnings)
     faint, faint_leaks = find_faint_disc_cement(

@@ -210,3 +210,18 @@ def test_empty_body_and_mismatched_masks_raise():
         measure_masks(np.zeros_like(body), cement, geometry, upper, lower, "left")
     with pytest.raises(CementLeakageError, match="shape"):
         measure_masks(body[:-1], cement, geometry, upper, lower, "left")
+
+
+@pytest.mark.parametrize("kind", sorted(GRIDS))
+def test_a_ras_direction_along_the_array_axes_gives_the_heights_of_the_voxel_centres(kind):
+    # Heights along a RAS direction, from the voxel centres' RAS positions, equal those from the
+    # array's indices times the spacing along the direction in the array's axes (k, j, i in mm),
+    # up to one constant (the origin's height): oblique and flipped grids alike.
+    geometry = make_grid(kind)
+    direction_ras = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    kji = np.argwhere(np.ones(geometry.shape, dtype=bool))[::37]
+    from_ras = geometry.voxel_centers_ras(tuple(kji.T)) @ direction_ras
+    spacing_kji = geometry.spacing_mm[::-1]
+    from_array = (kji * spacing_kji) @ geometry.direction_kji(direction_ras)
+    assert np.linalg.norm(geometry.direction_kji(direction_ras)) == pytest.approx(1.0, abs=1e-12)
+    assert np.ptp(from_ras - from_array) == pytest.approx(0.0, abs=1e-9)
