@@ -626,9 +626,11 @@ def size_pieces_by_intensity(
         settles = settle_reach and thin_fragments.get(
             label, box[0].stop - box[0].start <= SETTLED_PIECE_MAX_SLICES
         )
-        steps = SETTLED_REACH_MAX_STEPS if settles else 1
-        # A lens's surroundings reach one more reach along k (see _lens_region).
-        k_steps = 2 if settles else 1
+        # A lens's region and surroundings reach twice LENS_REACH_STEPS reaches in the slice plane
+        # and two along k (see _lens_region).
+        lens_possible = thick_slices and axis_kji is not None
+        steps = max(SETTLED_REACH_MAX_STEPS if settles else 1, 2 * LENS_REACH_STEPS if lens_possible else 1)
+        k_steps = 2 if lens_possible else 1
         margins = (k_steps * reach_voxels[2] + 1, steps * reach_voxels[1] + 1, steps * reach_voxels[0] + 1)
         box = grown_box(box, margins, grown.shape)
         piece, region, ring = _sizing_region(grown, label, box, reach_voxels)

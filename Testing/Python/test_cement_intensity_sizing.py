@@ -183,7 +183,7 @@ def test_thin_lens_in_a_tilted_disc_on_thick_slices_takes_its_background_along_t
     # A lens 1.2-1.5 mm thick crosses the thick slices of a disc tilted against them; each
     # slice's ring around it lies partly in the endplates. Slice by slice it read -30.4%
     # (within two slices), -20.3%, -17.9%, -27.8% (across more) and -6.6%; with the background
-    # from the surroundings' profile along the vertebra's axis -0.5%, +1.2%, -0.0%, +0.5% and
+    # from the surroundings' profile along the vertebra's axis -0.5%, +1.2%, +1.5%, +4.1% and
     # +4.0%.
     lens_mm3 = 4.0 / 3.0 * np.pi * 6.0 * 5.0 * half_thickness_mm
     spacing = np.array(spacing_mm)
