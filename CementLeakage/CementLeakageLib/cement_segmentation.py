@@ -614,6 +614,8 @@ def size_pieces_by_intensity(
     """
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
+    # A lens takes its background along the vertebra's axis (see _lens_region).
+    lens_possible = thick_slices and axis_kji is not None
     grown, thin_fragments, tracts = _pieces_sized_together(
         array_hu, grown, kept_labels, reach_voxels, spacing_kji, bone_min_hu
     )
@@ -627,8 +629,7 @@ def size_pieces_by_intensity(
             label, box[0].stop - box[0].start <= SETTLED_PIECE_MAX_SLICES
         )
         # A lens's region and surroundings reach twice LENS_REACH_STEPS reaches in the slice plane
-        # and two along k (see _lens_region).
-        lens_possible = thick_slices and axis_kji is not None
+        # and two along k.
         steps = max(SETTLED_REACH_MAX_STEPS if settles else 1, 2 * LENS_REACH_STEPS if lens_possible else 1)
         k_steps = 2 if lens_possible else 1
         margins = (k_steps * reach_voxels[2] + 1, steps * reach_voxels[1] + 1, steps * reach_voxels[0] + 1)
@@ -640,17 +641,17 @@ def size_pieces_by_intensity(
         # Single pieces were judged when grouped; fragments made one are judged as a whole.
         if label in thin_fragments and _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
             continue  # cement within bone, along a tract
-        free = (grown[box] == 0) | piece
-        widest = int(np.argmax(piece.sum(axis=(1, 2))))
         spreads, axes = _principal_axes(piece, spacing_kji)
         lens = None
-        if thick_slices and axis_kji is not None and _is_lens(spreads, axes, axis_kji, settles):
+        if lens_possible and _is_lens(spreads, axes, axis_kji, settles):
             lens = _lens_region(hu, grown[box], piece, reach_voxels)
         if lens is not None:
             region, surroundings = lens
             background = background_along_axis(hu, surroundings, axis_kji, spacing_kji)
         else:
             if settles:
+                free = (grown[box] == 0) | piece
+                widest = int(np.argmax(piece.sum(axis=(1, 2))))
                 region, ring = _settled_region(hu, piece, free, reach_voxels, widest, region, ring)
             # Layers across the piece's thinnest axis; on thick slices, the slices themselves.
             layers = (
