@@ -141,20 +141,20 @@ round off into the side wall."""
 FACE_FIT_MIN_COLUMNS = 50
 
 
-def faces_on_axis(
+def fitted_faces(
     body: np.ndarray, inset_px: int, excluded_columns: np.ndarray | None = None
-) -> tuple[float, float] | None:
-    """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
-    the ``[z, y, x]`` mask ``body``), from quadratic surfaces fitted to the faces of the columns
-    at least ``inset_px`` inside the outline and not in ``excluded_columns`` (bool ``[y, x]``:
-    where a leak's cement was hidden from the shell, the face is not the endplate's); None when
-    too few columns are left.
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lower and upper face of the ``[z, y, x]`` mask ``body`` as smooth surfaces: slice
+    indices (fractional, ``[y, x]``) of quadratic surfaces fitted to the faces of the columns at
+    least ``inset_px`` inside the outline and not in ``excluded_columns`` (bool ``[y, x]``: where
+    a leak's cement was hidden from the shell, the face is not the endplate's); None when too few
+    columns are left.
 
     On thick slices each column's face lies on one of the CT's slices: a dished or tilted
-    endplate crossing several slices shows as terraces, and the axis column alone is off by up
-    to half a CT slice depending on where its terrace falls. The fitted surface averages over
-    the terraces. Each fit is repeated three times without the columns further from it than
-    2 px or 2.5 standard deviations, whichever is more (a pit, a hole in a faint shell).
+    endplate crossing several slices shows as terraces, and one column alone is off by up to
+    half a CT slice depending on where its terrace falls. The fitted surface averages over the
+    terraces. Each fit is repeated three times without the columns further from it than 2 px or
+    2.5 standard deviations, whichever is more (a pit, a hole in a faint shell).
     """
     present, first, last = column_faces(body)
     inner = slicewise.binary_erode(present[None], inset_px)[0]
@@ -164,10 +164,13 @@ def faces_on_axis(
     if rows.size < FACE_FIT_MIN_COLUMNS:
         return None
     scale = float(max(rows.std(), cols.std(), 1.0))
-    r = (rows - body.shape[1] // 2) / scale
-    c = (cols - body.shape[2] // 2) / scale
-    design = _quadratic_terms(r, c)
-    on_axis = []
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    design = _quadratic_terms((rows - centre[0]) / scale, (cols - centre[1]) / scale)
+    all_rows, all_cols = np.indices(present.shape)
+    everywhere = _quadratic_terms(
+        ((all_rows - centre[0]) / scale).ravel(), ((all_cols - centre[1]) / scale).ravel()
+    )
+    surfaces = []
     for face in (first, last):
         values = face[rows, cols].astype(float)
         keep = np.ones(values.size, dtype=bool)
@@ -175,8 +178,21 @@ def faces_on_axis(
             coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
             residual = values - design @ coefficients
             keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
-        on_axis.append(float(coefficients[0]))
-    return on_axis[0], on_axis[1]
+        surfaces.append((everywhere @ coefficients).reshape(present.shape))
+    return surfaces[0], surfaces[1]
+
+
+def faces_on_axis(
+    body: np.ndarray, inset_px: int, excluded_columns: np.ndarray | None = None
+) -> tuple[float, float] | None:
+    """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
+    the ``[z, y, x]`` mask ``body``) from the fitted face surfaces (:func:`fitted_faces`); None
+    when too few columns are left to fit them."""
+    surfaces = fitted_faces(body, inset_px, excluded_columns)
+    if surfaces is None:
+        return None
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    return float(surfaces[0][centre]), float(surfaces[1][centre])
 
 
 SLICE_SHARE_RESOLUTION = 1e-6
@@ -217,6 +233,37 @@ def _kept_share(residual_px: float) -> float:
     return 1.0 if abs(residual_px) < SLICE_SHARE_RESOLUTION else 1.0 - residual_px
 
 
+def _hidden_columns_on_fit(
+    body: np.ndarray,
+    surfaces: tuple[np.ndarray, np.ndarray],
+    hidden: np.ndarray,
+    overshoot_px: tuple[float, float],
+) -> np.ndarray:
+    """``body`` with the faces of its columns in ``hidden`` (bool ``[y, x]``) moved outward
+    towards the fitted face surfaces (rounded to whole slices), by no more than the overshoot of
+    the faces on the axis (``overshoot_px``: lower and upper, slices, rounded up) that the
+    calibration then takes off every column.
+
+    Where a leak's cement was hidden from the shell, the shell's blur went with it: those
+    columns' faces lie inside the others' by about that overshoot, and the calibration would
+    take it off them a second time (a leak over the centre of a dished endplate lost half a
+    millimetre at each face there). A pit deeper than the overshoot (a Schmorl's node under the
+    leak) keeps the rest of its depth. The fitted surfaces were fitted without these columns.
+    """
+    present, first, last = column_faces(body)
+    columns = hidden & present
+    if not columns.any():
+        return body
+    lower_reach, upper_reach = (max(int(np.ceil(px - SLICE_SHARE_RESOLUTION)), 0) for px in overshoot_px)
+    own_first, own_last = first[columns], last[columns]
+    lower = np.clip(np.rint(surfaces[0][columns]).astype(int), own_first - lower_reach, own_first)
+    upper = np.clip(np.rint(surfaces[1][columns]).astype(int), own_last, own_last + upper_reach)
+    z = np.arange(body.shape[0])[:, None]
+    result = body.copy()
+    result[:, columns] |= (z >= lower[None]) & (z <= upper[None])
+    return result
+
+
 @dataclass(frozen=True)
 class FaceFill:
     """The share (0 to 1] of its end voxels that each column of a body on the frame grid fills
@@ -239,11 +286,12 @@ def calibrate_to_endplate_points(
     The shell's iso-surface lies outside the cortex by the blur; on the axis the points say
     where the endplate surfaces are (0 and ``height_mm`` along the axis), so every column is
     shortened at each end by the overshoot on the axis (at most ``MAX_ENDPLATE_OVERSHOOT_MM``),
-    read from the faces fitted around it (:func:`faces_on_axis`, without ``excluded_columns``)
-    or, failing that, from the axis column itself. Whole slices are taken off the mask; the rest
-    of the overshoot, a fraction of a slice, is returned as the share of its end voxels each
-    column keeps (a rounded shift would be up to a quarter of a slice off at each face: 2% of a
-    12 mm body).
+    read from the faces fitted around it (:func:`fitted_faces`, without ``excluded_columns``)
+    or, failing that, from the axis column itself. The columns in ``excluded_columns`` are first
+    moved out towards the fitted faces by up to that overshoot (:func:`_hidden_columns_on_fit`).
+    Whole slices are taken off the mask; the rest of the overshoot, a fraction of a slice, is
+    returned as the share of its end voxels each column keeps (a rounded shift would be up to a
+    quarter of a slice off at each face: 2% of a 12 mm body).
     With ``shortfall_mm``, faces that stop short of the points on the axis are extended by as
     much (at most ``shortfall_mm``): whole slices added to every column, the rest as the share
     of the new end voxels kept.
@@ -253,10 +301,11 @@ def calibrate_to_endplate_points(
     column = np.flatnonzero(body[:, centre[0], centre[1]])
     if column.size == 0:
         return body, FaceFill()
-    lower_face, upper_face = faces_on_axis(body, inset_px, excluded_columns) or (
-        float(column[0]),
-        float(column[-1]),
-    )
+    surfaces = fitted_faces(body, inset_px, excluded_columns)
+    if surfaces is None:
+        lower_face, upper_face = float(column[0]), float(column[-1])
+    else:
+        lower_face, upper_face = float(surfaces[0][centre]), float(surfaces[1][centre])
     step = float(axial_mm[1] - axial_mm[0])
     limit = MAX_ENDPLATE_OVERSHOOT_MM / spacing
     # Slices are centred half a slice inside the faces: the top slice on the axis ends at the
@@ -267,6 +316,8 @@ def calibrate_to_endplate_points(
     top_px = float(np.clip((upper_mm - (height_mm - 0.5 * spacing)) / spacing, -short, limit))
     bottom_px = float(np.clip((0.5 * spacing - lower_mm) / spacing, -short, limit))
     top, bottom = _whole_slices(top_px), _whole_slices(bottom_px)
+    if surfaces is not None and excluded_columns is not None:
+        body = _hidden_columns_on_fit(body, surfaces, excluded_columns, (bottom_px, top_px))
     result = _face_moved(_face_moved(body, body, top, upper=True), body, bottom, upper=False)
     return result, FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
 
