@@ -13,9 +13,10 @@ Run: ``python benchmarks/benchmark_phantom_sweep.py [--count 50] [--seed 2026] [
 [--blur-mm SD] [--out FILE]``. ``--slice-averaged`` renders every phantom with each voxel averaging
 its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
 ``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
-(Gaussian SD, mm) other than the 0.6 mm the measurement assumes
-(``cement_curvature.CT_BLUR_SIGMA_MM``): what a sharper or softer CT kernel costs; the report's
-name then ends in ``_blur<SD>``. Writes a Markdown report (median and worst
+(Gaussian SD, mm) other than the 0.6 mm of a standard kernel, which the measurement assumes
+where it cannot measure the blur on the bolus (``cement_curvature.CT_BLUR_SIGMA_MM``,
+:mod:`ct_blur`): what a sharper or softer CT kernel costs; the report's name then ends in
+``_blur<SD>``. Writes a Markdown report (median and worst
 error of each quantity, then one row per phantom).
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -240,8 +241,8 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
             else ""
         )
         + (
-            f"; rendered with a blur of {arguments.blur_mm:g} mm (the measurement assumes "
-            f"{CT_BLUR_SIGMA_MM:g} mm)."
+            f"; rendered with a blur of {arguments.blur_mm:g} mm (the measurement measures it on the "
+            f"bolus, and assumes {CT_BLUR_SIGMA_MM:g} mm where it cannot)."
             if arguments.blur_mm is not None
             else "."
         ),

@@ -10,8 +10,9 @@ and :func:`add_lost_volume` gives the piece that many voxels more. Concave parts
 blobs meet) gain instead of losing, and the estimate counts them with their sign; a piece whose
 estimate comes out negative is left as it is.
 
-The blur is the CT's point spread, taken as a Gaussian of ``CT_BLUR_SIGMA_MM`` in every
-direction, combined with each voxel's extent along each axis (a box of its spacing, variance
+The blur is the CT's point spread, a Gaussian of the same SD in every direction (measured on
+the bolus's edges, :mod:`ct_blur`, or ``CT_BLUR_SIGMA_MM`` where it cannot be), combined with
+each voxel's extent along each axis (a box of its spacing, variance
 ``spacing² / 12``: on thick slices the slice profile). The estimate holds while the loss is small
 (first order in the blur's variance); ``CURVATURE_LOSS_LIMIT`` marks where it stops holding, for a
 piece thinner than the blur in some direction.
@@ -26,9 +27,10 @@ from scipy import ndimage
 from .measurement import bounding_box, grown_box
 
 CT_BLUR_SIGMA_MM = 0.6
-"""SD (mm) of the CT's point spread, a Gaussian: a standard body kernel (modulation transfer
-falling to one half at about 0.3 line pairs per mm). A sharper kernel blurs less and the
-correction then adds a little too much, a softer one more and it adds too little (the sweeps
+"""SD (mm) of the CT's point spread, a Gaussian, where it cannot be measured on the bolus (a
+small, thin or clipped one): a standard body kernel (modulation transfer falling to one half at
+about 0.3 line pairs per mm). A sharper kernel blurs less and the correction then adds a little
+too much, a softer one more and it adds too little (the sweeps
 ``benchmarks/results/phantom_sweep_slice_averaged_blur*.md`` render the phantoms at 0.45 and
 0.75 mm)."""
 CURVATURE_LOSS_LIMIT = 0.12
@@ -54,19 +56,24 @@ def clipped_by_scale(cement_hu: float, cement_max_hu: float) -> bool:
     return cement_hu >= cement_max_hu - SATURATION_MARGIN_HU
 
 
-def blur_sigmas_mm(spacing_mm: np.ndarray) -> np.ndarray:
-    """SD (mm) of the blur along i, j and k of a grid of ``spacing_mm`` (mm, i j k):
-    ``CT_BLUR_SIGMA_MM`` combined with a box of the voxel's spacing."""
+def blur_sigmas_mm(spacing_mm: np.ndarray, blur_sigma_mm: float = CT_BLUR_SIGMA_MM) -> np.ndarray:
+    """SD (mm) of the blur along i, j and k of a grid of ``spacing_mm`` (mm, i j k): the point
+    spread's ``blur_sigma_mm`` (mm) combined with a box of the voxel's spacing."""
     spacing = np.asarray(spacing_mm, dtype=float)
-    return np.sqrt(CT_BLUR_SIGMA_MM**2 + spacing**2 / 12.0)
+    return np.sqrt(blur_sigma_mm**2 + spacing**2 / 12.0)
 
 
 def curvature_loss_fraction(
-    array_hu: np.ndarray, region: np.ndarray, level_hu: float, spacing_mm: np.ndarray
+    array_hu: np.ndarray,
+    region: np.ndarray,
+    level_hu: float,
+    spacing_mm: np.ndarray,
+    blur_sigma_mm: float = CT_BLUR_SIGMA_MM,
 ) -> float:
     """Share of the voxels of ``region`` at or above ``level_hu`` (HU) that a further blur by
-    :func:`blur_sigmas_mm` takes below it: about the share the CT's own blur took from the
-    object whose half maximum ``level_hu`` is (negative where concave parts gain more).
+    :func:`blur_sigmas_mm` (a point spread of ``blur_sigma_mm``, mm) takes below it: about the
+    share the CT's own blur took from the object whose half maximum ``level_hu`` is (negative
+    where concave parts gain more).
 
     ``array_hu`` and ``region`` are ``[k, j, i]`` arrays on a grid of ``spacing_mm`` (mm, i j k);
     ``region`` should reach a little beyond the object's edge and leave out other bright pieces.
@@ -77,7 +84,7 @@ def curvature_loss_fraction(
         return 0.0
     image = sitk.GetImageFromArray(array_hu.astype(np.float32))
     image.SetSpacing([float(step) for step in spacing_mm])
-    variances = [float(sigma) ** 2 for sigma in blur_sigmas_mm(spacing_mm)]
+    variances = [float(sigma) ** 2 for sigma in blur_sigmas_mm(spacing_mm, blur_sigma_mm)]
     blurred = sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, variances, 32, 0.01, True))
     after = int(np.count_nonzero((blurred >= level_hu) & region))
     return (above - after) / above

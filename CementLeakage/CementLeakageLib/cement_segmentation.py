@@ -59,6 +59,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .cement_curvature import (
+    CT_BLUR_SIGMA_MM,
     CURVATURE_LOSS_LIMIT,
     CURVATURE_MIN_VOXELS,
     add_lost_volume,
@@ -72,8 +73,9 @@ from .cement_slice_ends import (
     bone_around_hu,
     slice_end_coverage,
 )
+from .ct_blur import BACKGROUND_RING_MM, blur_from_cement_edges
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
-from .measurement import grown_box, voxels_across
+from .measurement import bounding_box, grown_box, voxels_across
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
@@ -204,6 +206,7 @@ def place_within_slices(
     parameters: MeasurementParameters,
     bolus: int | None = None,
     cement_hu: float | None = None,
+    blur_sigma_mm: float = CT_BLUR_SIGMA_MM,
 ) -> np.ndarray:
     """The cement pieces (labels ``[k, j, i]``) with their faces placed within thick slices.
 
@@ -213,8 +216,9 @@ def place_within_slices(
     voxels with the largest fractions, brighter first among equals, are taken until they hold
     that covered volume. With the label of the ``bolus`` and the cement's intensity
     ``cement_hu`` (HU) given, the bolus's ends along k hold the cement their intensity does
-    instead (:mod:`cement_slice_ends`), unless the scale clips that intensity (within
-    ``SATURATION_MARGIN_HU`` of ``cement_max_hu``). Returns a bool mask.
+    instead (:mod:`cement_slice_ends`, with the CT's point spread ``blur_sigma_mm``, mm), unless
+    the scale clips that intensity (within ``SATURATION_MARGIN_HU`` of ``cement_max_hu``).
+    Returns a bool mask.
     """
     result = np.zeros(pieces.shape, dtype=bool)
     neighbourhood = np.ones((3, 3, 3), dtype=bool)
@@ -236,7 +240,7 @@ def place_within_slices(
             bone_hu = bone_around_hu(array_hu[around], pieces[around] == label)
             if bone_hu is not None and cement_hu > levels[label] > bone_hu:
                 coverage = slice_end_coverage(
-                    hu, piece, coverage, levels[label], cement_hu, bone_hu, slice_spacing_mm
+                    hu, piece, coverage, levels[label], cement_hu, bone_hu, slice_spacing_mm, blur_sigma_mm
                 )
         covered = float(coverage[near].sum())
         result[box] |= volume_preserving_mask(coverage, covered, 1.0, near, -hu / 1000.0)
@@ -252,6 +256,9 @@ class CementSegmentation:
     mask: np.ndarray
     edge_level_hu: float
     reference_hu: float | None
+    blur_sigma_mm: float | None = None
+    """The CT's point spread (SD, mm) measured on the bolus's edges (:mod:`ct_blur`); None when
+    it could not be, and ``CT_BLUR_SIGMA_MM`` was assumed."""
 
 
 def segment_cement(
@@ -278,7 +285,9 @@ def segment_cement(
     back (:mod:`cement_curvature`), unless its core has fewer than ``CURVATURE_MIN_VOXELS``
     voxels, the cement's intensity is clipped by the scale (within ``SATURATION_MARGIN_HU`` of
     ``cement_max_hu``), or the estimated loss is negative or beyond ``CURVATURE_LOSS_LIMIT`` (a
-    piece thinner than the blur).
+    piece thinner than the blur). With the spacing given, the CT's blur is measured on the
+    largest piece's edges (:mod:`ct_blur`) for that and for the bolus's ends on thick slices;
+    ``CT_BLUR_SIGMA_MM`` is assumed where it cannot be (a small or clipped bolus).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
@@ -296,6 +305,10 @@ def segment_cement(
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = cement_reference_hu(array_hu, labels)
+    measured_blur = None
+    if spacing_mm is not None and not clipped_by_scale(reference_hu, parameters.cement_max_hu):
+        measured_blur = _blur_of_bolus(array_hu, labels, largest, spacing_mm, reference_hu)
+    blur_sigma_mm = CT_BLUR_SIGMA_MM if measured_blur is None else measured_blur
     correct_bolus = (
         spacing_mm is not None
         and sizes[largest] >= CURVATURE_MIN_VOXELS
@@ -313,7 +326,7 @@ def segment_cement(
         if label == largest and correct_bolus:
             level = cement_edge_level(array_hu[box], piece, parameters, gap, reference_hu, near)
             own = near & ((labels[box] == 0) | piece)
-            loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm)
+            loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm, blur_sigma_mm)
             if 0.0 <= loss <= CURVATURE_LOSS_LIMIT:
                 levels[label], bolus_loss = level, loss
                 continue
@@ -340,6 +353,7 @@ def segment_cement(
                 parameters,
                 largest if ends_by_intensity else None,
                 reference_hu,
+                blur_sigma_mm,
             )
             # Voxels the placing added next to a piece take its label.
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
@@ -357,7 +371,20 @@ def segment_cement(
     )
     if bolus_loss > 0.0:
         grown = add_lost_volume(array_hu, grown, largest, bolus_loss, parameters.cement_max_hu)
-    return CementSegmentation(grown > 0, largest_level, reference_hu)
+    return CementSegmentation(grown > 0, largest_level, reference_hu, measured_blur)
+
+
+def _blur_of_bolus(
+    array_hu: np.ndarray, labels: np.ndarray, bolus: int, spacing_mm: np.ndarray, cement_hu: float
+) -> float | None:
+    """The CT's point spread (SD, mm) measured on the edges of the piece ``bolus`` of ``labels``
+    (:func:`ct_blur.blur_from_cement_edges`), in its box grown by the background ring."""
+    found = bounding_box(labels == bolus)
+    if found is None:
+        return None
+    margin = tuple(voxels_across(BACKGROUND_RING_MM[1], float(step)) + 1 for step in spacing_mm[::-1])
+    box = grown_box(found, margin, labels.shape)
+    return blur_from_cement_edges(array_hu[box], labels[box] == bolus, spacing_mm, cement_hu)
 
 
 def _principal_axes(piece: np.ndarray, spacing_kji: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -91,10 +91,11 @@ def slice_end_coverage(
     cement_hu: float,
     bone_hu: float,
     slice_spacing_mm: float,
+    blur_sigma_mm: float = CT_BLUR_SIGMA_MM,
 ) -> np.ndarray:
     """``coverage`` (fraction of each voxel, float ``[k, j, i]``, slices ``slice_spacing_mm``
-    apart along k) of a bolus ``piece`` (bool, same box) with its ends along k set from the
-    cement they hold.
+    apart along k; the CT's point spread ``blur_sigma_mm``, mm) of a bolus ``piece`` (bool, same
+    box) with its ends along k set from the cement they hold.
 
     A voxel's fraction is ``(HU - bone_hu) / (cement_hu - bone_hu)``, within 0 and 1. Voxels
     outside the piece, below its edge level ``level_hu`` (HU) and next to it along k get at least
@@ -110,7 +111,7 @@ def slice_end_coverage(
     before = np.zeros_like(piece)  # the voxel after along k belongs to the piece
     before[:-1] = piece[1:]
     beyond = (after | before) & ~piece & (hu < level_hu)
-    beyond &= fraction > blur_spill_fraction(slice_spacing_mm)
+    beyond &= fraction > blur_spill_fraction(slice_spacing_mm, blur_sigma_mm)
     surrounded = ndimage.binary_erosion(piece, structure=_IN_SLICE, border_value=0)
     last = surrounded & ~(after & before)
     result = np.where(beyond, np.maximum(coverage, fraction), coverage)
