@@ -287,7 +287,7 @@ def segment_cement(
     ``cement_max_hu``), or the estimated loss is negative or beyond ``CURVATURE_LOSS_LIMIT`` (a
     piece thinner than the blur). With the spacing given, the CT's blur is measured on the
     largest piece's edges (:mod:`ct_blur`) for that and for the bolus's ends on thick slices;
-    ``CT_BLUR_SIGMA_MM`` is assumed where it cannot be (a small or clipped bolus).
+    ``CT_BLUR_SIGMA_MM`` is assumed where it cannot be (a small, thin or clipped bolus).
     """
     core = threshold_cement(array_hu, parameters)
     if not core.any():
