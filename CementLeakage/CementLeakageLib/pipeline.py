@@ -6,6 +6,7 @@ This is the function the command line, the Slicer logic and the tests share.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -119,13 +120,24 @@ def check_body_inside_field_of_view(body: np.ndarray, geometry: VolumeGeometry) 
             )
 
 
+class AutomaticMasks(NamedTuple):
+    """What :func:`automatic_masks` found: body and cement (bool ``[k, j, i]`` on the CT grid),
+    the warnings to show with them and the CT's blur measured on the bolus (SD, mm; None when
+    the standard kernel's was assumed, see :mod:`ct_blur`)."""
+
+    body: np.ndarray
+    cement: np.ndarray
+    warnings: list[str]
+    ct_blur_sigma_mm: float | None = None
+
+
 def automatic_masks(
     ct: CtVolume,
     upper_ras: np.ndarray,
     lower_ras: np.ndarray,
     parameters: MeasurementParameters,
     settings: BodySegmentationSettings | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> AutomaticMasks:
     """Body and cement masks of the vertebra between the endplate points, on the CT grid.
 
     Cement is thresholded with its edges at half maximum (see :mod:`cement_segmentation`); thin
@@ -181,7 +193,7 @@ def automatic_masks(
         crop_cement[k[outside], j[outside], i[outside]] = False
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement
-    return body, cement, warnings
+    return AutomaticMasks(body, cement, warnings, found_cement.blur_sigma_mm)
 
 
 def measure_vertebra(
@@ -210,10 +222,13 @@ def measure_vertebra(
     if (body_mask is None) != (cement_mask is None):
         raise CementLeakageError("give both the vertebral body and the cement mask, or neither")
     warnings: list[str] = []
+    blur_sigma_mm = None
     if body_mask is None:
         parameters, intensity_warnings = check_ct_intensities(ct, parameters)
         warnings.extend(intensity_warnings)
-        body, cement, segmentation_warnings = automatic_masks(ct, upper, lower, parameters, settings)
+        body, cement, segmentation_warnings, blur_sigma_mm = automatic_masks(
+            ct, upper, lower, parameters, settings
+        )
         warnings.extend(segmentation_warnings)
         source = "automatic"
     else:
@@ -229,6 +244,7 @@ def measure_vertebra(
     )
     measurement.warnings = warnings + measurement.warnings
     measurement.segmentation_source = source
+    measurement.ct_blur_sigma_mm = blur_sigma_mm
     measurement.input_sha256 = ct.sha256
     measurement.input_source = ct.source
     measurement.parameters = parameters.as_dict()

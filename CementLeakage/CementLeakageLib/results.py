@@ -53,6 +53,10 @@ class VertebraMeasurement:
     """Extravertebral cement in pieces too small to list or far from the body (cm³)."""
     warnings: list[str] = field(default_factory=list)
     near_cutoff: bool = False
+    ct_blur_sigma_mm: float | None = None
+    """The CT's point spread (SD, mm) measured on the cement bolus's edges and used to size the
+    cement (:mod:`ct_blur`); None where the standard kernel's 0.6 mm was assumed (a small, thin
+    or clipped bolus) or the masks were given."""
 
     def as_dict(self) -> dict:
         """All fields as JSON-ready Python values."""
