@@ -48,6 +48,7 @@ CSV_COLUMNS = (
     "near_cutoff",
     "extravertebral_cement_cm3",
     "segmentation_source",
+    "ct_blur_sigma_mm",
     "body_segment",
     "body_edited_by_hand",
     "body_mask_sha256",

@@ -51,6 +51,7 @@ RESULT_COLUMNS = (
     ("Near cut-off", "near_cutoff"),
     ("Extravertebral cement (cm3)", "extravertebral_cement_cm3"),
     ("Segmentation", "segmentation_source"),
+    ("CT blur (mm)", "ct_blur_sigma_mm"),
     ("Warnings", "warnings"),
 )
 """Results table columns: header and the VertebraMeasurement field each shows."""
@@ -401,6 +402,8 @@ class CementLeakageLogic:
                 text = f"{value:.3f}" if field.endswith("cm3") else f"{value:.2f}"
             elif isinstance(value, list):
                 text = "; ".join(value)
+            elif value is None:
+                text = ""  # no blur measured: the standard kernel's was assumed, or masks given
             else:
                 text = str(value)
             table.SetCellText(row, column, text)

@@ -174,6 +174,9 @@ def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):
     assert len(rows) == 1 and float(rows[0]["psbcv_vbv_pct"]) == pytest.approx(
         record["psbcv_vbv_pct"], abs=1e-12
     )
+    # The blur the automatic segmentation measured on the bolus, in the JSON and the CSV.
+    assert 0.3 <= record["ct_blur_sigma_mm"] <= 1.2
+    assert float(rows[0]["ct_blur_sigma_mm"]) == pytest.approx(record["ct_blur_sigma_mm"], abs=1e-12)
 
     # A second run refuses to replace the results without --force.
     code, stdout, err = run(

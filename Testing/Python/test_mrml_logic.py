@@ -192,6 +192,9 @@ def test_logic_measures_given_segments_exactly_as_the_library(scene, axial_phant
         "yes" if measured.exceeds_cutoff else "no"
     )
     assert table.GetCellText(0, headers.index("Near cut-off")) == ("yes" if measured.near_cutoff else "no")
+    # Measured from the segments as they are: no blur was measured to size the cement.
+    assert measured.ct_blur_sigma_mm is None
+    assert table.GetCellText(0, headers.index("CT blur (mm)")) == ""
 
 
 def test_logic_segments_protects_edits_and_overwrites_on_request(scene, axial_phantom):
