@@ -75,7 +75,7 @@ from .cement_slice_ends import (
 )
 from .ct_blur import BACKGROUND_RING_MM, blur_from_cement_edges
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
-from .measurement import bounding_box, grown_box, voxels_across
+from .measurement import grown_box, voxels_across
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
@@ -305,9 +305,12 @@ def segment_cement(
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     largest = 1 + int(np.argmax(sizes[1:]))
     reference_hu = cement_reference_hu(array_hu, labels)
+    boxes = ndimage.find_objects(labels)
     measured_blur = None
     if spacing_mm is not None and not clipped_by_scale(reference_hu, parameters.cement_max_hu):
-        measured_blur = _blur_of_bolus(array_hu, labels, largest, spacing_mm, reference_hu)
+        measured_blur = _blur_of_bolus(
+            array_hu, labels, largest, boxes[largest - 1], spacing_mm, reference_hu
+        )
     blur_sigma_mm = CT_BLUR_SIGMA_MM if measured_blur is None else measured_blur
     correct_bolus = (
         spacing_mm is not None
@@ -317,7 +320,7 @@ def segment_cement(
     bolus_loss = 0.0
     # Each piece's level from its own neighbourhood: its box, grown by the voxels the ring around
     # it reaches (the same voxels as in the whole array, at a fraction of the work).
-    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+    for label, box in enumerate(boxes, start=1):
         if box is None:
             continue
         box = grown_box(box, reach, labels.shape)
@@ -375,13 +378,16 @@ def segment_cement(
 
 
 def _blur_of_bolus(
-    array_hu: np.ndarray, labels: np.ndarray, bolus: int, spacing_mm: np.ndarray, cement_hu: float
+    array_hu: np.ndarray,
+    labels: np.ndarray,
+    bolus: int,
+    found: tuple[slice, slice, slice],
+    spacing_mm: np.ndarray,
+    cement_hu: float,
 ) -> float | None:
     """The CT's point spread (SD, mm) measured on the edges of the piece ``bolus`` of ``labels``
-    (:func:`ct_blur.blur_from_cement_edges`), in its box grown by the background ring."""
-    found = bounding_box(labels == bolus)
-    if found is None:
-        return None
+    (:func:`ct_blur.blur_from_cement_edges`), whose box is ``found``, in that box grown by the
+    background ring."""
     margin = tuple(voxels_across(BACKGROUND_RING_MM[1], float(step)) + 1 for step in spacing_mm[::-1])
     box = grown_box(found, margin, labels.shape)
     return blur_from_cement_edges(array_hu[box], labels[box] == bolus, spacing_mm, cement_hu)

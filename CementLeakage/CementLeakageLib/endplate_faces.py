@@ -182,19 +182,6 @@ def fitted_faces(
     return surfaces[0], surfaces[1]
 
 
-def faces_on_axis(
-    body: np.ndarray, inset_px: int, excluded_columns: np.ndarray | None = None
-) -> tuple[float, float] | None:
-    """Slice indices (fractional) of the lower and upper face on the axis (the centre column of
-    the ``[z, y, x]`` mask ``body``) from the fitted face surfaces (:func:`fitted_faces`); None
-    when too few columns are left to fit them."""
-    surfaces = fitted_faces(body, inset_px, excluded_columns)
-    if surfaces is None:
-        return None
-    centre = (body.shape[1] // 2, body.shape[2] // 2)
-    return float(surfaces[0][centre]), float(surfaces[1][centre])
-
-
 SLICE_SHARE_RESOLUTION = 1e-6
 """Overshoots (in slices) this close to a whole number are taken as whole: rounding in the face
 fit must not turn an exact two slices into one and a fill of all but nothing."""

@@ -17,7 +17,7 @@ from CementLeakageLib.endplate_faces import (
     column_faces,
     columns_within_outline,
     face_occupancy,
-    faces_on_axis,
+    fitted_faces,
     smooth_face,
 )
 
@@ -255,7 +255,8 @@ def terraced_body(slope: float) -> tuple[np.ndarray, float]:
 @pytest.mark.parametrize("slope", [0.5, 1.0])
 def test_the_faces_on_the_axis_average_over_the_terraces(slope):
     body, mean_overshoot = terraced_body(slope)
-    lower, upper = faces_on_axis(body, INSET_PX)
+    lower_surface, upper_surface = fitted_faces(body, INSET_PX)
+    lower, upper = lower_surface[30, 30], upper_surface[30, 30]  # on the axis
     # The axis column's terrace lies on its true faces (slices 20 and 60): reading the overshoot
     # there alone would leave every other column out by the terraces' mean (1.5-1.7 slices).
     assert mean_overshoot > 1.4
@@ -266,7 +267,7 @@ def test_the_faces_on_the_axis_average_over_the_terraces(slope):
 
 def test_too_few_columns_give_no_fitted_faces():
     body = cylinder(0.0, HEIGHT_MM)
-    assert faces_on_axis(body, 22) is None  # a 2-pixel core is left inside the outline
+    assert fitted_faces(body, 22) is None  # a 2-pixel core is left inside the outline
 
 
 def test_columns_under_hidden_cement_are_left_out_of_the_face_fit():
