@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from .cement_curvature import CT_BLUR_SIGMA_MM
 from .errors import CementLeakageError
 
 STYLE = """
@@ -164,6 +165,17 @@ def points_text(point: object) -> str:
         return text(point)
 
 
+def blur_text(record: dict) -> str:
+    """The CT's blur (SD, mm, 2 decimals) measured on the bolus's edges, or what stood instead:
+    the standard kernel's blur assumed by the automatic masks, or nothing when masks were given."""
+    measured = record.get("ct_blur_sigma_mm")
+    if measured is not None:
+        return f"{number(measured)} (measured on the cement's edges)"
+    if record.get("segmentation_source") == "automatic":
+        return f"not measured; {CT_BLUR_SIGMA_MM:.2f} assumed"
+    return "not measured (masks given)"
+
+
 def key_value_table(values: dict) -> str:
     """A two-column table of keys and escaped values."""
     rows = "".join(
@@ -216,6 +228,7 @@ def provenance_section(document: dict) -> str:
                     "Input source": record.get("input_source", ""),
                     "Input SHA-256": record.get("input_sha256", ""),
                     "Voxel volume (mm³)": number(record.get("voxel_volume_mm3", ""), 4),
+                    "CT blur (SD, mm)": blur_text(record),
                 }
             )
         )

@@ -25,7 +25,7 @@ from CementLeakageLib.report_figures import (
     slice_through,
     write_level_figure,
 )
-from CementLeakageLib.report_html import flag_banner, write_report_html
+from CementLeakageLib.report_html import blur_text, flag_banner, write_report_html
 from CementLeakageLib.risk_rules import default_rule_name, evaluate_rule, get_rule
 from CementLeakageLib.split_plane import split_plane_from_endplates
 
@@ -193,6 +193,9 @@ def test_html_report_is_self_contained_escaped_and_flags_each_level(axial_left, 
     meaning = flagged["risk_rules"][0]["predictive_values"]["meaning"]
     assert html.escape(meaning) in page
     assert "a" * 64 in page and "b" * 64 in page
+    for record in (flagged, unflagged):
+        assert 0.3 <= record["ct_blur_sigma_mm"] <= 1.2
+        assert f"<code>{record['ct_blur_sigma_mm']:.2f} (measured on the cement&#x27;s edges)</code>" in page
 
     sections = page.split("<section>")[1:3]
     assert "&lt;L1&gt;" in sections[0] and "L2" in sections[1]
@@ -218,3 +221,12 @@ def test_flag_banner_says_when_the_ratio_is_near_the_cutoff(exceeds):
     assert "near the cut-off: the flag may fall either way" in banner
     assert ("Above the 13.68% cut-off" in banner) is exceeds
     assert f"PSBCV/VBV {record['psbcv_vbv_pct']:.2f}%" in banner
+
+
+def test_blur_line_says_what_stood_in_for_an_unmeasured_blur():
+    assert blur_text({"ct_blur_sigma_mm": 0.5549}) == "0.55 (measured on the cement's edges)"
+    assert blur_text({"ct_blur_sigma_mm": None, "segmentation_source": "automatic"}) == (
+        "not measured; 0.60 assumed"
+    )
+    given = blur_text({"ct_blur_sigma_mm": None, "segmentation_source": "given"})
+    assert given == "not measured (masks given)"
