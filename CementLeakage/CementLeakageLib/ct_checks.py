@@ -51,7 +51,7 @@ def check_ct_intensities(
             "check the image and its scaling"
         )
     warnings: list[str] = []
-    above = int(np.count_nonzero(ct.array_hu > CT_SCALE_TOP_HU))
+    above = int(np.count_nonzero(ct.array_hu > CT_SCALE_TOP_HU)) if maximum > CT_SCALE_TOP_HU else 0
     if above and parameters.cement_max_hu == CT_SCALE_TOP_HU:
         # Never up to metal: cement stays below METAL_EXTENDED_HU even on extended scales.
         top = float(np.ceil(min(maximum, METAL_EXTENDED_HU)))

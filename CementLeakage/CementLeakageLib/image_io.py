@@ -43,6 +43,8 @@ DICOM_IDENTIFYING_TAGS = {
 """Attributes that identify the patient or the visit; ``--anonymize`` leaves them out of exports."""
 _NRRD_SPACING_KEYS = ("space directions", "spacings", "NRRD_space directions", "NRRD_spacings")
 _HASH_CHUNK = 1 << 20
+_NRRD_HEADER_MAX_BYTES = 65536
+"""How much of an NRRD file is read for its header's fields."""
 
 
 def sha256_of_files(paths: list[Path]) -> str:
@@ -80,7 +82,9 @@ def _check_geometry(image: sitk.Image, name: str) -> VolumeGeometry:
 
 def _check_nrrd_spacing(path: Path) -> None:
     """Refuse an NRRD whose header gives no spacing (SimpleITK would silently assume 1 mm)."""
-    header = path.read_bytes()[:65536].split(b"\n\n", 1)[0].decode("latin-1", errors="replace")
+    with open(path, "rb") as handle:  # the header only: an attached volume can be gigabytes
+        start = handle.read(_NRRD_HEADER_MAX_BYTES)
+    header = start.split(b"\n\n", 1)[0].decode("latin-1", errors="replace")
     keys = {line.split(":", 1)[0].strip().lower() for line in header.splitlines() if ":" in line}
     if not keys & {"space directions", "spacings"}:
         raise CementLeakageError(

@@ -251,11 +251,12 @@ def measure_vertebra(
     plane = split_plane_from_endplates(upper, lower, side)
     # Only the body's box holds cement inside it: the full-size masks are filled there alone.
     box = bounding_box(body)
-    puncture_side = np.zeros_like(body)
+    # np.zeros leaves the untouched pages of a full-size mask unwritten; zeros_like writes them.
+    puncture_side = np.zeros(body.shape, dtype=bool)
     puncture_side[box] = puncture_side_voxels(cement[box] & body[box], ct.geometry.cropped(box), plane)
     # Cement outside the body, filled within the cement's own box (a copy of the full-size mask
     # costs more than finding the box).
-    extravertebral = np.zeros_like(cement)
+    extravertebral = np.zeros(cement.shape, dtype=bool)
     cement_box = bounding_box(cement)
     if cement_box is not None:
         extravertebral[cement_box] = cement[cement_box] & ~body[cement_box]
