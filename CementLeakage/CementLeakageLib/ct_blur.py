@@ -25,9 +25,13 @@ EDGE_BAND_MM = (2.0, 3.0)
 """The pixels that count lie within this far (mm) inside and outside the bolus's thresholded
 core in their slice: the ramp of a blur up to about 1 mm on either side of the half maximum."""
 BACKGROUND_RING_MM = (3.0, 4.5)
-"""Distance (mm, in the slice) from the core of the ring whose median, below
-``BACKGROUND_MAX_HU``, is the plateau outside the edge."""
+"""Distance (mm, in the slice) from the core of the ring whose most common intensity below
+``BACKGROUND_MAX_HU`` (:func:`most_common_hu`) is the plateau outside the edge."""
 BACKGROUND_MAX_HU = 1000.0
+BACKGROUND_BIN_HU = 20.0
+"""Width (HU) of the bins of the ring's histogram, which is smoothed over
+``BACKGROUND_SMOOTHING_BINS`` bins (SD) before its peak is taken."""
+BACKGROUND_SMOOTHING_BINS = 2.0
 DERIVATIVE_SIGMA_MM = 0.5
 """SD (mm) of the Gaussian derivative, at least three quarters of the pixel."""
 WIDEST_SHARE = 0.8
@@ -83,7 +87,7 @@ def blur_from_cement_edges(
     background_hu = np.concatenate(background)
     if pixels < EDGE_MIN_PIXELS or background_hu.size == 0 or second <= 0.0:
         return None
-    contrast = cement_hu - float(np.median(background_hu))
+    contrast = cement_hu - most_common_hu(background_hu)
     if contrast < CONTRAST_MIN_HU:
         return None
     measured = contrast * first / (2.0 * np.sqrt(np.pi) * second)
@@ -93,3 +97,21 @@ def blur_from_cement_edges(
     sigma = float(np.sqrt(variance))
     low, high = BLUR_RANGE_MM
     return sigma if low <= sigma <= high else None
+
+
+def most_common_hu(values_hu: np.ndarray) -> float:
+    """The most common intensity (HU) of ``values_hu``: the centre of the highest bin of their
+    histogram (``BACKGROUND_BIN_HU`` wide), smoothed over ``BACKGROUND_SMOOTHING_BINS`` bins.
+
+    The ring around a bolus that fills the body crosses the cortex (about 750 HU on the
+    phantoms) a few millimetres out, and beyond it soft tissue and fat: their share moves the
+    ring's median (184-332 HU around the default phantom's bolus in trabecular bone of 110 HU,
+    the blur read 0.50 mm for 0.6 mm), not its peak, the bone the cement's edge meets
+    (0.57 mm).
+    """
+    low = float(np.floor(values_hu.min() / BACKGROUND_BIN_HU)) * BACKGROUND_BIN_HU
+    edges = np.arange(low, float(values_hu.max()) + 2.0 * BACKGROUND_BIN_HU, BACKGROUND_BIN_HU)
+    counts, _ = np.histogram(values_hu, bins=edges)
+    smoothed = ndimage.gaussian_filter1d(counts.astype(float), BACKGROUND_SMOOTHING_BINS, mode="constant")
+    peak = int(np.argmax(smoothed))
+    return float(0.5 * (edges[peak] + edges[peak + 1]))
