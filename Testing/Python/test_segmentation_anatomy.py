@@ -263,6 +263,24 @@ CASES = {
         "slice_averaged": True,
         "blur_sigma_mm": 0.75,
     },
+    # On thick slices a faint endplate is averaged with the disc and marrow along the slice: it
+    # reads fainter than the side wall whose edge set the shell levels, and at 190 HU the walls of
+    # the dishes fell inside (VBV -5.1%); the lowest level that encloses the body comes first.
+    "faint biconcave T12 on slice-averaged oblique 2 mm slices, tilted 11 degrees, sharp kernel "
+    "(phantom 45 of the seed-2026 sweep rendered with a 0.45 mm blur)": {
+        "level": "T12",
+        "side": "right",
+        "spacing_mm": (0.8, 0.8, 2.0),
+        "orientation": "oblique",
+        "leaks": ("spinal canal",),
+        "compression": "biconcave",
+        "compression_ratio": 0.6074173700885306,
+        "cortex_hu": 300.0,
+        "tilt_deg": -11.209215050908533,
+        "seed": 2071,
+        "slice_averaged": True,
+        "blur_sigma_mm": 0.45,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
