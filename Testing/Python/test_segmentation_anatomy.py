@@ -11,6 +11,22 @@ import pytest
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 
+FAINT_BICONCAVE_T12 = {
+    "level": "T12",
+    "side": "right",
+    "spacing_mm": (0.8, 0.8, 2.0),
+    "orientation": "oblique",
+    "cement_preset": "high",
+    "leaks": ("spinal canal",),
+    "compression": "biconcave",
+    "compression_ratio": 0.6074173700885306,
+    "cortex_hu": 300.0,
+    "tilt_deg": -11.209215050908533,
+    "seed": 2071,
+}
+"""Phantom 45 of the seed-2026 sweep: a tilted biconcave T12 at 61% height with a 300 HU cortex
+on oblique 0.8 x 0.8 x 2 mm voxels."""
+
 CASES = {
     "rib heads": {"with_ribs": True},
     "wedge fracture to 60%": {"compression": "wedge", "compression_ratio": 0.6},
@@ -171,19 +187,9 @@ CASES = {
     # A cortex of 300 HU on 2 mm slices: the shell closes at 226 HU inside its edge, and the
     # enclosure there lost the dished endplates' rims (VBV -8.3%); it is now enclosed at the
     # levels at or below the cortex's edge.
-    "faint cortex of a tilted biconcave T12 on 2 mm slices (phantom 45 of the seed-2026 sweep)": {
-        "level": "T12",
-        "side": "right",
-        "spacing_mm": (0.8, 0.8, 2.0),
-        "orientation": "oblique",
-        "cement_preset": "high",
-        "leaks": ("spinal canal",),
-        "compression": "biconcave",
-        "compression_ratio": 0.6074173700885306,
-        "cortex_hu": 300.0,
-        "tilt_deg": -11.209215050908533,
-        "seed": 2071,
-    },
+    "faint cortex of a tilted biconcave T12 on 2 mm slices (phantom 45 of the seed-2026 sweep)": (
+        FAINT_BICONCAVE_T12
+    ),
     # The leak fills most of a 4.5 mm disc: on 2 mm slices the ring of its widest slice is 40%
     # endplate, as around a pedicle tract, and it kept its half-maximum surface (-36%). A flat
     # piece is sized from its intensity; only a long one (a tract) keeps its surface.
@@ -268,16 +274,7 @@ CASES = {
     # the dishes fell inside (VBV -5.1%); the lowest level that encloses the body comes first.
     "faint biconcave T12 on slice-averaged oblique 2 mm slices, tilted 11 degrees, sharp kernel "
     "(phantom 45 of the seed-2026 sweep rendered with a 0.45 mm blur)": {
-        "level": "T12",
-        "side": "right",
-        "spacing_mm": (0.8, 0.8, 2.0),
-        "orientation": "oblique",
-        "leaks": ("spinal canal",),
-        "compression": "biconcave",
-        "compression_ratio": 0.6074173700885306,
-        "cortex_hu": 300.0,
-        "tilt_deg": -11.209215050908533,
-        "seed": 2071,
+        **FAINT_BICONCAVE_T12,
         "slice_averaged": True,
         "blur_sigma_mm": 0.45,
     },
