@@ -5,7 +5,7 @@ brightest interior (or deep in the bolus), and cement inside bone left at its ha
 surface.
 
 Scenes are painted on a fine grid that divides the voxels (0.25 or 0.2 mm), blurred by 0.6 mm
-(a CT's point spread) and averaged onto the voxels (partial volume).
+(a CT's point spread; 0.75 mm for a softer kernel) and averaged onto the voxels (partial volume).
 """
 
 from __future__ import annotations
