@@ -696,16 +696,15 @@ def size_pieces_by_intensity(
         if label in thin_fragments and _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
             continue  # cement within bone, along a tract
         spreads, axes = _principal_axes(piece, spacing_kji)
-        lens = None
-        if lens_possible and _is_lens(spreads, axes, axis_kji, settles):
-            lens = _lens_region(hu, grown[box], piece, reach_voxels)
+        lens_like = axis_kji is not None and _is_lens(spreads, axes, axis_kji, settles)
+        lens = _lens_region(hu, grown[box], piece, reach_voxels) if lens_possible and lens_like else None
         if lens is not None:
             region, surroundings = lens
             background = background_along_axis(hu, surroundings, axis_kji, spacing_kji)
         else:
-            if axis_kji is not None and not settles and _is_lens(spreads, axes, axis_kji, False):
+            if lens_like and not settles:
                 ring = dilate_voxels(region, 2) & ~dilate_voxels(region, 1)  # beyond the faint rim
-            if settles:
+            elif settles:
                 free = (grown[box] == 0) | piece
                 widest = int(np.argmax(piece.sum(axis=(1, 2))))
                 region, ring = _settled_region(hu, piece, free, reach_voxels, widest, region, ring)
