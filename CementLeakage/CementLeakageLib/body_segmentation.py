@@ -21,10 +21,11 @@ Where the cortical shell encloses the body in 3D (:mod:`shell_enclosure`; a fain
 shell levels at or below its edge, on thick slices the lowest first), its faces follow tilted and
 concave endplates; a face that stops short of the smooth endplate surface fitted to all columns
 (a hole in a faint shell) is raised to it, and the faces are moved onto the marked points to a
-fraction of a slice (:mod:`endplate_faces`); elsewhere a concave endplate's bony rim beyond the
-points is added slice by slice (:mod:`concave_rims`). The mask is then resampled onto the CT
-grid and clipped to the slab between the two endplate points (beyond them only where a concave
-endplate's rim continues).
+fraction of a slice (:mod:`endplate_faces`), and on thick slices a dished face is fitted to the
+contours where the CT's slices cut it (:mod:`endplate_contours`); elsewhere a concave endplate's
+bony rim beyond the points is added slice by slice (:mod:`concave_rims`). The mask is then
+resampled onto the CT grid and clipped to the slab between the two endplate points (beyond them
+only where a concave endplate's rim continues).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from .cement_segmentation import has_thick_slices
 from .concave_rims import add_concave_endplate_rims
 from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
 from .ct_volume import CtVolume
-from .endplate_faces import FaceFill, face_occupancy
+from .endplate_contours import CtSlicePositions, ThickSliceFaces
+from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -248,6 +250,25 @@ def _on_ct_grid(
     return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, distance)
 
 
+def _thick_slice_faces(
+    ct: CtVolume,
+    grid: VolumeGeometry,
+    crop_grid: VolumeGeometry,
+    edge_level_hu: float | None,
+    settings: BodySegmentationSettings,
+) -> ThickSliceFaces | None:
+    """On thick slices, with the cortex's edge level (HU) known, what the enclosure needs to fit
+    dished faces to the CT's slices (:mod:`endplate_contours`): where they lie along the frame
+    grid's columns and a terrace's reach, ``FACE_TOLERANCE_MM`` or a slice, whichever is more."""
+    if edge_level_hu is None or not has_thick_slices(ct.geometry.spacing_mm):
+        return None
+    slices = CtSlicePositions.between(grid, crop_grid)
+    if not slices.cross_the_columns():
+        return None
+    reach_mm = max(FACE_TOLERANCE_MM, float(np.max(ct.geometry.spacing_mm)))
+    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm)
+
+
 def segment_vertebral_body(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -355,6 +376,7 @@ def segment_vertebral_body(
         shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
         ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
         own_slices=found,
+        thick_slices=_thick_slice_faces(ct, grid, crop_grid, edge_level, settings),
     )
     fill = FaceFill()
     if enclosed is not None:

@@ -101,3 +101,58 @@ def trim_outer_edge(
     reached = slicewise.touching_border(slicewise.labels(open_space)) & candidates
     trimmed = slicewise.fill_holes(masks & ~reached)
     body[slices] = slicewise.component_near(trimmed, centre)
+
+
+def level_offset_px(
+    hu: np.ndarray,
+    slices: np.ndarray,
+    centre: tuple[int, int],
+    level_hu: float,
+    edge_level_hu: float,
+    half_width_px: int = 6,
+    max_offset_px: float = 6.0,
+) -> float | None:
+    """How far (px of the frame grid, ``[z, y, x]``) the iso-surface of ``level_hu`` lies outside
+    the cortex's outer edge (the iso-surface of ``edge_level_hu``, :func:`outer_edge_level`):
+    measured on the anterior wall, in the ``slices`` given, along the rows of the columns within
+    ``half_width_px`` of the axis (``centre``: its row and column; rows grow anteriorly), across
+    the wall there, as the distance between the outermost crossings of the two levels (on a
+    cubic through the pixels either side). Negative when ``level_hu`` lies above the edge's
+    level. The median of at least ten profiles whose crossings lie within ``max_offset_px`` of
+    each other, or None.
+
+    Blur moves a level below the cortex's edge outward of it by about the same distance along
+    its normal wherever the cortex is alike: on the endplates as on the wall (on the phantoms'
+    1 mm cortex of 750 HU under a 0.6 mm blur, 190 HU lies 0.43-0.54 mm outside the edge level
+    :func:`outer_edge_level` reads).
+    """
+    row, column = centre
+    offsets = []
+    for z in slices:
+        for col in range(column - half_width_px, column + half_width_px + 1):
+            profile = hu[z, row:, col].astype(float)
+            crossings = [_outermost_crossing(profile, level) for level in (level_hu, edge_level_hu)]
+            if None in crossings:
+                continue
+            offset = crossings[0] - crossings[1]
+            if abs(offset) <= max_offset_px:
+                offsets.append(offset)
+    return float(np.median(offsets)) if len(offsets) >= 10 else None
+
+
+def _outermost_crossing(profile: np.ndarray, level: float) -> float | None:
+    """Position (fractional index) where ``profile`` last falls below ``level``, or None: on
+    the cubic through the two pixels either side (a blurred edge's curvature moves a linear
+    crossing by up to 0.07 mm on 0.5 mm pixels), linear where they are not all there or the
+    cubic does not cross between the two."""
+    above = np.flatnonzero(profile >= level)
+    if above.size == 0 or above[-1] + 1 >= profile.size:
+        return None
+    index = int(above[-1])
+    inner, outer = float(profile[index]), float(profile[index + 1])
+    linear = index + (inner - level) / (inner - outer)
+    if index < 1 or index + 2 >= profile.size:
+        return linear
+    cubic = np.polyfit([-1.0, 0.0, 1.0, 2.0], profile[index - 1 : index + 3].astype(float) - level, 3)
+    roots = [root.real for root in np.roots(cubic) if abs(root.imag) < 1e-9 and 0.0 <= root.real <= 1.0]
+    return index + min(roots, key=lambda root: abs(index + root - linear)) if roots else linear

@@ -27,7 +27,7 @@ fraction of its columns stop short of it: a few short columns along the outline 
 steps, not holes (fewer are raised inside the outline only)."""
 
 
-def _quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+def quadratic_terms(r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Design matrix of a quadratic surface in column coordinates ``r`` and ``c`` (one row per
     column: 1, r, c, r², c², rc); its first coefficient is the surface's value at r = c = 0."""
     return np.column_stack([np.ones_like(r), r, c, r * r, c * c, r * c])
@@ -59,7 +59,7 @@ def smooth_face(
         return face
     r = (rows - rows.mean()) / max(float(rows.std()), 1.0)
     c = (cols - cols.mean()) / max(float(cols.std()), 1.0)
-    design = _quadratic_terms(r, c)
+    design = quadratic_terms(r, c)
     values = face[rows, cols].astype(float)
     keep = np.ones(values.size, dtype=bool)
     for _ in range(3):
@@ -165,9 +165,9 @@ def fitted_faces(
         return None
     scale = float(max(rows.std(), cols.std(), 1.0))
     centre = (body.shape[1] // 2, body.shape[2] // 2)
-    design = _quadratic_terms((rows - centre[0]) / scale, (cols - centre[1]) / scale)
+    design = quadratic_terms((rows - centre[0]) / scale, (cols - centre[1]) / scale)
     all_rows, all_cols = np.indices(present.shape)
-    everywhere = _quadratic_terms(
+    everywhere = quadratic_terms(
         ((all_rows - centre[0]) / scale).ravel(), ((all_cols - centre[1]) / scale).ravel()
     )
     surfaces = []
@@ -315,16 +315,17 @@ def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
     and the lowest and highest voxel of every column the value that puts the crossing at
     ``fill`` of the way across it (1 keeps the binary mask's faces, at the voxel's outer edge)."""
 
-    def crossing_value(share: float) -> float:
+    present, first, last = column_faces(body)
+    rows, cols = np.nonzero(present)
+
+    def crossing_value(share: float | np.ndarray) -> np.ndarray:
         # Between an inner voxel (1) and the end voxel (v) the half-crossing lies 0.5 / (1 - v)
         # from the inner voxel's centre; between the end voxel and the outside (0), (v - 0.5) / v
         # beyond the end voxel's centre.
-        share = float(np.clip(share, 0.0, 1.0))
-        return 0.5 / (1.5 - share) if share >= 0.5 else 1.0 - 0.5 / (0.5 + share)
+        share = np.clip(np.broadcast_to(np.asarray(share, dtype=float), present.shape)[rows, cols], 0.0, 1.0)
+        return np.where(share >= 0.5, 0.5 / (1.5 - share), 1.0 - 0.5 / (0.5 + share))
 
     occupancy = body.astype(np.float32)
-    present, first, last = column_faces(body)
-    rows, cols = np.nonzero(present)
     lower, upper = crossing_value(fill.lower), crossing_value(fill.upper)
     occupancy[last[rows, cols], rows, cols] = upper
     occupancy[first[rows, cols], rows, cols] = np.minimum(occupancy[first[rows, cols], rows, cols], lower)

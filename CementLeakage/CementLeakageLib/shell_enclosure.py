@@ -9,6 +9,8 @@ import SimpleITK as sitk
 
 from . import slicewise
 from .body_settings import BodySegmentationSettings
+from .cortex_edge import level_offset_px
+from .endplate_contours import ThickSliceFaces, dished_faces_on_contours
 from .endplate_faces import (
     FACE_FIT_INSET_MM,
     FACE_TOLERANCE_MM,
@@ -66,6 +68,7 @@ def enclosed_by_shell(
     shortfall_mm: float = 0.0,
     ct_voxel_mm: float = 0.5,
     own_slices: np.ndarray | None = None,
+    thick_slices: ThickSliceFaces | None = None,
 ) -> tuple[np.ndarray, FaceFill] | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -82,6 +85,8 @@ def enclosed_by_shell(
     When every shell that closes has holes, the best one is merged with the body found slice by
     slice in ``own_slices`` (the slab's slices whose cross-section closed a ring of its own; all
     of the slab by default).
+    On thick slices (``thick_slices`` given), a dished face of the body kept is fitted to the
+    contours where the CT's slices cut it (:mod:`endplate_contours`).
     Returns the mask with the share of their end voxels its columns fill
     (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
     is kept).
@@ -192,7 +197,21 @@ def enclosed_by_shell(
                     calibrated, fill = calibrate_to_endplate_points(
                         candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden[halo_px]
                     )
-                return finished(calibrated, True), fill
+                kept = finished(calibrated, True)
+                if thick_slices is not None:
+                    kept, fill = _dishes_on_contours(
+                        candidate,
+                        kept,
+                        fill,
+                        hu,
+                        attempt[0],
+                        middle,
+                        axial_mm,
+                        height_mm,
+                        thick_slices,
+                        settings,
+                    )
+                return kept, fill
             if partial is None or coverage > partial[0]:
                 partial = (coverage, calibrated)
         if partial is not None:
@@ -203,6 +222,41 @@ def enclosed_by_shell(
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
     # Their columns may end where the slab's body does: the faces are kept whole.
     return finished(partial[1], True) | (ringed_body & typical_outline[None]), FaceFill()
+
+
+def _dishes_on_contours(
+    enclosed: np.ndarray,
+    body: np.ndarray,
+    fill: FaceFill,
+    hu: np.ndarray,
+    level_hu: float,
+    middle: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    thick_slices: ThickSliceFaces,
+    settings: BodySegmentationSettings,
+) -> tuple[np.ndarray, FaceFill]:
+    """``body`` (the enclosure kept, ``enclosed`` before its faces were calibrated, closed at
+    ``level_hu``) with its dished faces fitted to the CT's slices (:mod:`endplate_contours`);
+    as it is when the distance from that level to the cortex's edge cannot be measured on the
+    anterior wall in the ``middle`` slices."""
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    offset_px = level_offset_px(hu, middle, centre, level_hu, thick_slices.edge_level_hu)
+    if offset_px is None:
+        return body, fill
+    step = float(axial_mm[1] - axial_mm[0])
+    points_z = (-float(axial_mm[0]) / step, (height_mm - float(axial_mm[0])) / step)
+    return dished_faces_on_contours(
+        enclosed,
+        body,
+        fill,
+        points_z,
+        thick_slices.slices,
+        offset_px,
+        voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm),
+        thick_slices.tolerance_px,
+        settings.working_spacing_mm,
+    )
 
 
 def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
