@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from . import slicewise
 from .body_settings import BodySegmentationSettings
 from .measurement import voxels_across
 
@@ -32,9 +33,8 @@ def _is_ring(rim: np.ndarray, outline: np.ndarray, core_px: int) -> bool:
         return False
     rows, cols = np.nonzero(outline)
     rim_rows, rim_cols = np.nonzero(rim)
-    angles = np.arctan2(rim_rows - rows.mean(), rim_cols - cols.mean())
-    sectors = np.unique(np.floor((angles + np.pi) / (2 * np.pi) * RIM_SECTORS).astype(int) % RIM_SECTORS)
-    return sectors.size >= RIM_SECTORS_NEEDED
+    centroid = (float(rows.mean()), float(cols.mean()))
+    return slicewise.sectors_around(rim_rows, rim_cols, centroid, RIM_SECTORS) >= RIM_SECTORS_NEEDED
 
 
 def add_concave_endplate_rims(

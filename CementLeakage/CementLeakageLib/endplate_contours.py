@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import slicewise
-from .endplate_faces import FaceFill, column_faces, quadratic_terms
+from .endplate_faces import FaceFill, column_faces, quadratic_terms, robust_quadratic
 from .geometry import VolumeGeometry
 
 CONTOUR_MIN_POINTS = 30
@@ -104,21 +104,6 @@ def contour_points(face: np.ndarray, columns: np.ndarray, slices: CtSlicePositio
     return np.concatenate(points) if points else np.empty((0, 3))
 
 
-def _weighted_robust_quadratic(design: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Coefficients of a weighted least-squares quadratic surface (``design``:
-    :func:`endplate_faces.quadratic_terms`), fitted three times over without the values further
-    from it than 2 px or 2.5 standard deviations; the last value (the marked point) always
-    stays."""
-    keep = np.ones(values.size, dtype=bool)
-    for _ in range(3):
-        root = np.sqrt(weights[keep])
-        coefficients, *_ = np.linalg.lstsq(design[keep] * root[:, None], values[keep] * root, rcond=None)
-        residual = values - design @ coefficients
-        keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
-        keep[-1] = True
-    return coefficients
-
-
 def _dish_surface(
     points: np.ndarray,
     point_z: float,
@@ -131,22 +116,19 @@ def _dish_surface(
 ) -> np.ndarray | None:
     """The face (frame slice positions at ``rows``, ``cols``) of the quadratic surface through
     the contour ``points`` and, as much as all of them together, the marked point on the axis
-    (``point_z``), or None when the points do not surround the axis or the surface is no dish
-    (``outward``: +1 for the upper face, -1 for the lower)."""
+    (``point_z``; :func:`endplate_faces.robust_quadratic`), or None when the points do not
+    surround the axis or the surface is no dish (``outward``: +1 for the upper face, -1 for the
+    lower)."""
     if len(points) < CONTOUR_MIN_POINTS:
         return None
-    angles = np.arctan2(points[:, 0] - centre[0], points[:, 1] - centre[1])
-    sectors = np.unique(
-        np.floor((angles + np.pi) / (2 * np.pi) * CONTOUR_SECTORS).astype(int) % CONTOUR_SECTORS
-    )
-    if sectors.size < CONTOUR_SECTORS_NEEDED:
+    if slicewise.sectors_around(points[:, 0], points[:, 1], centre, CONTOUR_SECTORS) < CONTOUR_SECTORS_NEEDED:
         return None
     fit_rows = np.append(points[:, 0], centre[0])
     fit_cols = np.append(points[:, 1], centre[1])
     values = np.append(points[:, 2], point_z)
     weights = np.append(np.ones(len(points)), float(len(points)))
     design = quadratic_terms((fit_rows - centre[0]) / scale, (fit_cols - centre[1]) / scale)
-    coefficients = _weighted_robust_quadratic(design, values, weights)
+    coefficients = robust_quadratic(design, values, weights, always_kept=len(values) - 1)
     columns = quadratic_terms((rows - centre[0]) / scale, (cols - centre[1]) / scale)
     surface = columns @ coefficients
     # Its curved part: what a plane through the columns leaves, rising outward from a dish's floor.

@@ -153,8 +153,8 @@ def fitted_faces(
     On thick slices each column's face lies on one of the CT's slices: a dished or tilted
     endplate crossing several slices shows as terraces, and one column alone is off by up to
     half a CT slice depending on where its terrace falls. The fitted surface averages over the
-    terraces. Each fit is repeated three times without the columns further from it than 2 px or
-    2.5 standard deviations, whichever is more (a pit, a hole in a faint shell).
+    terraces. Each fit is repeated three times without the columns far from it (a pit, a hole in a
+    faint shell; :func:`robust_quadratic`).
     """
     present, first, last = column_faces(body)
     inner = slicewise.binary_erode(present[None], inset_px)[0]
@@ -170,16 +170,32 @@ def fitted_faces(
     everywhere = quadratic_terms(
         ((all_rows - centre[0]) / scale).ravel(), ((all_cols - centre[1]) / scale).ravel()
     )
-    surfaces = []
-    for face in (first, last):
-        values = face[rows, cols].astype(float)
-        keep = np.ones(values.size, dtype=bool)
-        for _ in range(3):
-            coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
-            residual = values - design @ coefficients
-            keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
-        surfaces.append((everywhere @ coefficients).reshape(present.shape))
+    surfaces = [
+        (everywhere @ robust_quadratic(design, face[rows, cols].astype(float))).reshape(present.shape)
+        for face in (first, last)
+    ]
     return surfaces[0], surfaces[1]
+
+
+def robust_quadratic(
+    design: np.ndarray, values: np.ndarray, weights: np.ndarray | None = None, always_kept: int | None = None
+) -> np.ndarray:
+    """Coefficients of a quadratic surface (``design``: :func:`quadratic_terms`, one row per
+    value) fitted to ``values`` by least squares, weighted by ``weights`` when given, three
+    times over, each time without the values further from the fit than 2 px or 2.5 standard
+    deviations, whichever is more; the value at index ``always_kept`` stays in every fit."""
+    keep = np.ones(values.size, dtype=bool)
+    for _ in range(3):
+        if weights is None:
+            coefficients, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        else:
+            root = np.sqrt(weights[keep])
+            coefficients, *_ = np.linalg.lstsq(design[keep] * root[:, None], values[keep] * root, rcond=None)
+        residual = values - design @ coefficients
+        keep = np.abs(residual) <= max(2.0, 2.5 * float(np.std(residual[keep])))
+        if always_kept is not None:
+            keep[always_kept] = True
+    return coefficients
 
 
 SLICE_SHARE_RESOLUTION = 1e-6

@@ -209,7 +209,8 @@ def enclosed_by_shell(
                         axial_mm,
                         height_mm,
                         thick_slices,
-                        settings,
+                        inset_px,
+                        settings.working_spacing_mm,
                     )
                 return kept, fill
             if partial is None or coverage > partial[0]:
@@ -234,10 +235,12 @@ def _dishes_on_contours(
     axial_mm: np.ndarray,
     height_mm: float,
     thick_slices: ThickSliceFaces,
-    settings: BodySegmentationSettings,
+    inset_px: int,
+    spacing_mm: float,
 ) -> tuple[np.ndarray, FaceFill]:
     """``body`` (the enclosure kept, ``enclosed`` before its faces were calibrated, closed at
-    ``level_hu``) with its dished faces fitted to the CT's slices (:mod:`endplate_contours`);
+    ``level_hu``; frame grid of ``spacing_mm``) with its dished faces fitted to the CT's slices
+    (:mod:`endplate_contours`; columns at least ``inset_px`` inside the outline);
     as it is when the distance from that level to the cortex's edge cannot be measured on the
     anterior wall in the ``middle`` slices."""
     centre = (body.shape[1] // 2, body.shape[2] // 2)
@@ -253,9 +256,9 @@ def _dishes_on_contours(
         points_z,
         thick_slices.slices,
         offset_px,
-        voxels_across(FACE_FIT_INSET_MM, settings.working_spacing_mm),
+        inset_px,
         thick_slices.tolerance_px,
-        settings.working_spacing_mm,
+        spacing_mm,
     )
 
 

@@ -162,3 +162,10 @@ def component_near(mask: np.ndarray, point: tuple[int, int]) -> np.ndarray:
     labelled = labels(mask)
     chosen, _ = nearest_labels(labelled, point)
     return members(labelled, chosen)
+
+
+def sectors_around(rows: np.ndarray, cols: np.ndarray, centre: tuple[float, float], count: int) -> int:
+    """How many of ``count`` equal angular sectors around ``centre`` (row, column) hold at least
+    one of the points (``rows``, ``cols``; pixels of a slice)."""
+    angles = np.arctan2(np.asarray(rows) - centre[0], np.asarray(cols) - centre[1])
+    return int(np.unique(np.floor((angles + np.pi) / (2 * np.pi) * count).astype(int) % count).size)
