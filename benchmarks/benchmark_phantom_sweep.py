@@ -10,13 +10,15 @@ the flag, body Dice against the voxel-centre truth mask, and every planted leak 
 class found, volume error) plus any leakage reported where none was planted.
 
 Run: ``python benchmarks/benchmark_phantom_sweep.py [--count 50] [--seed 2026] [--slice-averaged]
-[--blur-mm SD] [--out FILE]``. ``--slice-averaged`` renders every phantom with each voxel averaging
-its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
+[--blur-mm SD] [--noise-hu SD] [--out FILE]``. ``--slice-averaged`` renders every phantom with
+each voxel averaging its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
 ``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
 (Gaussian SD, mm) other than the 0.6 mm of a standard kernel, which the measurement assumes
 where it cannot measure the blur on the bolus (``cement_curvature.CT_BLUR_SIGMA_MM``,
 :mod:`ct_blur`): what a sharper or softer CT kernel costs; the report's name then ends in
-``_blur<SD>``. Writes a Markdown report (median and worst
+``_blur<SD>``. ``--noise-hu`` renders them with white noise of another SD (HU) than the 20 HU
+of the default phantom: thin slices on a sharper kernel or a lower dose; the report's name then
+ends in ``_noise<SD>``. Writes a Markdown report (median and worst
 error of each quantity, then one row per phantom).
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -242,10 +244,17 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         )
         + (
             f"; rendered with a blur of {arguments.blur_mm:g} mm (the measurement measures it on the "
-            f"bolus, and assumes {CT_BLUR_SIGMA_MM:g} mm where it cannot)."
+            f"bolus, and assumes {CT_BLUR_SIGMA_MM:g} mm where it cannot)"
             if arguments.blur_mm is not None
-            else "."
-        ),
+            else ""
+        )
+        + (
+            f"; rendered with white noise of {arguments.noise_hu:g} HU SD (the default phantom has "
+            f"{PhantomSpec().noise_sd_hu:g} HU)"
+            if arguments.noise_hu is not None
+            else ""
+        )
+        + ".",
         "Errors are measured minus analytic truth. `VBV vs voxel truth` and `BCV vs voxel truth` compare",
         "with the voxel-centre masks of the true body and cement: on thick slices the voxel grid alone",
         "moves them by several per cent (a thin layer of cement by up to 17%). `leak volume of the",
@@ -307,12 +316,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--slice-averaged", action="store_true")
     parser.add_argument("--blur-mm", type=float, default=None, help="the phantoms' blur (Gaussian SD, mm)")
+    parser.add_argument("--noise-hu", type=float, default=None, help="the phantoms' noise (SD, HU)")
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args()
     if arguments.out is None:
         name = "phantom_sweep_slice_averaged" if arguments.slice_averaged else "phantom_sweep"
         if arguments.blur_mm is not None:
             name += f"_blur{arguments.blur_mm:g}"
+        if arguments.noise_hu is not None:
+            name += f"_noise{arguments.noise_hu:g}"
         arguments.out = Path(__file__).with_name("results") / f"{name}.md"
     rng = np.random.default_rng(arguments.seed)
     rows = []
@@ -327,6 +339,8 @@ def main() -> None:
         spec = replace(spec, slice_averaged=arguments.slice_averaged)
         if arguments.blur_mm is not None:
             spec = replace(spec, blur_sigma_mm=arguments.blur_mm)
+        if arguments.noise_hu is not None:
+            spec = replace(spec, noise_sd_hu=arguments.noise_hu)
         n = len(rows)
         try:
             rows.append(evaluate(spec))
