@@ -387,7 +387,7 @@ def segment_vertebral_body(
         reach_above = max(0.0, float(axial_mm[rows[-1]]) + half - frame.height_mm)
     else:
         reach_below, reach_above = add_concave_endplate_rims(
-            body, bone, slab, axial_mm, frame.height_mm, settings
+            body, bone, slab, axial_mm, frame.height_mm, settings, cement=hu >= parameters.cement_min_hu
         )
     warnings = []
     gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm)

@@ -5,36 +5,37 @@ frame grid, for a body whose cortical shell does not enclose it in 3D (see
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 
 from . import slicewise
 from .body_settings import BodySegmentationSettings
-from .measurement import voxels_across
+from .shell_enclosure import cement_halo_px
 
-RIM_WIDTH_MM = 3.0
-"""Width (mm) of the band along the body's outline where a concave endplate's rim lies."""
+FLOOR_RADIUS_MM = 2.0
+"""Radius (mm) of the disc around the axis, beyond a marked point, where a dished endplate has
+its floor (the disc lies there) rather than its rim."""
+FLOOR_BONE_SHARE_MAX = 0.5
+"""Most of that disc that bone may cover in a slice that holds a rim."""
 RIM_SECTORS = 12
 RIM_SECTORS_NEEDED = 9
 
 
-def _is_ring(rim: np.ndarray, outline: np.ndarray, core_px: int) -> bool:
-    """Whether bone pixels ``rim`` form a ring along ``outline`` rather than part of a plate.
+def _is_rim(rim: np.ndarray, centre: tuple[int, int], floor: np.ndarray) -> bool:
+    """Whether bone pixels ``rim`` of a slice beyond a marked point form a concave endplate's
+    rim around the axis (``centre``: its row and column) rather than a plate.
 
-    A concave endplate's rim runs all around the body near its outline and leaves the centre
-    (the disc) free; a flat plate seen at an angle or through partial volume covers one side
-    or the centre. The rim must leave the core (outline eroded by ``core_px``) nearly empty
-    and reach ``RIM_SECTORS_NEEDED`` of ``RIM_SECTORS`` angular sectors around the centroid.
+    The point is marked on the dish's floor, on the axis: beyond it the floor leaves the
+    ``floor`` disc around the axis (bool, the slice's pixels within ``FLOOR_RADIUS_MM``) nearly
+    free (bone on at most ``FLOOR_BONE_SHARE_MAX`` of it), while a flat endplate seen through
+    partial volume covers it. The rim runs all around the axis (``RIM_SECTORS_NEEDED`` of
+    ``RIM_SECTORS`` angular sectors); a wedged face beyond the point lies on one side. How far
+    the rim reaches in from the outline does not matter: on a shallow dish it is a wide annulus
+    (a biconcave T7 at 93% height: bone on 18-33% of the outline eroded by 3 mm in its slices
+    beyond the upper point; the upper endplate of a real L2: 10-22%).
     """
-    core = sitk.GetArrayFromImage(
-        sitk.BinaryErode(sitk.GetImageFromArray(outline.astype(np.uint8)), [core_px] * 2)
-    )
-    core = core > 0
-    if core.any() and np.count_nonzero(rim & core) > 0.1 * np.count_nonzero(core):
+    if np.count_nonzero(rim & floor) > FLOOR_BONE_SHARE_MAX * np.count_nonzero(floor):
         return False
-    rows, cols = np.nonzero(outline)
-    rim_rows, rim_cols = np.nonzero(rim)
-    centroid = (float(rows.mean()), float(cols.mean()))
-    return slicewise.sectors_around(rim_rows, rim_cols, centroid, RIM_SECTORS) >= RIM_SECTORS_NEEDED
+    rows, cols = np.nonzero(rim)
+    return slicewise.sectors_around(rows, cols, centre, RIM_SECTORS) >= RIM_SECTORS_NEEDED
 
 
 def add_concave_endplate_rims(
@@ -44,18 +45,28 @@ def add_concave_endplate_rims(
     axial_mm: np.ndarray,
     height_mm: float,
     settings: BodySegmentationSettings,
+    cement: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Extend the body beyond the endplate points where a concave endplate's bony rim continues.
 
-    A slice beyond a point belongs to the body only where bone covers part of the body's
-    outline as a rim (a full plate is the endplate surface the point was marked on); the
-    extension stops at the first slice without such a rim (the disc) and at
-    ``endplate_extension`` times the height. Returns how far (mm, along the axis) the body
-    now reaches below the lower and above the upper endplate point (0 without a rim).
+    ``body``, ``bone`` and ``cement`` are bool ``[z, y, x]`` on the frame grid (its axis through
+    the points at the centre of each slice, ``axial_mm`` along it); ``slab`` the slices between
+    the points. A slice beyond a point belongs to the body only where bone covers part of the
+    body's outline as a rim (:func:`_is_rim`; a full plate is the endplate surface the point was
+    marked on); the extension stops at the first slice without such a rim (the disc) and at
+    ``endplate_extension`` times the height. Cement and its blur (within
+    :func:`shell_enclosure.cement_halo_px` of a frame voxel) are no rim: a leak into the disc
+    beside the axis would otherwise pass for one and be taken into the body. Returns how far
+    (mm, along the axis) the body now reaches below the lower and above the upper endplate point
+    (0 without a rim).
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
-    core_px = voxels_across(RIM_WIDTH_MM, abs(axial_mm[1] - axial_mm[0]))
+    spacing_mm = abs(float(axial_mm[1] - axial_mm[0]))
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    rows, cols = np.indices(body.shape[1:])
+    floor = np.hypot(rows - centre[0], cols - centre[1]) <= FLOOR_RADIUS_MM / spacing_mm
+    halo_px = cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm)
     reach = [0.0, 0.0]
     for index, (edge, step) in enumerate(((int(slab[0]), -1), (int(slab[-1]), 1))):
         outline = body[edge]
@@ -65,11 +76,13 @@ def add_concave_endplate_rims(
         z = edge + step
         while 0 <= z < body.shape[0] and abs(axial_mm[z] - axial_mm[edge]) <= limit:
             rim = bone[z] & outline
+            if cement is not None and cement[z].any():
+                rim &= ~slicewise.binary_dilate(cement[z][None], halo_px)[0]
             coverage = rim.sum() / area
-            if not low_cover <= coverage <= high_cover or not _is_ring(rim, outline, core_px):
+            if not low_cover <= coverage <= high_cover or not _is_rim(rim, centre, floor & outline):
                 break
             body[z] = rim
             endplate_mm = 0.0 if step < 0 else height_mm
-            reach[index] = abs(axial_mm[z] - endplate_mm) + 0.5 * abs(axial_mm[1] - axial_mm[0])
+            reach[index] = abs(axial_mm[z] - endplate_mm) + 0.5 * spacing_mm
             z += step
     return reach[0], reach[1]
