@@ -8,7 +8,7 @@ import numpy as np
 
 from . import slicewise
 from .body_settings import BodySegmentationSettings
-from .shell_enclosure import cement_halo_px
+from .measurement import voxels_across
 
 FLOOR_RADIUS_MM = 2.0
 """Radius (mm) of the disc around the axis, beyond a marked point, where a dished endplate has
@@ -17,6 +17,9 @@ FLOOR_BONE_SHARE_MAX = 0.5
 """Most of that disc that bone may cover in a slice that holds a rim."""
 RIM_SECTORS = 12
 RIM_SECTORS_NEEDED = 9
+RIM_BAND_MM = 3.0
+"""Width (mm) of the band along the outline where cement beyond a point may be a bolus filling
+the rim; cement further in lies over the dish's floor, in the disc."""
 
 
 def _is_rim(rim: np.ndarray, centre: tuple[int, int], floor: np.ndarray) -> bool:
@@ -53,12 +56,12 @@ def add_concave_endplate_rims(
     the points at the centre of each slice, ``axial_mm`` along it); ``slab`` the slices between
     the points. A slice beyond a point belongs to the body only where bone covers part of the
     body's outline as a rim (:func:`_is_rim`; a full plate is the endplate surface the point was
-    marked on); the extension stops at the first slice without such a rim (the disc) and at
-    ``endplate_extension`` times the height. Cement and its blur (within
-    :func:`shell_enclosure.cement_halo_px` of a frame voxel) are no rim: a leak into the disc
-    beside the axis would otherwise pass for one and be taken into the body. Returns how far
-    (mm, along the axis) the body now reaches below the lower and above the upper endplate point
-    (0 without a rim).
+    marked on); the extension stops at the first slice without such a rim (the disc), at the
+    first with cement further than ``RIM_BAND_MM`` inside the outline (a leak into the disc
+    beside the axis, which would otherwise pass for rim and be taken into the body; cement
+    nearer the outline counts as the rim's bone, a bolus that fills it) and at
+    ``endplate_extension`` times the height. Returns how far (mm, along the axis) the body now
+    reaches below the lower and above the upper endplate point (0 without a rim).
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
@@ -66,18 +69,19 @@ def add_concave_endplate_rims(
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     rows, cols = np.indices(body.shape[1:])
     floor = np.hypot(rows - centre[0], cols - centre[1]) <= FLOOR_RADIUS_MM / spacing_mm
-    halo_px = cement_halo_px(settings.working_spacing_mm, settings.working_spacing_mm)
+    band_px = voxels_across(RIM_BAND_MM, spacing_mm)
     reach = [0.0, 0.0]
     for index, (edge, step) in enumerate(((int(slab[0]), -1), (int(slab[-1]), 1))):
         outline = body[edge]
         area = outline.sum()
         if area == 0:
             continue
+        inner = slicewise.binary_erode(outline[None], band_px)[0]
         z = edge + step
         while 0 <= z < body.shape[0] and abs(axial_mm[z] - axial_mm[edge]) <= limit:
+            if cement is not None and (cement[z] & inner).any():
+                break
             rim = bone[z] & outline
-            if cement is not None and cement[z].any():
-                rim &= ~slicewise.binary_dilate(cement[z][None], halo_px)[0]
             coverage = rim.sum() / area
             if not low_cover <= coverage <= high_cover or not _is_rim(rim, centre, floor & outline):
                 break

@@ -84,22 +84,36 @@ def test_a_wedged_face_on_one_side_is_no_rim():
     assert np.array_equal(body, before)
 
 
-def test_cement_beside_the_axis_beyond_the_point_stays_out_of_the_rim():
-    """A leak into the disc within the rim, 5 mm beside the axis, is bright enough to be bone:
-    the rim is taken without the leak and its blur (a frame voxel's halo, 3 pixels)."""
+def test_cement_beside_the_axis_beyond_the_point_is_a_leak_not_rim():
+    """A leak into the disc 5 mm beside the axis, bright enough to be bone, lies over the dish's
+    floor: the body stops at the point, the leak stays out of it."""
     body, bone, slab, axial_mm, outline = _scene()
-    radius = _radius()
     rows, cols = np.indices(SHAPE[1:])
-    from_leak = np.hypot(rows - CENTRE[0], cols - (CENTRE[1] + 10))
-    leak = from_leak <= 3.0
-    ring = outline & (radius >= 0.7)
-    bone[31] = ring | leak
+    leak = np.hypot(rows - CENTRE[0], cols - (CENTRE[1] + 10)) <= 3.0
+    bone[31] = (outline & (_radius() >= 0.7)) | leak
     cement = np.zeros(SHAPE, dtype=bool)
     cement[31] = leak
+    before = body.copy()
+
+    below, above = add_concave_endplate_rims(body, bone, slab, axial_mm, HEIGHT_MM, SETTINGS, cement=cement)
+
+    assert (below, above) == (0.0, 0.0)
+    assert np.array_equal(body, before)
+
+
+def test_cement_filling_the_rim_near_the_outline_is_rim():
+    """A bolus that fills the rim within 3 mm of the outline (here 1.5 mm of it, on the right)
+    counts as the rim's bone: the slice is taken whole, cement included."""
+    body, bone, slab, axial_mm, outline = _scene()
+    rows, cols = np.indices(SHAPE[1:])
+    ring = outline & (_radius() >= 0.7)
+    bolus = ring & (np.hypot(rows - CENTRE[0], cols - (CENTRE[1] + 27)) <= 2.5)
+    bone[31] = ring
+    cement = np.zeros(SHAPE, dtype=bool)
+    cement[31] = bolus
 
     _, above = add_concave_endplate_rims(body, bone, slab, axial_mm, HEIGHT_MM, SETTINGS, cement=cement)
 
+    assert bolus.sum() > 20
     assert above == pytest.approx(0.5, abs=1e-9)
-    assert not (body[31] & (from_leak <= 5.5)).any()
-    assert np.array_equal(body[31] & (from_leak > 6.5), ring & (from_leak > 6.5))
-    assert not (body[31] & ~ring).any()
+    assert np.array_equal(body[31], ring)
