@@ -307,8 +307,8 @@ def segment_cement(
         intensity_reach = intensity_reach_voxels(spacing_mm)
     reach = tuple(count + 1 for count in gap[::-1])  # voxels along k, j, i: the ring and one more
     largest = 1 + int(np.argmax(sizes[1:]))
-    reference_hu = cement_reference_hu(array_hu, labels, spacing_mm)
     boxes = ndimage.find_objects(labels)
+    reference_hu = cement_reference_hu(array_hu, labels, spacing_mm, sizes, boxes)
     measured_blur = None
     if spacing_mm is not None and not clipped_by_scale(reference_hu, parameters.cement_max_hu):
         measured_blur = _blur_of_bolus(
@@ -579,7 +579,11 @@ def _lens_region(
 
 
 def cement_reference_hu(
-    array_hu: np.ndarray, labels: np.ndarray, spacing_mm: np.ndarray | None = None
+    array_hu: np.ndarray,
+    labels: np.ndarray,
+    spacing_mm: np.ndarray | None = None,
+    sizes: np.ndarray | None = None,
+    boxes: list[tuple[slice, ...] | None] | None = None,
 ) -> float:
     """The cement's own intensity (HU): the highest median over the pieces' interiors.
 
@@ -592,15 +596,16 @@ def cement_reference_hu(
     edge still holds some of the blur's slope, and so do whole slices at its ends (on the
     seed-2028 phantom sweep the brightest interior read 122 HU below to 90 HU above the bolus's
     median without blur and noise, the bolus's voxels 1.5 mm deep 5 HU below to 50 HU above).
-    Falls back to the largest core's median.
+    Falls back to the largest core's median. ``sizes`` (voxels per label, the background's
+    first) and ``boxes`` (``ndimage.find_objects`` of ``labels``) are worked out when not given.
     """
     cores = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
     interiors = sitk.GetArrayFromImage(sitk.BinaryErode(cores, [1, 1, 0])) > 0  # in the slice plane
-    sizes = np.bincount(labels.ravel())
+    sizes = np.bincount(labels.ravel()) if sizes is None else np.array(sizes)
     sizes[0] = 0
     largest = int(np.argmax(sizes))
     plateaus = []
-    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+    for label, box in enumerate(ndimage.find_objects(labels) if boxes is None else boxes, start=1):
         if box is None:
             continue
         interior = interiors[box] & (labels[box] == label)
