@@ -60,8 +60,9 @@ def add_concave_endplate_rims(
     first with cement further than ``RIM_BAND_MM`` inside the outline (a leak into the disc
     beside the axis, which would otherwise pass for rim and be taken into the body; cement
     nearer the outline counts as the rim's bone, a bolus that fills it) and at
-    ``endplate_extension`` times the height. Returns how far (mm, along the axis) the body now
-    reaches below the lower and above the upper endplate point (0 without a rim).
+    ``endplate_extension`` times the height. Each column is then body from the point out to its
+    last rim pixel. Returns how far (mm, along the axis) the body now reaches below the lower
+    and above the upper endplate point (0 without a rim).
     """
     low_cover, high_cover = settings.rim_coverage
     limit = settings.endplate_extension * height_mm
@@ -77,6 +78,7 @@ def add_concave_endplate_rims(
         if area == 0:
             continue
         inner = slicewise.binary_erode(outline[None], band_px)[0]
+        taken = []
         z = edge + step
         while 0 <= z < body.shape[0] and abs(axial_mm[z] - axial_mm[edge]) <= limit:
             if cement is not None and (cement[z] & inner).any():
@@ -86,7 +88,12 @@ def add_concave_endplate_rims(
             if not low_cover <= coverage <= high_cover or not _is_rim(rim, centre, floor & outline):
                 break
             body[z] = rim
+            taken.append(z)
             endplate_mm = 0.0 if step < 0 else height_mm
             reach[index] = abs(axial_mm[z] - endplate_mm) + 0.5 * spacing_mm
             z += step
+        if len(taken) > 1:
+            # The rim's bone caps the bone under it: a column is body out to its last rim pixel.
+            outward = body[taken]
+            body[taken] = np.logical_or.accumulate(outward[::-1], axis=0)[::-1]
     return reach[0], reach[1]

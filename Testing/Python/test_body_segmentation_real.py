@@ -55,19 +55,19 @@ def test_real_vertebral_body_matches_expert_labels():
     mask = np.zeros(truth.shape, dtype=bool)
     mask[result.box] = result.mask
     dice = 2.0 * np.count_nonzero(mask & truth) / (np.count_nonzero(mask) + np.count_nonzero(truth))
-    # Measured 0.912 (0.897 while a rim had to leave the outline's core, eroded by 3 mm, free:
+    # Measured 0.915 (0.897 while a rim had to leave the outline's core, eroded by 3 mm, free:
     # these shallow dishes' rims cover 10-22% of it). The rest of the loss is the part of the
     # rims under 226 HU and the labels' outermost layer of voxels.
     assert dice >= 0.90
     # The pedicles and the posterior arch are cut off: under 1% of the mask lies in them.
     assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
     volume_ratio = np.count_nonzero(mask) / np.count_nonzero(truth)
-    assert volume_ratio == pytest.approx(0.846, abs=0.03)  # measured 0.846 (0.821 before)
-    # The rims beyond the marked points: 862 voxels of the labels' 2662 there, 2 outside them.
+    assert volume_ratio == pytest.approx(0.850, abs=0.03)  # measured 0.850 (0.821 before)
+    # The rims beyond the marked points: 1004 voxels of the labels' 2662 there, 2 outside them.
     lower_k, upper_k = ct.geometry.ras_to_ijk_points(np.array([lower, upper]))[:, 2]
     beyond = np.zeros(truth.shape, dtype=bool)
     beyond[: int(round(lower_k + 0.5))] = True  # the points lie on the faces between slices
     beyond[int(round(upper_k + 0.5)) :] = True
     assert np.count_nonzero(beyond & truth) == 2662
-    assert np.count_nonzero(mask & beyond & truth) >= 700
+    assert np.count_nonzero(mask & beyond & truth) >= 900
     assert np.count_nonzero(mask & beyond & ~truth) <= 20

@@ -56,6 +56,22 @@ def test_a_wide_rim_around_a_free_axis_extends_the_body():
     assert int(body.sum()) == before + int(bone[31].sum()) + int(bone[32].sum())
 
 
+def test_the_bone_under_a_rim_is_body_out_to_the_rim():
+    """Where a column's rim bone lies two slices beyond the point and only marrow (under 226 HU)
+    one slice beyond it, the marrow is body: the rim's bone caps it."""
+    body, bone, slab, axial_mm, outline = _scene()
+    radius = _radius()
+    bone[31] = outline & (radius >= 0.9)
+    bone[32] = outline & (radius >= 0.8)
+
+    _, above = add_concave_endplate_rims(body, bone, slab, axial_mm, HEIGHT_MM, SETTINGS)
+
+    assert above == pytest.approx(1.0, abs=1e-9)
+    assert np.array_equal(body[31], outline & (radius >= 0.8))
+    assert np.array_equal(body[32], bone[32])
+    assert not body[33:].any()
+
+
 def test_a_plate_over_the_axis_is_no_rim():
     """A flat endplate seen through partial volume beyond the lower point covers the axis: the
     body keeps its face at the point."""
