@@ -33,7 +33,7 @@ def _is_rim(rim: np.ndarray, centre: tuple[int, int], floor: np.ndarray) -> bool
     ``RIM_SECTORS`` angular sectors); a wedged face beyond the point lies on one side. How far
     the rim reaches in from the outline does not matter: on a shallow dish it is a wide annulus
     (a biconcave T7 at 93% height: bone on 18-33% of the outline eroded by 3 mm in its slices
-    beyond the upper point; the upper endplate of a real L2: 10-22%).
+    beyond the upper point; the endplates of a real L2: 9-22%).
     """
     if np.count_nonzero(rim & floor) > FLOOR_BONE_SHARE_MAX * np.count_nonzero(floor):
         return False
