@@ -10,9 +10,10 @@ the flag, body Dice against the voxel-centre truth mask, and every planted leak 
 class found, volume error) plus any leakage reported where none was planted.
 
 Run: ``python benchmarks/benchmark_phantom_sweep.py [--count 50] [--seed 2026] [--slice-averaged]
-[--blur-mm SD] [--noise-hu SD] [--out FILE]``. ``--slice-averaged`` renders every phantom with
-each voxel averaging its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``) and writes
-``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
+[--blur-mm SD] [--noise-hu SD] [--out FILE]``. Another seed than 2026 writes
+``phantom_sweep_seed<N>.md`` by default. ``--slice-averaged`` renders every phantom with each
+voxel averaging its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``)
+and writes ``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
 (Gaussian SD, mm) other than the 0.6 mm of a standard kernel, which the measurement assumes
 where it cannot measure the blur on the bolus (``cement_curvature.CT_BLUR_SIGMA_MM``,
 :mod:`ct_blur`): what a sharper or softer CT kernel costs; the report's name then ends in
@@ -44,6 +45,8 @@ from CementLeakageLib.pipeline import measure_vertebra
 
 LEVELS = ("T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
 EXTRA_LEAKS = ("anterior", "spinal canal", "disc superior", "disc inferior")
+DEFAULT_SEED = 2026
+"""The seed of the report kept as ``phantom_sweep.md``; another seed's name ends in ``_seed<N>``."""
 
 
 def random_spec(rng: np.random.Generator, seed: int) -> PhantomSpec:
@@ -313,7 +316,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--slice-averaged", action="store_true")
     parser.add_argument("--blur-mm", type=float, default=None, help="the phantoms' blur (Gaussian SD, mm)")
     parser.add_argument("--noise-hu", type=float, default=None, help="the phantoms' noise (SD, HU)")
@@ -321,6 +324,8 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.out is None:
         name = "phantom_sweep_slice_averaged" if arguments.slice_averaged else "phantom_sweep"
+        if arguments.seed != DEFAULT_SEED:
+            name += f"_seed{arguments.seed}"
         if arguments.blur_mm is not None:
             name += f"_blur{arguments.blur_mm:g}"
         if arguments.noise_hu is not None:
