@@ -403,9 +403,9 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         pointsNode = parameterNode.endplatePoints if parameterNode else None
         count = pointsNode.GetNumberOfControlPoints() if pointsNode else 0
         if count == 0:
-            text = _("Place the upper endplate midpoint.")
+            text = _("Place the upper endplate midpoint, on its surface against the disc.")
         elif count == 1:
-            text = _("Place the lower endplate midpoint.")
+            text = _("Place the lower endplate midpoint, on its surface against the disc.")
         else:
             problem = self.updateSplitPlane()
             text = _("Both points placed.") if problem is None else problem

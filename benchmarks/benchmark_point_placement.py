@@ -1,0 +1,138 @@
+"""How much the measurement moves when an endplate point is marked off the endplate's surface.
+
+The endplate points identify the vertebra and set the split plane, and the body's faces are
+calibrated onto them (the blurred shell's faces lie outside the cortex; see
+:func:`endplate_faces.calibrate_to_endplate_points`). A point marked inside the body or out in
+the disc therefore moves the face it calibrates. This benchmark takes the first phantoms of the
+seed-2026 sweep (:mod:`benchmark_phantom_sweep`, drawn the same way), measures each with its
+exact endplate points, then with one point at a time moved along the vertebral axis by each
+offset (mm; positive is outward, into the disc; the split plane, which contains the axis, stays
+where it is), and reports the change of VBV (%) and of PSBCV/VBV% (points) against the
+measurement with the exact points.
+
+Run: ``python benchmarks/benchmark_point_placement.py [--count 12] [--out FILE]``; writes
+``results/point_placement.md`` by default. This is a benchmark, not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from benchmark_phantom_sweep import DEFAULT_SEED, describe, random_spec
+
+from CementLeakageLib.errors import CementLeakageError
+from CementLeakageLib.phantom import PhantomSpec, make_phantom
+from CementLeakageLib.pipeline import measure_vertebra
+
+OFFSETS_MM = (-1.0, -0.5, 0.5, 1.0)
+"""Moves of one endplate point along the vertebral axis (mm; positive outward, into the disc)."""
+
+
+def sweep_specs(count: int, seed: int = DEFAULT_SEED) -> list[PhantomSpec]:
+    """The first ``count`` phantoms of the sweep with ``seed``, drawn as the sweep draws them."""
+    rng = np.random.default_rng(seed)
+    specs: list[PhantomSpec] = []
+    draws = 0
+    while len(specs) < count:
+        draws += 1
+        spec = random_spec(rng, seed=seed + draws)
+        try:
+            make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
+        except CementLeakageError:
+            continue
+        specs.append(spec)
+    return specs
+
+
+def evaluate(spec: PhantomSpec) -> dict:
+    """VBV and PSBCV/VBV% with the exact points and their changes with each point moved."""
+    phantom = make_phantom(spec)
+    truth = phantom.truth
+    upper, lower = np.asarray(truth.upper_ras, float), np.asarray(truth.lower_ras, float)
+    axis = (upper - lower) / np.linalg.norm(upper - lower)
+
+    def measured(upper_ras: np.ndarray, lower_ras: np.ndarray) -> tuple[float, float]:
+        result = measure_vertebra(phantom.ct, upper_ras, lower_ras, truth.side, level=truth.level)
+        return result.measurement.vbv_cm3, result.measurement.psbcv_vbv_pct
+
+    vbv, ratio = measured(upper, lower)
+    changes = {}
+    for end in ("upper", "lower"):
+        for offset in OFFSETS_MM:
+            if end == "upper":
+                moved = measured(upper + offset * axis, lower)
+            else:
+                moved = measured(upper, lower - offset * axis)
+            changes[(end, offset)] = (100.0 * (moved[0] / vbv - 1.0), moved[1] - ratio)
+    return {
+        "spec": describe(spec),
+        "slice_mm": float(spec.spacing_mm[2]),
+        "vbv_pct": 100.0 * (vbv / truth.vbv_cm3 - 1.0),
+        "changes": changes,
+    }
+
+
+def report(rows: list[dict], count: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# Endplate point placement",
+        "",
+        f"The first {count} phantoms of the seed-{DEFAULT_SEED} sweep; measured "
+        f"{datetime.now(timezone.utc):%Y-%m-%d} on {platform.node()} ({cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}).",
+        "One endplate point at a time is moved along the vertebral axis (positive: outward, into the",
+        "disc; negative: into the body). Changes are against the measurement with the exact points.",
+        "",
+        "| point moved | median VBV change | range of VBV change | median PSBCV/VBV% change "
+        "| largest PSBCV/VBV% change |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for offset in OFFSETS_MM:
+        vbv = [row["changes"][(end, offset)][0] for row in rows for end in ("upper", "lower")]
+        ratio = [row["changes"][(end, offset)][1] for row in rows for end in ("upper", "lower")]
+        largest = max(ratio, key=abs)
+        lines.append(
+            f"| {offset:+.1f} mm | {statistics.median(vbv):+.2f} % | {min(vbv):+.2f} to {max(vbv):+.2f} % | "
+            f"{statistics.median(ratio):+.2f} pt | {largest:+.2f} pt |"
+        )
+    header = " | ".join(f"{end} {offset:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM)
+    lines += [
+        "",
+        "VBV change (%) of each phantom with each point moved by each offset (mm):",
+        "",
+        f"| # | phantom | VBV vs truth, exact points | {header} |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in range(2 * len(OFFSETS_MM))) + " |",
+    ]
+    for n, row in enumerate(rows, start=1):
+        cells = " | ".join(
+            f"{row['changes'][(end, offset)][0]:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM
+        )
+        lines.append(f"| {n} | {row['spec']} | {row['vbv_pct']:+.1f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=12)
+    default_out = Path(__file__).with_name("results") / "point_placement.md"
+    parser.add_argument("--out", type=Path, default=default_out)
+    arguments = parser.parse_args()
+    rows = []
+    for n, spec in enumerate(sweep_specs(arguments.count), start=1):
+        rows.append(evaluate(spec))
+        print(f"{n}/{arguments.count} {rows[-1]['spec']}", flush=True)
+    text = report(rows, arguments.count)
+    arguments.out.parent.mkdir(parents=True, exist_ok=True)
+    arguments.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
