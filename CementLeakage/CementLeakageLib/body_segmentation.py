@@ -43,6 +43,7 @@ from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
 from .ct_volume import CtVolume
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy
+from .endplate_surfaces import endplate_surface_offsets, points_on_surfaces, reads_surfaces
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -275,10 +276,16 @@ def segment_vertebral_body(
     lower_ras: np.ndarray,
     parameters: MeasurementParameters | None = None,
     settings: BodySegmentationSettings | None = None,
+    *,
+    follow_surfaces: bool = True,
 ) -> BodySegmentation:
     """Segment the vertebral body between two endplate midpoints (RAS mm).
 
-    Returns the mask on a sub-grid (box) of the CT grid; ``BodySegmentation.box`` locates it.
+    On thin slices, with ``follow_surfaces``, a point that lies off its endplate's outer surface
+    along the axis (inside the body or out in the disc) is moved onto it and the body segmented
+    again, with a warning (:mod:`endplate_surfaces`). Returns the mask on a sub-grid (box) of the
+    CT grid; ``BodySegmentation.box`` locates it, ``BodySegmentation.frame`` the frame of the
+    points used.
     """
     parameters = parameters or MeasurementParameters()
     settings = settings or BodySegmentationSettings()
@@ -325,6 +332,24 @@ def segment_vertebral_body(
     cut = _cut_body(interiors, shape=grid.shape, **shaping)
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
+    if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
+        offsets = endplate_surface_offsets(
+            hu,
+            axial_mm,
+            centre,
+            frame.height_mm,
+            edge_level,
+            parameters.cement_min_hu,
+            settings.working_spacing_mm,
+        )
+        upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
+        # A point moved out of the CT (a body cut by the field of view) is used as marked.
+        if moves and all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
+            moved = segment_vertebral_body(
+                ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False
+            )
+            moved.warnings[:0] = moves
+            return moved
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = _deficient_slices(body, interiors)
     if deficient or faint_cortex:

@@ -131,7 +131,7 @@ def level_offset_px(
     for z in slices:
         for col in range(column - half_width_px, column + half_width_px + 1):
             profile = hu[z, row:, col].astype(float)
-            crossings = [_outermost_crossing(profile, level) for level in (level_hu, edge_level_hu)]
+            crossings = [outermost_crossing(profile, level) for level in (level_hu, edge_level_hu)]
             if None in crossings:
                 continue
             offset = crossings[0] - crossings[1]
@@ -140,7 +140,7 @@ def level_offset_px(
     return float(np.median(offsets)) if len(offsets) >= 10 else None
 
 
-def _outermost_crossing(profile: np.ndarray, level: float) -> float | None:
+def outermost_crossing(profile: np.ndarray, level: float) -> float | None:
     """Position (fractional index) where ``profile`` last falls below ``level``, or None: on
     the cubic through the two pixels either side (a blurred edge's curvature moves a linear
     crossing by up to 0.07 mm on 0.5 mm pixels), linear where they are not all there or the

@@ -44,17 +44,32 @@ def endplate_midpoints(geometry, body):
     return upper, lower
 
 
+def _measured(ct, truth, upper, lower, follow_surfaces):
+    result = segment_vertebral_body(ct, upper, lower, follow_surfaces=follow_surfaces)
+    mask = np.zeros(truth.shape, dtype=bool)
+    mask[result.box] = result.mask
+    dice = 2.0 * np.count_nonzero(mask & truth) / (np.count_nonzero(mask) + np.count_nonzero(truth))
+    return result, mask, dice
+
+
+def _beyond_points(geometry, truth, upper, lower):
+    """The slices beyond the marked points (the points lie on the faces between slices)."""
+    lower_k, upper_k = geometry.ras_to_ijk_points(np.array([lower, upper]))[:, 2]
+    beyond = np.zeros(truth.shape, dtype=bool)
+    beyond[: int(round(lower_k + 0.5))] = True
+    beyond[int(round(upper_k + 0.5)) :] = True
+    return beyond
+
+
 def test_real_vertebral_body_matches_expert_labels():
+    """With the points as marked (the endplate surfaces not read from the CT)."""
     ct, labels = load_real_vertebra()
     truth = np.isin(labels, [1, 2])
     posterior_elements = np.isin(labels, [3, 4])
     upper, lower = endplate_midpoints(ct.geometry, truth)
     assert upper[1] > lower[1] - 5 and upper[2] > lower[2]  # anatomy reads as RAS after the flip
 
-    result = segment_vertebral_body(ct, upper, lower)
-    mask = np.zeros(truth.shape, dtype=bool)
-    mask[result.box] = result.mask
-    dice = 2.0 * np.count_nonzero(mask & truth) / (np.count_nonzero(mask) + np.count_nonzero(truth))
+    _, mask, dice = _measured(ct, truth, upper, lower, follow_surfaces=False)
     # Measured 0.915 (0.897 while a rim had to leave the outline's core, eroded by 3 mm, free:
     # these shallow dishes' rims cover 9-22% of it). The rest of the loss is the part of the
     # rims under 226 HU and the labels' outermost layer of voxels.
@@ -64,10 +79,30 @@ def test_real_vertebral_body_matches_expert_labels():
     volume_ratio = np.count_nonzero(mask) / np.count_nonzero(truth)
     assert volume_ratio == pytest.approx(0.850, abs=0.03)  # measured 0.850 (0.821 before)
     # The rims beyond the marked points: 1004 voxels of the labels' 2662 there, 2 outside them.
-    lower_k, upper_k = ct.geometry.ras_to_ijk_points(np.array([lower, upper]))[:, 2]
-    beyond = np.zeros(truth.shape, dtype=bool)
-    beyond[: int(round(lower_k + 0.5))] = True  # the points lie on the faces between slices
-    beyond[int(round(upper_k + 0.5)) :] = True
+    beyond = _beyond_points(ct.geometry, truth, upper, lower)
     assert np.count_nonzero(beyond & truth) == 2662
     assert np.count_nonzero(mask & beyond & truth) >= 900
     assert np.count_nonzero(mask & beyond & ~truth) <= 20
+
+
+def test_real_upper_point_in_a_one_voxel_pit_is_moved_to_the_endplate_around_it():
+    """The labels' central column ends one voxel below the columns around it: the point placed
+    on its end lies in a pit one voxel wide. Within 3 mm of the axis the CT's upper endplate
+    surface lies 0.7 mm beyond it (the columns 0.6-3 mm from the axis read +0.67 to +0.74 mm,
+    the central one -0.09 mm), so the point is moved there; the lower point, 0.3 mm out in the
+    disc by the CT, is within the tolerance and kept. Against the points as marked, the mask
+    gains 397 voxels of the labels and 169 outside them: Dice 0.915 -> 0.919."""
+    ct, labels = load_real_vertebra()
+    truth = np.isin(labels, [1, 2])
+    posterior_elements = np.isin(labels, [3, 4])
+    upper, lower = endplate_midpoints(ct.geometry, truth)
+
+    result, mask, dice = _measured(ct, truth, upper, lower, follow_surfaces=True)
+
+    assert [text[:52] for text in result.warnings] == ["the upper endplate point lies 0.7 mm inside the body"]
+    assert dice >= 0.91
+    assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
+    assert np.count_nonzero(mask) / np.count_nonzero(truth) == pytest.approx(0.867, abs=0.03)
+    beyond = _beyond_points(ct.geometry, truth, upper, lower)
+    assert np.count_nonzero(mask & beyond & truth) >= 1400  # measured 1568
+    assert np.count_nonzero(mask & beyond & ~truth) <= 250  # measured 179
