@@ -10,7 +10,9 @@ seed-2026 sweep (:mod:`benchmark_phantom_sweep`, drawn the same way), measures e
 exact endplate points, then with one point at a time moved along the vertebral axis by each
 offset (mm; positive is outward, into the disc; the split plane, which contains the axis, stays
 where it is), and reports the change of VBV (%) and of PSBCV/VBV% (points) against the
-measurement with the exact points, for the phantoms with slices up to 1 mm and the others.
+measurement with the exact points, for the phantoms with slices up to 1 mm and the others;
+then with the upper point moved 2 mm across the axis (anterior, posterior, left, right), which
+tilts the frame the body is segmented in and, to the left or right, moves the split plane.
 
 Run: ``python benchmarks/benchmark_point_placement.py [--count 16] [--out FILE]``; writes
 ``results/point_placement.md`` by default. This is a benchmark, not a test: nothing here asserts.
@@ -33,9 +35,13 @@ from CementLeakageLib.endplate_surfaces import THIN_SLICE_MAX_MM
 from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
+from CementLeakageLib.vertebra_frame import vertebra_frame
 
 OFFSETS_MM = (-1.0, -0.5, 0.5, 1.0)
 """Moves of one endplate point along the vertebral axis (mm; positive outward, into the disc)."""
+SIDEWAYS_MM = 2.0
+"""Move of the upper point across the axis (mm), in each of four directions."""
+SIDEWAYS = ("anterior", "posterior", "left", "right")
 
 
 def sweep_specs(count: int, seed: int = DEFAULT_SEED) -> list[PhantomSpec]:
@@ -66,6 +72,17 @@ def evaluate(spec: PhantomSpec) -> dict:
         return result.measurement.vbv_cm3, result.measurement.psbcv_vbv_pct
 
     vbv, ratio = measured(upper, lower)
+    frame = vertebra_frame(upper, lower)
+    directions = {
+        "anterior": frame.anterior_ras,
+        "posterior": -frame.anterior_ras,
+        "left": -np.sign(frame.lateral_ras[0]) * frame.lateral_ras,
+        "right": np.sign(frame.lateral_ras[0]) * frame.lateral_ras,
+    }
+    sideways = {}
+    for name in SIDEWAYS:
+        moved = measured(upper + SIDEWAYS_MM * directions[name], lower)
+        sideways[name] = (100.0 * (moved[0] / vbv - 1.0), moved[1] - ratio)
     changes = {}
     for end in ("upper", "lower"):
         for offset in OFFSETS_MM:
@@ -79,6 +96,7 @@ def evaluate(spec: PhantomSpec) -> dict:
         "slice_mm": float(spec.spacing_mm[2]),
         "vbv_pct": 100.0 * (vbv / truth.vbv_cm3 - 1.0),
         "changes": changes,
+        "sideways": sideways,
     }
 
 
@@ -111,18 +129,39 @@ def report(rows: list[dict], count: int) -> str:
                 f"| {slices} | {offset:+.1f} mm | {statistics.median(vbv):+.2f} % | {spread} | "
                 f"{statistics.median(ratio):+.2f} pt | {largest:+.2f} pt |"
             )
-    header = " | ".join(f"{end} {offset:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM)
     lines += [
         "",
-        "VBV change (%) of each phantom with each point moved by each offset (mm):",
+        f"The upper point moved {SIDEWAYS_MM:g} mm across the axis (all {len(rows)} phantoms; the split "
+        "plane moves with it, so PSBCV/VBV% changes by design, most for left and right):",
+        "",
+        "| upper point moved | median VBV change | range of VBV change | median PSBCV/VBV% change "
+        "| largest PSBCV/VBV% change |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name in SIDEWAYS:
+        vbv = [row["sideways"][name][0] for row in rows]
+        ratio = [row["sideways"][name][1] for row in rows]
+        largest = max(ratio, key=abs)
+        spread = f"{min(vbv):+.2f} to {max(vbv):+.2f} %"
+        lines.append(
+            f"| {SIDEWAYS_MM:g} mm {name} | {statistics.median(vbv):+.2f} % | {spread} | "
+            f"{statistics.median(ratio):+.2f} pt | {largest:+.2f} pt |"
+        )
+    header = " | ".join(f"{end} {offset:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM)
+    header += " | " + " | ".join(f"upper {name}" for name in SIDEWAYS)
+    lines += [
+        "",
+        "VBV change (%) of each phantom with each point moved by each offset (mm) along the axis, and with",
+        f"the upper point moved {SIDEWAYS_MM:g} mm across it:",
         "",
         f"| # | phantom | VBV vs truth, exact points | {header} |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in range(2 * len(OFFSETS_MM))) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in range(2 * len(OFFSETS_MM) + len(SIDEWAYS))) + " |",
     ]
     for n, row in enumerate(rows, start=1):
         cells = " | ".join(
             f"{row['changes'][(end, offset)][0]:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM
         )
+        cells += " | " + " | ".join(f"{row['sideways'][name][0]:+.1f}" for name in SIDEWAYS)
         lines.append(f"| {n} | {row['spec']} | {row['vbv_pct']:+.1f} | {cells} |")
     return "\n".join(lines) + "\n"
 
