@@ -19,10 +19,11 @@ from .cortex_edge import CORTEX_PEAK_MAX_HU, outermost_crossing
 
 THIN_SLICE_MAX_MM = 1.0
 """Largest CT spacing (mm) at which the endplate surfaces are read from the CT. Between thicker
-slices an endplate parallel to them lies anywhere within a slice's gap for all its columns show
-(on the eight sweeps' 1.25-1.5 mm slices the reading was -2.5 to +0.5 mm from the exact points,
-one endplate in twenty beyond -0.75 mm, and on the seed-2026 sweep's 2 mm slices up to 2.2 mm
-off; on their 0.5-1 mm slices, 278 of 300 endplates read, -0.27 to +0.26 mm, median +0.06 mm)."""
+slices an endplate parallel to them can lie anywhere in the gap between two of them without
+changing either: on the eight sweeps' 1.25-1.5 mm slices the reading was -2.5 to +0.5 mm from
+the exact points (one endplate in twenty beyond -0.75 mm), on the seed-2026 sweep's 2 mm slices
+up to 2.2 mm off; on their 0.5-1 mm slices, 278 of 300 endplates read, -0.27 to +0.26 mm
+(median +0.06 mm)."""
 
 AXIS_RADIUS_MM = 3.0
 """Columns within this distance (mm) of the axis read the surface: a dished endplate's floor
