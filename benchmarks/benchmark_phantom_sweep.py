@@ -78,6 +78,23 @@ def random_spec(rng: np.random.Generator, seed: int) -> PhantomSpec:
     )
 
 
+def sweep_specs(count: int, seed: int = DEFAULT_SEED) -> list[PhantomSpec]:
+    """The sweep's first ``count`` phantoms with ``seed``: combinations the phantom cannot build
+    (no room for the cement) are drawn again."""
+    rng = np.random.default_rng(seed)
+    specs: list[PhantomSpec] = []
+    draws = 0
+    while len(specs) < count:
+        draws += 1
+        spec = random_spec(rng, seed=seed + draws)
+        try:
+            make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
+        except CementLeakageError:
+            continue
+        specs.append(spec)
+    return specs
+
+
 def describe(spec: PhantomSpec) -> str:
     """Short text of the switches that differ from a clean case."""
     parts = [spec.level, spec.side, spec.orientation, "x".join(f"{v:g}" for v in spec.spacing_mm)]
@@ -331,16 +348,8 @@ def main() -> None:
         if arguments.noise_hu is not None:
             name += f"_noise{arguments.noise_hu:g}"
         arguments.out = Path(__file__).with_name("results") / f"{name}.md"
-    rng = np.random.default_rng(arguments.seed)
     rows = []
-    draws = 0
-    while len(rows) < arguments.count:
-        draws += 1
-        spec = random_spec(rng, seed=arguments.seed + draws)
-        try:
-            make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
-        except CementLeakageError:
-            continue  # a combination the phantom cannot build (no room for the cement): draw again
+    for spec in sweep_specs(arguments.count, arguments.seed):
         spec = replace(spec, slice_averaged=arguments.slice_averaged)
         if arguments.blur_mm is not None:
             spec = replace(spec, blur_sigma_mm=arguments.blur_mm)

@@ -24,15 +24,13 @@ import argparse
 import os
 import platform
 import statistics
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from benchmark_phantom_sweep import DEFAULT_SEED, describe, random_spec
+from benchmark_phantom_sweep import DEFAULT_SEED, describe, sweep_specs
 
 from CementLeakageLib.endplate_surfaces import THIN_SLICE_MAX_MM
-from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 from CementLeakageLib.vertebra_frame import vertebra_frame
@@ -42,22 +40,6 @@ OFFSETS_MM = (-1.0, -0.5, 0.5, 1.0)
 SIDEWAYS_MM = 2.0
 """Move of the upper point across the axis (mm), in each of four directions."""
 SIDEWAYS = ("anterior", "posterior", "left", "right")
-
-
-def sweep_specs(count: int, seed: int = DEFAULT_SEED) -> list[PhantomSpec]:
-    """The first ``count`` phantoms of the sweep with ``seed``, drawn as the sweep draws them."""
-    rng = np.random.default_rng(seed)
-    specs: list[PhantomSpec] = []
-    draws = 0
-    while len(specs) < count:
-        draws += 1
-        spec = random_spec(rng, seed=seed + draws)
-        try:
-            make_phantom(replace(spec, spacing_mm=(1.0, 1.0, 2.0), n_vertebrae=1))
-        except CementLeakageError:
-            continue
-        specs.append(spec)
-    return specs
 
 
 def evaluate(spec: PhantomSpec) -> dict:
