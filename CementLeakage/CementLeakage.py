@@ -402,10 +402,15 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameterNode = self._parameterNode
         pointsNode = parameterNode.endplatePoints if parameterNode else None
         count = pointsNode.GetNumberOfControlPoints() if pointsNode else 0
+        sagittalHint = _("On slices over 1 mm, place it in a sagittal view.")
         if count == 0:
-            text = _("Place the upper endplate midpoint, on its surface against the disc.")
+            text = (
+                _("Place the upper endplate midpoint, on its surface against the disc.") + " " + sagittalHint
+            )
         elif count == 1:
-            text = _("Place the lower endplate midpoint, on its surface against the disc.")
+            text = (
+                _("Place the lower endplate midpoint, on its surface against the disc.") + " " + sagittalHint
+            )
         else:
             problem = self.updateSplitPlane()
             text = _("Both points placed.") if problem is None else problem

@@ -12,7 +12,10 @@ offset (mm; positive is outward, into the disc; the split plane, which contains 
 where it is), and reports the change of VBV (%) and of PSBCV/VBV% (points) against the
 measurement with the exact points, for the phantoms with slices up to 1 mm and the others;
 then with the upper point moved 2 mm across the axis (anterior, posterior, left, right), which
-tilts the frame the body is segmented in and, to the left or right, moves the split plane.
+tilts the frame the body is segmented in and, to the left or right, moves the split plane; and
+with both points moved along the CT slices' normal onto the nearest slice's centre, where a
+point clicked in a slice view aligned with the slices lies (Slicer snaps such a view to the
+slices' centres), with whether the measurement warned about them (:mod:`slice_centred_points`).
 
 Run: ``python benchmarks/benchmark_point_placement.py [--count 16] [--out FILE]``; writes
 ``results/point_placement.md`` by default. This is a benchmark, not a test: nothing here asserts.
@@ -33,6 +36,7 @@ from benchmark_phantom_sweep import DEFAULT_SEED, describe, sweep_specs
 from CementLeakageLib.endplate_surfaces import THIN_SLICE_MAX_MM
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
+from CementLeakageLib.slice_centred_points import nearest_slice_centre_ras
 from CementLeakageLib.vertebra_frame import vertebra_frame
 
 OFFSETS_MM = (-1.0, -0.5, 0.5, 1.0)
@@ -49,11 +53,20 @@ def evaluate(spec: PhantomSpec) -> dict:
     upper, lower = np.asarray(truth.upper_ras, float), np.asarray(truth.lower_ras, float)
     axis = (upper - lower) / np.linalg.norm(upper - lower)
 
-    def measured(upper_ras: np.ndarray, lower_ras: np.ndarray) -> tuple[float, float]:
+    def measured(upper_ras: np.ndarray, lower_ras: np.ndarray) -> tuple[float, float, int]:
+        """VBV (cm³), PSBCV/VBV% and how many warnings name a point on a slice's centre."""
         result = measure_vertebra(phantom.ct, upper_ras, lower_ras, truth.side, level=truth.level)
-        return result.measurement.vbv_cm3, result.measurement.psbcv_vbv_pct
+        named = sum("sits on the centre" in text for text in result.measurement.warnings)
+        return result.measurement.vbv_cm3, result.measurement.psbcv_vbv_pct, named
 
-    vbv, ratio = measured(upper, lower)
+    vbv, ratio, _ = measured(upper, lower)
+    on_centres = [nearest_slice_centre_ras(phantom.ct.geometry, point) for point in (upper, lower)]
+    centred = measured(*on_centres)
+    # Outward: into the disc above the upper point, below the lower one.
+    centre_offsets = tuple(
+        outward * float(axis @ (moved - point))
+        for moved, point, outward in zip(on_centres, (upper, lower), (1.0, -1.0))
+    )
     frame = vertebra_frame(upper, lower)
     directions = {
         "anterior": frame.anterior_ras,
@@ -79,6 +92,8 @@ def evaluate(spec: PhantomSpec) -> dict:
         "vbv_pct": 100.0 * (vbv / truth.vbv_cm3 - 1.0),
         "changes": changes,
         "sideways": sideways,
+        "centred": (100.0 * (centred[0] / vbv - 1.0), centred[1] - ratio, centred[2]),
+        "centre_offsets_mm": centre_offsets,
     }
 
 
@@ -129,21 +144,49 @@ def report(rows: list[dict], count: int) -> str:
             f"| {SIDEWAYS_MM:g} mm {name} | {statistics.median(vbv):+.2f} % | {spread} | "
             f"{statistics.median(ratio):+.2f} pt | {largest:+.2f} pt |"
         )
-    header = " | ".join(f"{end} {offset:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM)
-    header += " | " + " | ".join(f"upper {name}" for name in SIDEWAYS)
     lines += [
         "",
-        "VBV change (%) of each phantom with each point moved by each offset (mm) along the axis, and with",
-        f"the upper point moved {SIDEWAYS_MM:g} mm across it:",
+        "Both points moved along the slices' normal onto the nearest CT slice's centre, as clicked in a",
+        "slice view aligned with the slices (moves along the axis, outward positive; points named: the",
+        "points the measurement's warnings name as lying on a slice's centre, of two per phantom):",
+        "",
+        "| slices | largest move | median VBV change | range of VBV change | largest PSBCV/VBV% change "
+        "| points named |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for thin in (True, False):
+        group = [row for row in rows if (row["slice_mm"] <= THIN_SLICE_MAX_MM) is thin]
+        if not group:
+            continue
+        slices = f"{'up to' if thin else 'over'} {THIN_SLICE_MAX_MM:g} mm ({len(group)} phantoms)"
+        vbv = [row["centred"][0] for row in group]
+        largest = max((row["centred"][1] for row in group), key=abs)
+        move = max((offset for row in group for offset in row["centre_offsets_mm"]), key=abs)
+        named = sum(row["centred"][2] for row in group)
+        lines.append(
+            f"| {slices} | {move:+.2f} mm | {statistics.median(vbv):+.2f} % | {min(vbv):+.2f} to "
+            f"{max(vbv):+.2f} % | {largest:+.2f} pt | {named} of {2 * len(group)} |"
+        )
+    header = " | ".join(f"{end} {offset:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM)
+    header += " | " + " | ".join(f"upper {name}" for name in SIDEWAYS)
+    header += " | both on slice centres (upper, lower move mm)"
+    lines += [
+        "",
+        "VBV change (%) of each phantom with each point moved by each offset (mm) along the axis, with",
+        f"the upper point moved {SIDEWAYS_MM:g} mm across it, and with both points on slice centres:",
         "",
         f"| # | phantom | VBV vs truth, exact points | {header} |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in range(2 * len(OFFSETS_MM) + len(SIDEWAYS))) + " |",
+        "| --- | --- | --- | "
+        + " | ".join("---" for _ in range(2 * len(OFFSETS_MM) + len(SIDEWAYS) + 1))
+        + " |",
     ]
     for n, row in enumerate(rows, start=1):
         cells = " | ".join(
             f"{row['changes'][(end, offset)][0]:+.1f}" for end in ("upper", "lower") for offset in OFFSETS_MM
         )
         cells += " | " + " | ".join(f"{row['sideways'][name][0]:+.1f}" for name in SIDEWAYS)
+        upper_move, lower_move = row["centre_offsets_mm"]
+        cells += f" | {row['centred'][0]:+.1f} ({upper_move:+.2f}, {lower_move:+.2f})"
         lines.append(f"| {n} | {row['spec']} | {row['vbv_pct']:+.1f} | {cells} |")
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,7 @@ from .measurement import bounding_box, measure_masks, puncture_side_voxels
 from .metal_artifacts import find_metal, grow, metal_warning, streak_warning
 from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
+from .slice_centred_points import slice_centre_warnings
 from .split_plane import check_endplate_points, check_side, split_plane_from_endplates
 
 CEMENT_SEARCH_MARGIN_MM = 8.0
@@ -156,7 +157,7 @@ def automatic_masks(
     axis_kji = ct.geometry.direction_kji(body_result.frame.axial_ras)
     found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm, axis_kji)
     crop_cement = found_cement.mask
-    warnings = list(body_result.warnings)
+    warnings = slice_centre_warnings(ct.geometry, upper_ras, lower_ras) + body_result.warnings
     faint, faint_leaks = find_faint_disc_cement(
         crop_hu,
         body_result.mask,
