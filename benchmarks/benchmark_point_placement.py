@@ -97,6 +97,18 @@ def evaluate(spec: PhantomSpec) -> dict:
     }
 
 
+def _by_slice_thickness(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The rows of the phantoms with slices up to ``THIN_SLICE_MAX_MM`` and of the others, each
+    group with its label, leaving out an empty group."""
+    groups = []
+    for thin in (True, False):
+        group = [row for row in rows if (row["slice_mm"] <= THIN_SLICE_MAX_MM) is thin]
+        if group:
+            label = f"{'up to' if thin else 'over'} {THIN_SLICE_MAX_MM:g} mm ({len(group)} phantoms)"
+            groups.append((label, group))
+    return groups
+
+
 def report(rows: list[dict], count: int) -> str:
     cpu = platform.processor() or platform.machine()
     lines = [
@@ -112,11 +124,7 @@ def report(rows: list[dict], count: int) -> str:
         "| largest PSBCV/VBV% change |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for thin in (True, False):
-        group = [row for row in rows if (row["slice_mm"] <= THIN_SLICE_MAX_MM) is thin]
-        if not group:
-            continue
-        slices = f"{'up to' if thin else 'over'} {THIN_SLICE_MAX_MM:g} mm ({len(group)} phantoms)"
+    for slices, group in _by_slice_thickness(rows):
         for offset in OFFSETS_MM:
             vbv = [row["changes"][(end, offset)][0] for row in group for end in ("upper", "lower")]
             ratio = [row["changes"][(end, offset)][1] for row in group for end in ("upper", "lower")]
@@ -154,11 +162,7 @@ def report(rows: list[dict], count: int) -> str:
         "| points named |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for thin in (True, False):
-        group = [row for row in rows if (row["slice_mm"] <= THIN_SLICE_MAX_MM) is thin]
-        if not group:
-            continue
-        slices = f"{'up to' if thin else 'over'} {THIN_SLICE_MAX_MM:g} mm ({len(group)} phantoms)"
+    for slices, group in _by_slice_thickness(rows):
         vbv = [row["centred"][0] for row in group]
         largest = max((row["centred"][1] for row in group), key=abs)
         move = max((offset for row in group for offset in row["centre_offsets_mm"]), key=abs)
