@@ -4,6 +4,8 @@ faces follow tilted, dished and pitted endplates rather than the marked points (
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -35,6 +37,20 @@ CEMENT_HALO_BLUR_MM = 1.0
 CT voxel (the voxel's partial volume, then the interpolation between voxels onto the frame grid)
 and this much further (mm): 1.5 mm on 0.5 mm voxels, 3 mm on 2 mm slices, where a leak into the
 disc otherwise leaves a lid of blurred cement that joins the body to the next vertebra."""
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    """The body its cortical shell encloses, on the frame grid."""
+
+    mask: np.ndarray
+    """bool ``[z, y, x]``."""
+    fill: FaceFill
+    """The share of their end voxels its columns fill (:func:`calibrate_to_endplate_points`)."""
+    whole: bool
+    """False when every shell that closed had holes and the body found slice by slice filled
+    what the best one left out: its faces beyond the points are then only where that shell
+    closed."""
 
 
 def cement_halo_px(ct_voxel_mm: float, working_spacing_mm: float) -> int:
@@ -69,7 +85,7 @@ def enclosed_by_shell(
     ct_voxel_mm: float = 0.5,
     own_slices: np.ndarray | None = None,
     thick_slices: ThickSliceFaces | None = None,
-) -> tuple[np.ndarray, FaceFill] | None:
+) -> Enclosure | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
     Side wall and both endplates enclose the body; the disc, the canal and the gaps between
@@ -87,9 +103,8 @@ def enclosed_by_shell(
     of the slab by default).
     On thick slices (``thick_slices`` given), a dished face of the body kept is fitted to the
     contours where the CT's slices cut it (:mod:`endplate_contours`).
-    Returns the mask with the share of their end voxels its columns fill
-    (:func:`calibrate_to_endplate_points`), or None when no shell level closes (the slab's body
-    is kept).
+    Returns the enclosure (:class:`Enclosure`), or None when no shell level closes (the slab's
+    body is kept).
     """
     outline = body[slab].any(axis=0)
     if not outline.any():
@@ -212,7 +227,7 @@ def enclosed_by_shell(
                         inset_px,
                         settings.working_spacing_mm,
                     )
-                return kept, fill
+                return Enclosure(kept, fill, whole=True)
             if partial is None or coverage > partial[0]:
                 partial = (coverage, calibrated)
         if partial is not None:
@@ -222,7 +237,8 @@ def enclosed_by_shell(
     # Every shell that closed has holes: its faces still follow the endplates beyond the points
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
     # Their columns may end where the slab's body does: the faces are kept whole.
-    return finished(partial[1], True) | (ringed_body & typical_outline[None]), FaceFill()
+    merged = finished(partial[1], True) | (ringed_body & typical_outline[None])
+    return Enclosure(merged, FaceFill(), whole=False)
 
 
 def _dishes_on_contours(

@@ -55,10 +55,11 @@ def enclosed(hu: np.ndarray, ct_voxel_mm: float = 0.5, own_slices: np.ndarray | 
 def test_a_closed_shell_encloses_the_body_between_the_points():
     result = enclosed(ct())
     assert result is not None
-    mask, fill = result
+    mask, fill = result.mask, result.fill
     assert np.array_equal(mask, BODY)
     assert mask.sum() == OUTLINE.sum() * 40  # 40 slices of 0.5 mm between the points
     assert fill == FaceFill(1.0, 1.0)  # the faces lie on slice faces: whole end voxels
+    assert result.whole
 
 
 def test_a_shell_open_to_the_disc_encloses_nothing():
@@ -81,7 +82,7 @@ def test_cement_filling_the_middle_up_to_the_cortex_still_encloses_the_body():
     hu[MARROW[None] & (Z > 5.0) & (Z < 15.0)] = 2700.0
     result = enclosed(hu)
     assert result is not None
-    assert np.array_equal(result[0], BODY)
+    assert np.array_equal(result.mask, BODY)
 
 
 def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
@@ -92,7 +93,7 @@ def test_a_gap_in_an_endplate_wider_than_the_usual_closing_is_bridged():
     hu[gap] = 150.0
     result = enclosed(hu)
     assert result is not None
-    assert np.array_equal(result[0], BODY)
+    assert np.array_equal(result.mask, BODY)
 
 
 def ct_with_blurred_leak_in_the_disc(blur_reach_mm: float) -> np.ndarray:
@@ -117,8 +118,8 @@ def test_the_blur_of_a_leak_on_thick_slices_does_not_join_the_next_vertebra():
     hu = ct_with_blurred_leak_in_the_disc(blur_reach_mm=2.5)
     assert enclosed(hu, ct_voxel_mm=0.5) is None
     result = enclosed(hu, ct_voxel_mm=2.0)
-    assert result is not None and np.array_equal(result[0], BODY)
-    assert result[1] == FaceFill(1.0, 1.0)
+    assert result is not None and np.array_equal(result.mask, BODY)
+    assert result.fill == FaceFill(1.0, 1.0)
 
 
 def test_voxels_finer_than_the_frame_grid_keep_the_frame_voxels_halo():
@@ -128,8 +129,8 @@ def test_voxels_finer_than_the_frame_grid_keep_the_frame_voxels_halo():
     hu = ct_with_blurred_leak_in_the_disc(blur_reach_mm=1.5)
     for ct_voxel_mm in (0.2, 0.5):
         result = enclosed(hu, ct_voxel_mm=ct_voxel_mm)
-        assert result is not None and np.array_equal(result[0], BODY)
-        assert result[1] == FaceFill(1.0, 1.0)
+        assert result is not None and np.array_equal(result.mask, BODY)
+        assert result.fill == FaceFill(1.0, 1.0)
 
 
 WEDGE_SLOPE_MM_PER_MM = 0.4
@@ -154,5 +155,6 @@ def test_slices_without_a_ring_of_their_own_do_not_fill_a_shell_with_holes():
     kept = enclosed(hu, own_slices=own_slices)
     beyond_face_mm3 = float((BODY & ~TILTED_BODY).sum()) * SPACING_MM**3
     assert beyond_face_mm3 == pytest.approx(900.0, rel=0.02)  # 0.4 x (2/3) x 15^3 mm3
-    assert merged is not None and np.array_equal(merged[0], TILTED_BODY | BODY)
-    assert kept is not None and np.array_equal(kept[0], TILTED_BODY)
+    assert merged is not None and np.array_equal(merged.mask, TILTED_BODY | BODY)
+    assert kept is not None and np.array_equal(kept.mask, TILTED_BODY)
+    assert not merged.whole and not kept.whole  # shells with holes, filled slice by slice
