@@ -21,8 +21,10 @@ Where the cortical shell encloses the body in 3D (:mod:`shell_enclosure`; a fain
 shell levels at or below its edge, on thick slices the lowest first), its faces follow tilted and
 concave endplates; a face that stops short of the smooth endplate surface fitted to all columns
 (a hole in a faint shell) is raised to it, and the faces are moved onto the marked points to a
-fraction of a slice (:mod:`endplate_faces`), and on thick slices a dished face is fitted to the
-contours where the CT's slices cut it (:mod:`endplate_contours`); elsewhere a concave endplate's
+fraction of a slice (:mod:`endplate_faces`), and on thick slices a dished face is read from the
+ring its rim draws in the CT's slices beyond the point, taken flat at a point whose next slice is
+open (:mod:`endplate_rings`), or failing both fitted to the contours where the CT's slices cut it
+(:mod:`endplate_contours`); elsewhere a concave endplate's
 bony rim beyond the points is added slice by slice (:mod:`concave_rims`). The mask is then
 resampled onto the CT grid and clipped to the slab between the two endplate points (beyond them
 only where a concave endplate's rim continues).
@@ -43,6 +45,7 @@ from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
 from .ct_volume import CtVolume
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy
+from .endplate_rings import CtPlanes
 from .endplate_surfaces import endplate_surface_offsets, points_on_surfaces, reads_surfaces
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
@@ -274,20 +277,23 @@ def _on_ct_grid(
 def _thick_slice_faces(
     ct: CtVolume,
     grid: VolumeGeometry,
+    crop: np.ndarray,
     crop_grid: VolumeGeometry,
     edge_level_hu: float | None,
     settings: BodySegmentationSettings,
 ) -> ThickSliceFaces | None:
     """On thick slices, with the cortex's edge level (HU) known, what the enclosure needs to fit
-    dished faces to the CT's slices (:mod:`endplate_contours`): where they lie along the frame
-    grid's columns and a terrace's reach, ``FACE_TOLERANCE_MM`` or a slice, whichever is more."""
+    dished faces to the CT's slices (:mod:`endplate_contours`, :mod:`endplate_rings`): where they
+    lie along the frame grid's columns, a terrace's reach (``FACE_TOLERANCE_MM`` or a slice,
+    whichever is more) and the slices themselves (``crop``, HU on ``crop_grid``)."""
     if edge_level_hu is None or not has_thick_slices(ct.geometry.spacing_mm):
         return None
     slices = CtSlicePositions.between(grid, crop_grid)
     if not slices.cross_the_columns():
         return None
     reach_mm = max(FACE_TOLERANCE_MM, float(np.max(ct.geometry.spacing_mm)))
-    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm)
+    planes = CtPlanes(crop, crop_grid, grid, slices)
+    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes)
 
 
 def segment_vertebral_body(
@@ -421,7 +427,7 @@ def segment_vertebral_body(
         shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
         ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
         own_slices=found,
-        thick_slices=_thick_slice_faces(ct, grid, crop_grid, edge_level, settings),
+        thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings),
     )
     fill = FaceFill()
     if enclosed is not None:

@@ -16,12 +16,16 @@ of a frame slice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import slicewise
 from .endplate_faces import FaceFill, column_faces, quadratic_terms, robust_quadratic
 from .geometry import VolumeGeometry
+
+if TYPE_CHECKING:
+    from .endplate_rings import CtPlanes
 
 CONTOUR_MIN_POINTS = 30
 """Fewest contour points (where a CT slice cuts a face) a face is fitted to."""
@@ -69,12 +73,14 @@ class CtSlicePositions:
 @dataclass(frozen=True)
 class ThickSliceFaces:
     """What a body on thick slices needs to fit its dished faces to the CT's slices: where they
-    lie, the level (HU) of the cortex's outer edge and how far (frame voxels) a column's face
-    may lie from the fitted surface and still take it (a terrace's reach)."""
+    lie, the level (HU) of the cortex's outer edge, how far (frame voxels) a column's face
+    may lie from the fitted surface and still take it (a terrace's reach) and the slices
+    themselves, to read a dish's rings in (:mod:`endplate_rings`)."""
 
     slices: CtSlicePositions
     edge_level_hu: float
     tolerance_px: float
+    planes: CtPlanes | None = None
 
 
 def contour_points(face: np.ndarray, columns: np.ndarray, slices: CtSlicePositions) -> np.ndarray:

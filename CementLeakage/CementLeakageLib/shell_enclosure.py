@@ -18,9 +18,11 @@ from .endplate_faces import (
     FACE_TOLERANCE_MM,
     FaceFill,
     calibrate_to_endplate_points,
+    column_faces,
     columns_within_outline,
     faces_meet_the_points,
 )
+from .endplate_rings import faces_on_rings
 from .measurement import bounding_box, grown_box, voxels_across
 
 ENCLOSED_VOLUME_RANGE = (0.7, 1.6)
@@ -226,6 +228,7 @@ def enclosed_by_shell(
                         thick_slices,
                         inset_px,
                         settings.working_spacing_mm,
+                        cement_min_hu,
                     )
                 return Enclosure(kept, fill, whole=True)
             if partial is None or coverage > partial[0]:
@@ -253,29 +256,61 @@ def _dishes_on_contours(
     thick_slices: ThickSliceFaces,
     inset_px: int,
     spacing_mm: float,
+    cement_min_hu: float,
 ) -> tuple[np.ndarray, FaceFill]:
     """``body`` (the enclosure kept, ``enclosed`` before its faces were calibrated, closed at
-    ``level_hu``; frame grid of ``spacing_mm``) with its dished faces fitted to the CT's slices
-    (:mod:`endplate_contours`; columns at least ``inset_px`` inside the outline);
-    as it is when the distance from that level to the cortex's edge cannot be measured on the
-    anterior wall in the ``middle`` slices."""
-    centre = (body.shape[1] // 2, body.shape[2] // 2)
-    offset_px = level_offset_px(hu, middle, centre, level_hu, thick_slices.edge_level_hu)
-    if offset_px is None:
-        return body, fill
+    ``level_hu``; frame grid of ``spacing_mm``) with its dished faces read from the rings the
+    CT's slices beyond the points show (:mod:`endplate_rings`; slices with cement,
+    ``cement_min_hu`` and up, are not read), or failing that fitted to the contours where the
+    CT's slices cut them (:mod:`endplate_contours`; columns at least ``inset_px`` inside the
+    outline); as it is when the distance from that level to the cortex's edge cannot be measured
+    on the anterior wall in the ``middle`` slices."""
     step = float(axial_mm[1] - axial_mm[0])
     points_z = (-float(axial_mm[0]) / step, (height_mm - float(axial_mm[0])) / step)
-    return dished_faces_on_contours(
-        enclosed,
-        body,
-        fill,
-        points_z,
-        thick_slices.slices,
-        offset_px,
-        inset_px,
-        thick_slices.tolerance_px,
-        spacing_mm,
-    )
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    offset_px = level_offset_px(hu, middle, centre, level_hu, thick_slices.edge_level_hu)
+    contoured, fitted = body, (False, False)
+    if offset_px is not None:
+        contoured, fitted_fill = dished_faces_on_contours(
+            enclosed,
+            body,
+            fill,
+            points_z,
+            thick_slices.slices,
+            offset_px,
+            inset_px,
+            thick_slices.tolerance_px,
+            spacing_mm,
+        )
+        fitted = _faces_moved((body, fill), (contoured, fitted_fill))
+        fill = fitted_fill
+    if thick_slices.planes is not None and not all(fitted):
+        on_rings = faces_on_rings(
+            contoured,
+            fill,
+            thick_slices.planes,
+            points_z,
+            thick_slices.edge_level_hu,
+            spacing_mm,
+            cement_min_hu,
+            read=(not fitted[0], not fitted[1]),
+        )
+        if on_rings is not None:
+            return on_rings
+    return contoured, fill
+
+
+def _faces_moved(
+    before: tuple[np.ndarray, FaceFill], after: tuple[np.ndarray, FaceFill]
+) -> tuple[bool, bool]:
+    """Whether the lower and the upper face of a body on the frame grid (mask and fill) moved."""
+    positions = []
+    for mask, fill in (before, after):
+        present, first, last = column_faces(mask)
+        lower = first + 0.5 - np.broadcast_to(np.asarray(fill.lower, dtype=float), present.shape)
+        upper = last - 0.5 + np.broadcast_to(np.asarray(fill.upper, dtype=float), present.shape)
+        positions.append((np.where(present, lower, 0.0), np.where(present, upper, 0.0)))
+    return tuple(bool(np.abs(a - b).max() > 1e-6) for a, b in zip(*positions))
 
 
 def _largest_component_3d(mask: np.ndarray) -> np.ndarray:

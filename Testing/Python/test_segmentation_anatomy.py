@@ -232,6 +232,27 @@ CASES = {
         "fracture_cleft": True,
         "seed": 2070,
     },
+    # On 2 mm slices the shell's faces, interpolated between slices, put a dish's floor further out
+    # than its rims, and moved onto the points they cut into the rims or ran past them (VBV +8.5%).
+    # The dish's depth is now read from the ring its rim draws in the first slice beyond each
+    # point (benchmarks/results/biconcave_grid.md).
+    "biconcave T6 at 80% height on 2 mm slices, its dishes read from their rings": {
+        "level": "T6",
+        "spacing_mm": (0.7, 0.7, 2.0),
+        "compression": "biconcave",
+        "compression_ratio": 0.8,
+        "seed": 7,
+    },
+    # Dishes 0.6 mm deep lie within the slice gap beyond each point: the faces interpolated between
+    # the slices read deeper at the axis than at the rim and cut into the rim (VBV -6.1%); a point
+    # whose next slice is open now has its face flat at the point.
+    "biconcave T12 at 95% height on 2 mm slices, its dishes within a slice gap": {
+        "level": "T12",
+        "spacing_mm": (0.7, 0.7, 2.0),
+        "compression": "biconcave",
+        "compression_ratio": 0.95,
+        "seed": 7,
+    },
     # On thick slices the blur of a leak in the disc reads over the shell levels 2-2.5 mm from its
     # cement, further than a frame voxel's halo hides: it bridged the disc, the body's shell and the
     # next vertebra's closed as one, and the body found slice by slice lost its dished ends (-8.9%).

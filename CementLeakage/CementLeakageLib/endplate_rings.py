@@ -1,0 +1,258 @@
+"""A dished endplate on thick slices, its depth read from the ring its rim draws in the CT's
+slices beyond the endplate point.
+
+The point is marked on the dish's floor, on the axis. A CT slice beyond it (in the disc there)
+that still cuts the dish shows the disc as a pocket around the axis, closed all round by the
+ring of bone where the dish's surface crosses the slice; one beyond the rim shows the disc
+across the whole outline. Within a slice the ring is sampled at the pixels' resolution, not the
+slices'. The dish is modelled as a paraboloid over the body's outline, ``depth * rho**2``
+beyond the point at normalised radius ``rho`` (0 on the axis, 1 on the outline's ellipse of
+inertia); the pocket is where the slice lies beyond that surface, so its area gives the depth,
+column by column where the slice is tilted against the axis. Where the first slice beyond a
+point is open, the face lies within that slice gap and the CT cannot place it better than the
+point: it is taken flat there. A slice with cement in it (a leak into the disc), a pocket that
+reaches the side wall (a face tilted against the slices, or a rim at the wall) or a ring that
+does not surround the axis leaves the face as the shell has it.
+
+The frame grid, resampled from the CT by linear interpolation between slices, cannot do this:
+on 2 mm slices its iso-surfaces put the face of a column where the interpolation between the
+two nearest slices crosses the level, which depends on how bright each is. A dish's floor
+caught in one slice pushes the face at the axis out further than its rim's, and the faces
+moved onto the points then cut into the rim (biconcave T6-L3 at 75-95% height on 2 mm slices
+sampled at the voxel centres: VBV -8.2% to +9.0% and 9 of 20 within every target; read from
+their rings where the contour fit finds no dish, -5.9% to +2.4% and 16 of 20,
+`benchmarks/results/biconcave_grid.md`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from . import slicewise
+from .endplate_contours import CtSlicePositions
+from .endplate_faces import FACE_FIT_INSET_MM, FaceFill, column_faces, robust_quadratic
+from .geometry import VolumeGeometry
+from .measurement import voxels_across
+
+RING_REACH_MM = 3.0
+"""How far beyond an endplate point (mm, on the axis) the CT's slices are looked at."""
+RING_SLICES_MAX = 3
+"""Most CT slices beyond a point whose rings are read."""
+OPEN_SHARE = 0.9
+"""A slice whose disc pocket covers this share of the outline is beyond the rim (open)."""
+RING_SECTORS = 12
+RING_SECTORS_NEEDED = 9
+"""A ring must surround the axis: pixels in this many of ``RING_SECTORS`` sectors around it."""
+RING_MIN_PIXELS = 20
+"""Fewest pixels of a ring that is read."""
+POCKET_AT_WALL_SHARE = 0.005
+"""Most of the pocket that may lie within ``RING_INSET_MM`` of the outline: a pocket that
+reaches the side wall is not closed by a ring."""
+DEPTH_MAX_MM = 15.0
+"""Deepest dish (mm) the bisection looks for."""
+DEPTH_BISECTIONS = 30
+"""Halvings of the depth's interval: far below a micrometre."""
+RING_INSET_MM = 1.5
+"""Ring pixels within this distance (mm) of the outline are left out: there the faces round off
+into the side wall."""
+RADIUS_SQ_MIN = 0.1
+"""Ring pixels nearer the axis than this squared normalised radius do not count: a pocket that
+small (a dish far deeper than the slice lies beyond the point) is a few pixels across, too few
+for its area, to which the depth is inversely proportional, to be read."""
+
+
+@dataclass(frozen=True)
+class CtPlanes:
+    """The CT's own slices (``array_hu`` on ``ct_grid``, a sub-grid of the CT), sampled on the
+    columns of the frame grid (``frame_grid``; ``slices`` says where they cross them)."""
+
+    array_hu: np.ndarray
+    ct_grid: VolumeGeometry
+    frame_grid: VolumeGeometry
+    slices: CtSlicePositions
+
+    def crossings(self, k: int) -> np.ndarray:
+        """Where CT slice ``k`` crosses each column of the frame grid (frame slice positions,
+        ``[y, x]``)."""
+        return (k - self.slices.start) / self.slices.per_slice
+
+    def on_columns(self, k: int) -> np.ndarray:
+        """CT slice ``k`` (HU) where it crosses each column of the frame grid, interpolated
+        within the slice (``[y, x]``; NaN outside the CT)."""
+        rows, cols = np.indices(self.slices.start.shape)
+        frame_ijk = np.stack([cols.ravel(), rows.ravel(), self.crossings(k).ravel()], axis=1)
+        ijk = self.ct_grid.ras_to_ijk_points(self.frame_grid.ijk_to_ras_points(frame_ijk))
+        # The points lie on slice k: interpolated within it only.
+        values = ndimage.map_coordinates(
+            self.array_hu[k].astype(np.float32), ijk[:, [1, 0]].T, order=1, mode="constant", cval=np.nan
+        )
+        return values.reshape(rows.shape)
+
+
+def normalised_radius_sq(outline: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
+    """Squared normalised radius (``[y, x]``) from ``centre`` (the axis: row, column) over the
+    ellipse of inertia of ``outline`` (bool ``[y, x]``): 1 on an elliptic outline's boundary."""
+    rows, cols = np.nonzero(outline)
+    inverse = np.linalg.inv(4.0 * np.cov(np.stack([rows, cols]).astype(float)))
+    all_rows, all_cols = np.indices(outline.shape)
+    dr, dc = all_rows - centre[0], all_cols - centre[1]
+    return inverse[0, 0] * dr * dr + 2.0 * inverse[0, 1] * dr * dc + inverse[1, 1] * dc * dc
+
+
+def _depth_for_pocket(
+    beyond_mm: np.ndarray, tilt_mm: np.ndarray, radius_sq: np.ndarray, outline: np.ndarray, pocket_px: int
+) -> float:
+    """The depth (mm) of the paraboloid dish ``tilt_mm + depth * radius_sq`` (beyond the point,
+    ``[y, x]``) whose cross-section by a CT slice (``beyond_mm``: how far beyond the point the
+    slice crosses each column) covers ``pocket_px`` columns of ``outline``: where the slice lies
+    beyond the dish's surface.
+    Counted by area, the pocket is free of the half pixel its rim pixels lie in; the slice may
+    be tilted against the columns. The pocket shrinks as the dish deepens: found by bisection."""
+    low, high = 0.0, DEPTH_MAX_MM
+    for _ in range(DEPTH_BISECTIONS):
+        depth = 0.5 * (low + high)
+        if np.count_nonzero(outline & (tilt_mm + depth * radius_sq < beyond_mm)) > pocket_px:
+            low = depth
+        else:
+            high = depth
+    return 0.5 * (low + high)
+
+
+def dish_depth_mm(
+    planes: CtPlanes,
+    outline: np.ndarray,
+    inner: np.ndarray,
+    radius_sq: np.ndarray,
+    tilt_mm: np.ndarray,
+    point_z: float,
+    outward: int,
+    level_hu: float,
+    spacing_mm: float,
+    cement_min_hu: float = 1500.0,
+) -> float | None:
+    """Depth (mm) of the paraboloid dish beyond an endplate point at frame slice position
+    ``point_z`` (``outward``: -1 for the lower point, +1 for the upper) that the rings in the CT's
+    slices beyond it show; 0 when the first slice beyond it is open; None when no slice shows a
+    ring nor is open (the face is left as the shell has it).
+
+    ``outline`` and ``inner`` (bool ``[y, x]``) are the body's columns and those far enough from
+    the side wall for a ring, ``radius_sq`` :func:`normalised_radius_sq`, ``tilt_mm`` how far
+    beyond the point the face's plane lies at each column (the dish is on top), ``level_hu`` the level
+    of the cortex's outer edge, ``spacing_mm`` the frame grid's. A slice with cement
+    (``cement_min_hu`` and up) within the outline is not read.
+    """
+    centre = (outline.shape[0] // 2, outline.shape[1] // 2)
+    slices = planes.slices
+    k_point = float(slices.start[centre] + slices.per_slice[centre] * point_z)
+    step = int(np.sign(slices.per_slice[centre])) * outward
+    k = int(np.floor(k_point)) if step < 0 else int(np.ceil(k_point))
+    if k == k_point:
+        k += step
+    depths = []
+    for index in range(RING_SLICES_MAX):
+        crossings = planes.crossings(k)
+        beyond_mm = outward * (crossings - point_z) * spacing_mm
+        if not 0.0 < beyond_mm[centre] <= RING_REACH_MM or not 0 <= k < planes.array_hu.shape[0]:
+            break
+        values = planes.on_columns(k)
+        if np.any(values[outline] >= cement_min_hu):
+            break  # a leak into the disc: it and its blur hide the rim
+        disc = (values < level_hu) & outline
+        if not disc[centre]:
+            break  # bone over the axis beyond the point: no pocket to read
+        pocket = slicewise.labels(disc[None])[0]
+        pocket = pocket == pocket[centre]
+        pocket_px = np.count_nonzero(pocket)
+        if pocket_px >= OPEN_SHARE * np.count_nonzero(outline):
+            if index == 0:
+                return 0.0
+            break
+        if np.count_nonzero(pocket & ~inner) > POCKET_AT_WALL_SHARE * pocket_px:
+            break  # the slice cuts a face tilted against it, or the rim at the side wall: no ring
+        ring = pocket & ~slicewise.binary_erode(pocket[None], 1)[0] & inner & (radius_sq > RADIUS_SQ_MIN)
+        rows, cols = np.nonzero(ring)
+        if (
+            rows.size >= RING_MIN_PIXELS
+            and slicewise.sectors_around(rows, cols, centre, RING_SECTORS) >= RING_SECTORS_NEEDED
+        ):
+            depths.append(_depth_for_pocket(beyond_mm, tilt_mm, radius_sq, outline, pocket_px))
+        k += step
+    if not depths:
+        return None
+    return float(np.median(depths))
+
+
+def _face_tilt(face: np.ndarray, columns: np.ndarray, centre: tuple[int, int]) -> np.ndarray:
+    """The tilt of a face (frame slice positions, ``[y, x]``) over ``columns``: the plane fitted
+    to them (:func:`endplate_faces.robust_quadratic`, its linear terms), 0 on the axis. A wedged
+    face keeps its slope; a dish's or a pit's symmetric depth adds none."""
+    rows, cols = np.nonzero(columns)
+    all_rows, all_cols = np.indices(face.shape)
+    if rows.size < 3:
+        return np.zeros(face.shape)
+    design = np.column_stack([np.ones(rows.size), rows - centre[0], cols - centre[1]]).astype(float)
+    coefficients = robust_quadratic(design, face[rows, cols].astype(float))
+    return coefficients[1] * (all_rows - centre[0]) + coefficients[2] * (all_cols - centre[1])
+
+
+def faces_on_rings(
+    body: np.ndarray,
+    fill: FaceFill,
+    planes: CtPlanes,
+    point_z: tuple[float, float],
+    level_hu: float,
+    spacing_mm: float,
+    cement_min_hu: float = 1500.0,
+    read: tuple[bool, bool] = (True, True),
+) -> tuple[np.ndarray, FaceFill] | None:
+    """``body`` (bool ``[z, y, x]`` on the frame grid of ``spacing_mm``, its end voxels filled
+    by ``fill``) with each face whose dish the CT's slices show (:func:`dish_depth_mm`; the
+    marked points at frame slice positions ``point_z``, lower and upper) on that paraboloid
+    through its point, on top of the face's own tilt (:func:`_face_tilt`), to a fraction of a
+    frame slice; None when neither face is shown. Only the faces ``read`` marks (lower, upper)
+    are looked at."""
+    present, first, last = column_faces(body)
+    if not present.any():
+        return None
+    centre = (body.shape[1] // 2, body.shape[2] // 2)
+    inner = slicewise.binary_erode(present[None], voxels_across(RING_INSET_MM, spacing_mm))[0]
+    radius_sq = np.minimum(normalised_radius_sq(present, centre), 1.0)
+    shares = [np.broadcast_to(np.asarray(s, dtype=float), present.shape) for s in (fill.lower, fill.upper)]
+    faces = [first + 0.5 - shares[0], last - 0.5 + shares[1]]
+    fitted = slicewise.binary_erode(present[None], voxels_across(FACE_FIT_INSET_MM, spacing_mm))[0]
+    shown = False
+    for index, outward in ((0, -1), (1, 1)):
+        if not read[index]:
+            continue
+        tilt = _face_tilt(faces[index], fitted, centre)
+        depth = dish_depth_mm(
+            planes,
+            present,
+            inner,
+            radius_sq,
+            outward * tilt * spacing_mm,
+            point_z[index],
+            outward,
+            level_hu,
+            spacing_mm,
+            cement_min_hu,
+        )
+        if depth is None:
+            continue
+        dish = point_z[index] + tilt + outward * depth / spacing_mm * radius_sq
+        faces[index] = np.where(present, dish, faces[index])
+        shown = True
+    if not shown:
+        return None
+    lower, upper = faces
+    lowest = np.floor(lower + 0.5).astype(int)
+    highest = np.ceil(upper - 0.5).astype(int)
+    z = np.arange(body.shape[0])[:, None, None]
+    result = present[None] & (z >= lowest[None]) & (z <= highest[None])
+    return result, FaceFill(
+        lower=np.where(present, lowest + 0.5 - lower, 1.0),
+        upper=np.where(present, upper - highest + 0.5, 1.0),
+    )

@@ -1,0 +1,181 @@
+"""A dish's depth read from the ring its rim draws in the CT's slices beyond an endplate point.
+
+A frame grid of 0.5 mm voxels along the axis (RAS z; the lower endplate point at z = 0, frame
+slice position 20) and a CT of 0.5 mm pixels and 2 mm slices, sampled at its voxel centres
+without blur (400 HU bone, 80 HU disc): the ring lies exactly where the dish's surface crosses
+a slice, up to the pixels. The body's outline is an ellipse of semi-axes 14 mm (x) and 12 mm
+(y); its lower face a paraboloid ``-depth * rho**2`` below the point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CementLeakageLib import slicewise
+from CementLeakageLib.endplate_contours import CtSlicePositions
+from CementLeakageLib.endplate_faces import FaceFill, column_faces
+from CementLeakageLib.endplate_rings import (
+    CtPlanes,
+    dish_depth_mm,
+    faces_on_rings,
+    normalised_radius_sq,
+)
+from CementLeakageLib.geometry import VolumeGeometry
+
+SPACING_MM = 0.5
+SEMI_AXES_MM = (14.0, 12.0)
+LEVEL_HU = 240.0
+
+
+def frame_grid() -> VolumeGeometry:
+    """Frame slice k at z = -10 + 0.5 k mm (the lower point at k = 20), the axis at row and
+    column 40."""
+    matrix = np.diag([SPACING_MM, SPACING_MM, SPACING_MM, 1.0])
+    matrix[:3, 3] = (-20.0, -20.0, -10.0)
+    return VolumeGeometry(matrix, (60, 81, 81))
+
+
+def ct_grid(first_slice_mm: float) -> VolumeGeometry:
+    """2 mm slices from ``first_slice_mm`` (RAS z of slice 0) on, 0.5 mm pixels."""
+    matrix = np.diag([SPACING_MM, SPACING_MM, 2.0, 1.0])
+    matrix[:3, 3] = (-20.0, -20.0, first_slice_mm)
+    return VolumeGeometry(matrix, (14, 81, 81))
+
+
+def lower_dish_ct(grid: VolumeGeometry, depth_mm: float, tilt: float = 0.0) -> np.ndarray:
+    """HU on ``grid``: bone above the lower face ``-depth * rho**2 + tilt * x`` (mm) within the
+    elliptic outline, disc elsewhere."""
+    k, j, i = np.indices(grid.shape)
+    x, y, z = grid.ijk_to_ras_points(np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)).T
+    rho_sq = (x / SEMI_AXES_MM[0]) ** 2 + (y / SEMI_AXES_MM[1]) ** 2
+    bone = (rho_sq <= 1.0) & (z >= -depth_mm * rho_sq + tilt * x)
+    return np.where(bone, 400.0, 80.0).reshape(grid.shape)
+
+
+def outline() -> np.ndarray:
+    rows, cols = np.indices((81, 81))
+    return ((cols - 40) * SPACING_MM / SEMI_AXES_MM[0]) ** 2 + (
+        (rows - 40) * SPACING_MM / SEMI_AXES_MM[1]
+    ) ** 2 <= 1.0
+
+
+def planes_for(hu: np.ndarray, ct: VolumeGeometry) -> CtPlanes:
+    frame = frame_grid()
+    return CtPlanes(hu, ct, frame, CtSlicePositions.between(frame, ct))
+
+
+def lower_depth(planes: CtPlanes) -> float | None:
+    columns = outline()
+    inner = slicewise.binary_erode(columns[None], 3)[0]  # 1.5 mm from the side wall
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    flat = np.zeros(columns.shape)
+    return dish_depth_mm(planes, columns, inner, radius_sq, flat, 20.0, -1, LEVEL_HU, SPACING_MM)
+
+
+def test_the_normalised_radius_is_one_on_an_elliptic_outline():
+    radius_sq = normalised_radius_sq(outline(), (40, 40))
+    assert radius_sq[40, 40] == 0.0
+    assert radius_sq[40, 40 + 28] == pytest.approx(1.0, abs=0.03)  # 14 mm along x
+    assert radius_sq[40 + 24, 40] == pytest.approx(1.0, abs=0.03)  # 12 mm along y
+
+
+@pytest.mark.parametrize(("depth_mm", "first_slice_mm"), [(1.6, -11.0), (2.5, -11.0), (2.5, -11.8)])
+def test_a_ring_beyond_the_point_gives_the_dish_depth(depth_mm, first_slice_mm):
+    # Slices at -1 and -3 mm (or -1.8 and -3.8 mm) beyond the point: the nearer cuts the dish
+    # in a ring at rho**2 = beyond / depth, the further one too when the dish is deeper.
+    ct = ct_grid(first_slice_mm)
+    depth = lower_depth(planes_for(lower_dish_ct(ct, depth_mm), ct))
+    assert depth == pytest.approx(depth_mm, rel=0.05)
+
+
+def test_a_slice_beyond_the_rim_lies_open_and_the_face_is_flat():
+    # The dish (0.8 mm) ends before the first slice beyond the point (1 mm): depth 0.
+    ct = ct_grid(-11.0)
+    assert lower_depth(planes_for(lower_dish_ct(ct, 0.8), ct)) == 0.0
+
+
+def test_cement_over_the_axis_beyond_the_point_leaves_the_face_alone():
+    ct = ct_grid(-11.0)
+    hu = lower_dish_ct(ct, 1.6)
+    hu[5, 36:45, 36:45] = 2500.0  # the slice at -1 mm, over the axis
+    assert lower_depth(planes_for(hu, ct)) is None
+
+
+def test_cement_in_the_pocket_leaves_the_face_alone():
+    # A leak into the disc beside the axis, in the slice at -1 mm: it and its blur would shrink
+    # the pocket, so the slice is not read.
+    ct = ct_grid(-11.0)
+    hu = lower_dish_ct(ct, 1.6)
+    hu[5, 44:48, 44:48] = 2500.0
+    assert lower_depth(planes_for(hu, ct)) is None
+
+
+def tilted_ct_grid(tilt_deg: float) -> VolumeGeometry:
+    """2 mm slices tilted ``tilt_deg`` about the y axis against the frame's, 0.5 mm pixels,
+    centred on (0, 0, 2) mm."""
+    angle = np.radians(tilt_deg)
+    rotation = np.array(
+        [[np.cos(angle), 0.0, np.sin(angle)], [0.0, 1.0, 0.0], [-np.sin(angle), 0.0, np.cos(angle)]]
+    )
+    shape = (16, 101, 101)
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation @ np.diag([SPACING_MM, SPACING_MM, 2.0])
+    half_extent = matrix[:3, :3] @ ((np.array(shape[::-1]) - 1) / 2.0)
+    matrix[:3, 3] = np.array([0.0, 0.0, 2.0]) - half_extent
+    return VolumeGeometry(matrix, shape)
+
+
+@pytest.mark.parametrize("tilt_deg", [4.0, -4.0])
+def test_a_dish_seen_through_tilted_slices_keeps_its_depth(tilt_deg):
+    # Tilted slices cross the columns at different heights: the pocket is the part of the
+    # outline where the slice lies beyond the paraboloid, column by column.
+    ct = tilted_ct_grid(tilt_deg)
+    depth = lower_depth(planes_for(lower_dish_ct(ct, 2.5), ct))
+    assert depth == pytest.approx(2.5, rel=0.05)
+
+
+def test_a_tilted_flat_face_draws_no_ring():
+    # A flat face tilted 0.15 mm/mm across x crosses the slice at -1 mm on one side only: no
+    # ring surrounds the axis, and the slice is not open either.
+    ct = ct_grid(-11.0)
+    assert lower_depth(planes_for(lower_dish_ct(ct, 0.0, tilt=0.15), ct)) is None
+
+
+def test_the_faces_take_the_paraboloid_through_the_point():
+    ct = ct_grid(-11.0)
+    planes = planes_for(lower_dish_ct(ct, 1.6), ct)
+    z = np.arange(60)[:, None, None]
+    body = outline()[None] & (z >= 20) & (z <= 49)  # a flat box from the lower point up
+    result = faces_on_rings(body, FaceFill(0.5, 0.5), planes, (20.0, 50.0), LEVEL_HU, SPACING_MM)
+    assert result is not None
+    mask, fill = result
+    present, first, _ = column_faces(mask)
+    lower = np.where(present, first + 0.5 - np.broadcast_to(fill.lower, present.shape), np.nan)
+    # Volume beyond the point: a paraboloid dish holds half its cylinder, area x depth / 2.
+    area_mm2 = float(outline().sum()) * SPACING_MM**2
+    beyond_mm3 = float(np.nansum(20.0 - lower[present])) * SPACING_MM**3
+    assert beyond_mm3 == pytest.approx(area_mm2 * 1.6 / 2.0, rel=0.06)
+
+
+def test_a_face_within_the_slice_gap_keeps_its_tilt_through_the_point():
+    # A flat lower face sloping 0.03 mm/mm across x (within 0.42 mm of the point over the
+    # outline) and the first slice beyond it 1 mm out, open: the face is the plane through the
+    # point with the shell's tilt, not one square to the axis.
+    ct = ct_grid(-11.0)
+    planes = planes_for(lower_dish_ct(ct, 0.0, tilt=0.03), ct)
+    rows, cols = np.indices((81, 81))
+    slope_px = 0.03 * (cols - 40)  # frame slices per column, 0.5 mm each way
+    z = np.arange(60)[:, None, None]
+    shell_face = 20.0 + slope_px + 0.6  # the shell's face, half a millimetre further in
+    body = outline()[None] & (z >= np.floor(shell_face + 0.5)[None]) & (z <= 49)
+    result = faces_on_rings(body, FaceFill(), planes, (20.0, 50.0), LEVEL_HU, SPACING_MM)
+    assert result is not None
+    mask, fill = result
+    present, first, _ = column_faces(mask)
+    lower = first + 0.5 - np.broadcast_to(fill.lower, present.shape)
+    expected = 20.0 + slope_px
+    inner = slicewise.binary_erode(outline()[None], 6)[0]
+    # Within 0.1 mm of the tilted plane (the shell had it in whole slices); square to the axis
+    # the face would be up to 0.42 mm off.
+    assert np.abs(lower - expected)[inner].max() < 0.2
