@@ -10,9 +10,11 @@ beyond the point at normalised radius ``rho`` (0 on the axis, 1 on the outline's
 inertia); the pocket is where the slice lies beyond that surface, so its area gives the depth,
 column by column where the slice is tilted against the axis. Where the first slice beyond a
 point is open, the face lies within that slice gap and the CT cannot place it better than the
-point: it is taken flat there. A slice with cement in it (a leak into the disc), a pocket that
-reaches the side wall (a face tilted against the slices, or a rim at the wall) or a ring that
-does not surround the axis leaves the face as the shell has it.
+point: it is taken through the point with the tilt the shell gave it (a wedged face keeps its
+slope). A slice with cement in it (a leak into the disc), a pocket that reaches the side wall (a
+face tilted against the slices, or a rim at the wall) or a ring that does not surround the axis
+leaves the face as the shell has it. The shell's own dishes, fitted to the contours where the
+slices cut them (:mod:`endplate_contours`), come first: this is for the faces that fit leaves.
 
 The frame grid, resampled from the CT by linear interpolation between slices, cannot do this:
 on 2 mm slices its iso-surfaces put the face of a column where the interpolation between the

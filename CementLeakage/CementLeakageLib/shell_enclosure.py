@@ -259,12 +259,12 @@ def _dishes_on_contours(
     cement_min_hu: float,
 ) -> tuple[np.ndarray, FaceFill]:
     """``body`` (the enclosure kept, ``enclosed`` before its faces were calibrated, closed at
-    ``level_hu``; frame grid of ``spacing_mm``) with its dished faces read from the rings the
-    CT's slices beyond the points show (:mod:`endplate_rings`; slices with cement,
-    ``cement_min_hu`` and up, are not read), or failing that fitted to the contours where the
-    CT's slices cut them (:mod:`endplate_contours`; columns at least ``inset_px`` inside the
-    outline); as it is when the distance from that level to the cortex's edge cannot be measured
-    on the anterior wall in the ``middle`` slices."""
+    ``level_hu``; frame grid of ``spacing_mm``) with its dished faces fitted to the contours
+    where the CT's slices cut them (:mod:`endplate_contours`; columns at least ``inset_px``
+    inside the outline; not when the distance from that level to the cortex's edge cannot be
+    measured on the anterior wall in the ``middle`` slices), and a face that fit leaves as it
+    was read from the rings the CT's slices beyond its point show (:mod:`endplate_rings`; slices
+    with cement, ``cement_min_hu`` and up, are not read)."""
     step = float(axial_mm[1] - axial_mm[0])
     points_z = (-float(axial_mm[0]) / step, (height_mm - float(axial_mm[0])) / step)
     centre = (body.shape[1] // 2, body.shape[2] // 2)
