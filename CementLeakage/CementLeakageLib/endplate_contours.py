@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import slicewise
-from .endplate_faces import FaceFill, column_faces, quadratic_terms, robust_quadratic
+from .endplate_faces import (
+    FaceFill,
+    body_from_face_positions,
+    column_faces,
+    face_positions,
+    quadratic_terms,
+    robust_quadratic,
+)
 from .geometry import VolumeGeometry
 
 if TYPE_CHECKING:
@@ -159,7 +166,7 @@ def dished_faces_on_contours(
     inset_px: int,
     tolerance_px: float,
     spacing_mm: float,
-) -> tuple[np.ndarray, FaceFill]:
+) -> tuple[np.ndarray, FaceFill, tuple[bool, bool]]:
     """``body`` (bool ``[z, y, x]`` on the frame grid, its end voxels filled by ``fill``) with
     a dished face's inner columns on the surface the CT's slices show (see the module's text).
 
@@ -170,18 +177,14 @@ def dished_faces_on_contours(
     level's iso-surface lies outside the cortex's edge (:func:`cortex_edge.level_offset_px`).
     The columns at least ``inset_px`` inside the outline whose face lies within ``tolerance_px``
     of a dish's surface take it; the others, a face that is no dish, and columns nearer the
-    outline, where the faces round off into the side wall, keep theirs. Returns the body and
-    the share of each column's end voxels it fills.
+    outline, where the faces round off into the side wall, keep theirs. Returns the body, the
+    share of each column's end voxels it fills and whether its lower and upper face moved.
     """
-    present, first, last = column_faces(body)
-    shares = [
-        np.broadcast_to(np.asarray(share, dtype=float), present.shape) for share in (fill.lower, fill.upper)
-    ]
-    own = (first + 0.5 - shares[0], last - 0.5 + shares[1])
+    present, *own = face_positions(body, fill)
     inner = slicewise.binary_erode(present[None], inset_px)[0] & enclosed.any(axis=0)
     rows, cols = np.nonzero(inner)
     if rows.size < CONTOUR_MIN_POINTS:
-        return body, fill
+        return body, fill, (False, False)
     _, enclosed_first, enclosed_last = column_faces(enclosed)
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     scale = float(max(rows.std(), cols.std(), 1.0))
@@ -201,15 +204,9 @@ def dished_faces_on_contours(
         face[rows[near], cols[near]] = surface[near]
         changed = True
     if not changed:
-        return body, fill
+        return body, fill, (False, False)
     lower, upper = faces
     too_thin = upper - lower < 1.0
     lower[too_thin], upper[too_thin] = own[0][too_thin], own[1][too_thin]
-    lowest = np.floor(lower + 0.5).astype(int)
-    highest = np.ceil(upper - 0.5).astype(int)
-    z = np.arange(body.shape[0])[:, None, None]
-    result = present[None] & (z >= lowest[None]) & (z <= highest[None])
-    return result, FaceFill(
-        lower=np.where(present, lowest + 0.5 - lower, 1.0),
-        upper=np.where(present, upper - highest + 0.5, 1.0),
-    )
+    moved = tuple(bool(np.abs(face - before)[present].max() > 1e-6) for face, before in zip(faces, own))
+    return (*body_from_face_positions(present, lower, upper, body.shape[0]), moved)

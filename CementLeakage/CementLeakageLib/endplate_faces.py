@@ -325,6 +325,32 @@ def calibrate_to_endplate_points(
     return result, FaceFill(lower=_kept_share(bottom_px - bottom), upper=_kept_share(top_px - top))
 
 
+def face_positions(body: np.ndarray, fill: FaceFill) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each column (x, y) of ``body`` (bool ``[z, y, x]`` on the frame grid, its end voxels
+    filled by ``fill``) has its faces, as positions along it (frame slice indices, a voxel
+    spanning its index ± 0.5): whether it holds a voxel, its lower and its upper face."""
+    present, first, last = column_faces(body)
+    lower = first + 0.5 - np.broadcast_to(np.asarray(fill.lower, dtype=float), present.shape)
+    upper = last - 0.5 + np.broadcast_to(np.asarray(fill.upper, dtype=float), present.shape)
+    return present, lower, upper
+
+
+def body_from_face_positions(
+    present: np.ndarray, lower: np.ndarray, upper: np.ndarray, depth: int
+) -> tuple[np.ndarray, FaceFill]:
+    """The body (bool ``[z, y, x]``, ``depth`` slices) whose columns in ``present`` run from face
+    position ``lower`` to ``upper`` (:func:`face_positions`), with the share of its end voxels
+    each column fills: the inverse of :func:`face_positions`."""
+    lowest = np.floor(lower + 0.5).astype(int)
+    highest = np.ceil(upper - 0.5).astype(int)
+    z = np.arange(depth)[:, None, None]
+    body = present[None] & (z >= lowest[None]) & (z <= highest[None])
+    return body, FaceFill(
+        lower=np.where(present, lowest + 0.5 - lower, 1.0),
+        upper=np.where(present, upper - highest + 0.5, 1.0),
+    )
+
+
 def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
     """The body (bool ``[z, y, x]`` on the frame grid) as float32 values whose linear
     interpolation crosses one half where each column's faces lie: inner voxels 1, outside 0,

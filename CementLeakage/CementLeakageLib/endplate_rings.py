@@ -35,7 +35,13 @@ from scipy import ndimage
 
 from . import slicewise
 from .endplate_contours import CtSlicePositions
-from .endplate_faces import FACE_FIT_INSET_MM, FaceFill, column_faces, robust_quadratic
+from .endplate_faces import (
+    FACE_FIT_INSET_MM,
+    FaceFill,
+    body_from_face_positions,
+    face_positions,
+    robust_quadratic,
+)
 from .geometry import VolumeGeometry
 from .measurement import voxels_across
 
@@ -216,14 +222,12 @@ def faces_on_rings(
     through its point, on top of the face's own tilt (:func:`_face_tilt`), to a fraction of a
     frame slice; None when neither face is shown. Only the faces ``read`` marks (lower, upper)
     are looked at."""
-    present, first, last = column_faces(body)
+    present, *faces = face_positions(body, fill)
     if not present.any():
         return None
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     inner = slicewise.binary_erode(present[None], voxels_across(RING_INSET_MM, spacing_mm))[0]
     radius_sq = np.minimum(normalised_radius_sq(present, centre), 1.0)
-    shares = [np.broadcast_to(np.asarray(s, dtype=float), present.shape) for s in (fill.lower, fill.upper)]
-    faces = [first + 0.5 - shares[0], last - 0.5 + shares[1]]
     fitted = slicewise.binary_erode(present[None], voxels_across(FACE_FIT_INSET_MM, spacing_mm))[0]
     shown = False
     for index, outward in ((0, -1), (1, 1)):
@@ -249,12 +253,4 @@ def faces_on_rings(
         shown = True
     if not shown:
         return None
-    lower, upper = faces
-    lowest = np.floor(lower + 0.5).astype(int)
-    highest = np.ceil(upper - 0.5).astype(int)
-    z = np.arange(body.shape[0])[:, None, None]
-    result = present[None] & (z >= lowest[None]) & (z <= highest[None])
-    return result, FaceFill(
-        lower=np.where(present, lowest + 0.5 - lower, 1.0),
-        upper=np.where(present, upper - highest + 0.5, 1.0),
-    )
+    return body_from_face_positions(present, faces[0], faces[1], body.shape[0])

@@ -18,7 +18,6 @@ from .endplate_faces import (
     FACE_TOLERANCE_MM,
     FaceFill,
     calibrate_to_endplate_points,
-    column_faces,
     columns_within_outline,
     faces_meet_the_points,
 )
@@ -271,7 +270,7 @@ def _dishes_on_contours(
     offset_px = level_offset_px(hu, middle, centre, level_hu, thick_slices.edge_level_hu)
     contoured, fitted = body, (False, False)
     if offset_px is not None:
-        contoured, fitted_fill = dished_faces_on_contours(
+        contoured, fill, fitted = dished_faces_on_contours(
             enclosed,
             body,
             fill,
@@ -282,8 +281,6 @@ def _dishes_on_contours(
             thick_slices.tolerance_px,
             spacing_mm,
         )
-        fitted = _faces_moved((body, fill), (contoured, fitted_fill))
-        fill = fitted_fill
     if thick_slices.planes is not None and not all(fitted):
         on_rings = faces_on_rings(
             contoured,
@@ -298,19 +295,6 @@ def _dishes_on_contours(
         if on_rings is not None:
             return on_rings
     return contoured, fill
-
-
-def _faces_moved(
-    before: tuple[np.ndarray, FaceFill], after: tuple[np.ndarray, FaceFill]
-) -> tuple[bool, bool]:
-    """Whether the lower and the upper face of a body on the frame grid (mask and fill) moved."""
-    positions = []
-    for mask, fill in (before, after):
-        present, first, last = column_faces(mask)
-        lower = first + 0.5 - np.broadcast_to(np.asarray(fill.lower, dtype=float), present.shape)
-        upper = last - 0.5 + np.broadcast_to(np.asarray(fill.upper, dtype=float), present.shape)
-        positions.append((np.where(present, lower, 0.0), np.where(present, upper, 0.0)))
-    return tuple(bool(np.abs(a - b).max() > 1e-6) for a, b in zip(*positions))
 
 
 def _largest_component_3d(mask: np.ndarray) -> np.ndarray:
