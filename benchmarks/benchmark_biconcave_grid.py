@@ -18,13 +18,10 @@ Run: ``python benchmarks/benchmark_biconcave_grid.py [--out FILE]``; writes
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmark_phantom_sweep import evaluate, within_targets
+from benchmark_phantom_sweep import evaluate, measured_on, within_targets
 
 from CementLeakageLib.phantom import PhantomSpec
 
@@ -66,12 +63,10 @@ def _cell(row: dict) -> str:
 
 
 def report(results: list[tuple[str, PhantomSpec, dict]]) -> str:
-    cpu = platform.processor() or platform.machine()
     lines = [
         "# Biconcave bodies on thick slices",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {platform.node()} ({cpu}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}). The clean default phantom (seed "
+        f"Measured {measured_on()}. The clean default phantom (seed "
         f"{SEED}) of each level, biconcave to each height at the centre, on {PIXEL_MM} x {PIXEL_MM} mm "
         "pixels. VBV error (%) against the analytic truth; * marks a phantom that misses any target",
         "(VBV, BCV, PSBCV within 4%, PSBCV/VBV% within 0.7 points, the flag right, body Dice at least",

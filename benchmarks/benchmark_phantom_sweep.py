@@ -221,8 +221,16 @@ def within_targets(row: dict) -> bool:
     return row["flag_right"] and row["dice"] >= 0.95 and leaks_ok and not row["false_leaks"]
 
 
-def report(rows: list[dict], arguments: argparse.Namespace) -> str:
+def measured_on() -> str:
+    """Today's date (UTC) and the machine a benchmark runs on, for its report."""
     cpu = platform.processor() or platform.machine()
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d} on {platform.node()} ({cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()})"
+    )
+
+
+def report(rows: list[dict], arguments: argparse.Namespace) -> str:
     leak_errors = [
         leak["volume_error_pct"]
         for row in rows
@@ -255,8 +263,7 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
         "# Phantom sweep",
         "",
         f"{len(rows)} random phantoms, seed {arguments.seed}; "
-        f"measured {datetime.now(timezone.utc):%Y-%m-%d} on "
-        f"{platform.node()} ({cpu}, {os.cpu_count()} cores, Python {platform.python_version()})"
+        f"measured {measured_on()}"
         + (
             "; slice-averaged rendering (each voxel averages the solids over its whole extent)"
             if arguments.slice_averaged

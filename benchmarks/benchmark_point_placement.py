@@ -24,14 +24,11 @@ Run: ``python benchmarks/benchmark_point_placement.py [--count 16] [--out FILE]`
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from benchmark_phantom_sweep import DEFAULT_SEED, describe, sweep_specs
+from benchmark_phantom_sweep import DEFAULT_SEED, describe, measured_on, sweep_specs
 
 from CementLeakageLib.endplate_surfaces import THIN_SLICE_MAX_MM
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
@@ -110,13 +107,10 @@ def _by_slice_thickness(rows: list[dict]) -> list[tuple[str, list[dict]]]:
 
 
 def report(rows: list[dict], count: int) -> str:
-    cpu = platform.processor() or platform.machine()
     lines = [
         "# Endplate point placement",
         "",
-        f"The first {count} phantoms of the seed-{DEFAULT_SEED} sweep; measured "
-        f"{datetime.now(timezone.utc):%Y-%m-%d} on {platform.node()} ({cpu}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}).",
+        f"The first {count} phantoms of the seed-{DEFAULT_SEED} sweep; measured {measured_on()}.",
         "One endplate point at a time is moved along the vertebral axis (positive: outward, into the",
         "disc; negative: into the body). Changes are against the measurement with the exact points.",
         "",
