@@ -11,10 +11,19 @@ inertia); the pocket is where the slice lies beyond that surface, so its area gi
 column by column where the slice is tilted against the axis. Where the first slice beyond a
 point is open, the face lies within that slice gap and the CT cannot place it better than the
 point: it is taken through the point with the tilt the shell gave it (a wedged face keeps its
-slope). A slice with cement in it (a leak into the disc), a pocket that reaches the side wall (a
-face tilted against the slices, or a rim at the wall) or a ring that does not surround the axis
-leaves the face as the shell has it. The shell's own dishes, fitted to the contours where the
-slices cut them (:mod:`endplate_contours`), come first: this is for the faces that fit leaves.
+slope). A slice within a blur's reach of the point shows the endplate's cortex over the axis and
+is passed over. A slice with cement in it (a leak into the disc), a pocket that reaches the side
+wall (a face tilted against the slices) or a ring that does not surround the axis leaves the
+face as the shell has it.
+
+The shell's own dishes, fitted to the contours where the slices cut them
+(:mod:`endplate_contours`), come first. A face that fit leaves takes the dish its rings show. One
+it fitted keeps its fit unless its rings show a shallower dish: on 2 mm slices both tend to read
+deep, the rings by 4-30% where the slices are sampled at their centres and up to 50% where they
+are averaged over their thickness, the fit by up to half on averaged slices (its contours lie
+beyond the surface by more than the in-plane offset it takes off), and the shallower is nearer.
+An open first slice only bounds the dish by the slice's distance and does not count against a
+fit.
 
 The frame grid, resampled from the CT by linear interpolation between slices, cannot do this:
 on 2 mm slices its iso-surfaces put the face of a column where the interpolation between the
@@ -22,8 +31,9 @@ two nearest slices crosses the level, which depends on how bright each is. A dis
 caught in one slice pushes the face at the axis out further than its rim's, and the faces
 moved onto the points then cut into the rim (biconcave T6-L3 at 75-95% height on 2 mm slices
 sampled at the voxel centres: VBV -8.2% to +9.0% and 9 of 20 within every target; read from
-their rings where the contour fit finds no dish, -5.9% to +2.4% and 16 of 20,
-`benchmarks/results/biconcave_grid.md`).
+their rings, -4.6% to +2.4% and 17 of 20; averaged over their thickness, where the contour fit
+alone made dishes too deep, 12 of 20 up to +6.6%, with the shallower reading 14 of 20 within
+-4.9% to +4.4%, `benchmarks/results/biconcave_grid.md`).
 """
 
 from __future__ import annotations
@@ -51,14 +61,22 @@ RING_SLICES_MAX = 3
 """Most CT slices beyond a point whose rings are read."""
 OPEN_SHARE = 0.9
 """A slice whose disc pocket covers this share of the outline is beyond the rim (open)."""
+AXIS_BLUR_MM = 0.5
+"""A slice nearer than this (mm) beyond the point shows the endplate's blurred cortex over the
+axis: the next slice is read instead (a T8 at 75% height on 2 mm slices, its lower point 0.05 mm
+short of a slice: 381 HU over the axis there, its cortex's edge at 342 HU)."""
 RING_SECTORS = 12
 RING_SECTORS_NEEDED = 9
 """A ring must surround the axis: pixels in this many of ``RING_SECTORS`` sectors around it."""
 RING_MIN_PIXELS = 20
 """Fewest pixels of a ring that is read."""
 POCKET_AT_WALL_SHARE = 0.005
-"""Most of the pocket that may lie within ``RING_INSET_MM`` of the outline: a pocket that
+"""Most of the pocket that may lie within ``WALL_BAND_MM`` of the outline: a pocket that
 reaches the side wall is not closed by a ring."""
+WALL_BAND_MM = 0.5
+"""Width (mm) of the band along the outline that a pocket closed by a ring does not reach. A deep
+dish's ring on a slice near its rim runs within a millimetre or two of the wall (a T8 at 75%
+height, 2.4 mm dishes, on 2 mm slices: 5% of its pocket lies within 1.5 mm of the outline)."""
 DEPTH_MAX_MM = 15.0
 """Deepest dish (mm) the bisection looks for."""
 DEPTH_BISECTIONS = 30
@@ -144,10 +162,12 @@ def dish_depth_mm(
     """Depth (mm) of the paraboloid dish beyond an endplate point at frame slice position
     ``point_z`` (``outward``: -1 for the lower point, +1 for the upper) that the rings in the CT's
     slices beyond it show; 0 when the first slice beyond it is open; None when no slice shows a
-    ring nor is open (the face is left as the shell has it).
+    ring nor is open (the face is left as the shell has it). A slice within ``AXIS_BLUR_MM`` beyond
+    the point that shows bone over the axis is passed over; when the next is open, the dish's
+    depth is only bounded by that slice's distance: None.
 
     ``outline`` and ``inner`` (bool ``[y, x]``) are the body's columns and those far enough from
-    the side wall for a ring, ``radius_sq`` :func:`normalised_radius_sq`, ``tilt_mm`` how far
+    the side wall for a ring's pixels, ``radius_sq`` :func:`normalised_radius_sq`, ``tilt_mm`` how far
     beyond the point the face's plane lies at each column (the dish is on top), ``level_hu`` the level
     of the cortex's outer edge, ``spacing_mm`` the frame grid's. A slice with cement
     (``cement_min_hu`` and up) within the outline is not read.
@@ -159,6 +179,7 @@ def dish_depth_mm(
     k = int(np.floor(k_point)) if step < 0 else int(np.ceil(k_point))
     if k == k_point:
         k += step
+    wall = outline & ~slicewise.binary_erode(outline[None], voxels_across(WALL_BAND_MM, spacing_mm))[0]
     depths = []
     for index in range(RING_SLICES_MAX):
         crossings = planes.crossings(k)
@@ -170,6 +191,9 @@ def dish_depth_mm(
             break  # a leak into the disc: it and its blur hide the rim
         disc = (values < level_hu) & outline
         if not disc[centre]:
+            if index == 0 and beyond_mm[centre] < AXIS_BLUR_MM:
+                k += step
+                continue  # the blurred cortex at the point: the next slice shows the pocket
             break  # bone over the axis beyond the point: no pocket to read
         pocket = slicewise.labels(disc[None])[0]
         pocket = pocket == pocket[centre]
@@ -178,7 +202,7 @@ def dish_depth_mm(
             if index == 0:
                 return 0.0
             break
-        if np.count_nonzero(pocket & ~inner) > POCKET_AT_WALL_SHARE * pocket_px:
+        if np.count_nonzero(pocket & wall) > POCKET_AT_WALL_SHARE * pocket_px:
             break  # the slice cuts a face tilted against it, or the rim at the side wall: no ring
         ring = pocket & ~slicewise.binary_erode(pocket[None], 1)[0] & inner & (radius_sq > RADIUS_SQ_MIN)
         rows, cols = np.nonzero(ring)
@@ -206,6 +230,13 @@ def _face_tilt(face: np.ndarray, columns: np.ndarray, centre: tuple[int, int]) -
     return coefficients[1] * (all_rows - centre[0]) + coefficients[2] * (all_cols - centre[1])
 
 
+def _held_beyond(face: np.ndarray, present: np.ndarray, point_z: float, outward: int) -> float:
+    """What a face (frame slice positions, ``[y, x]``) holds beyond its point at ``point_z``
+    over the columns ``present`` (frame voxels; ``outward``: -1 for the lower face, +1 for the
+    upper)."""
+    return float(np.sum(outward * (face[present] - point_z)))
+
+
 def faces_on_rings(
     body: np.ndarray,
     fill: FaceFill,
@@ -214,26 +245,25 @@ def faces_on_rings(
     level_hu: float,
     spacing_mm: float,
     cement_min_hu: float = 1500.0,
-    read: tuple[bool, bool] = (True, True),
+    fitted: tuple[bool, bool] = (False, False),
 ) -> tuple[np.ndarray, FaceFill] | None:
     """``body`` (bool ``[z, y, x]`` on the frame grid of ``spacing_mm``, its end voxels filled
     by ``fill``) with each face whose dish the CT's slices show (:func:`dish_depth_mm`; the
     marked points at frame slice positions ``point_z``, lower and upper) on that paraboloid
     through its point, on top of the face's own tilt (:func:`_face_tilt`), to a fraction of a
-    frame slice; None when neither face is shown. Only the faces ``read`` marks (lower, upper)
-    are looked at."""
+    frame slice; None when no face moved. A face ``fitted`` marks (lower, upper: fitted to the
+    contours, :mod:`endplate_contours`) moves only onto a shallower dish that a ring shows: one
+    that holds less beyond its point."""
     present, *faces = face_positions(body, fill)
     if not present.any():
         return None
     centre = (body.shape[1] // 2, body.shape[2] // 2)
     inner = slicewise.binary_erode(present[None], voxels_across(RING_INSET_MM, spacing_mm))[0]
     radius_sq = np.minimum(normalised_radius_sq(present, centre), 1.0)
-    fitted = slicewise.binary_erode(present[None], voxels_across(FACE_FIT_INSET_MM, spacing_mm))[0]
+    tilt_columns = slicewise.binary_erode(present[None], voxels_across(FACE_FIT_INSET_MM, spacing_mm))[0]
     shown = False
     for index, outward in ((0, -1), (1, 1)):
-        if not read[index]:
-            continue
-        tilt = _face_tilt(faces[index], fitted, centre)
+        tilt = _face_tilt(faces[index], tilt_columns, centre)
         depth = dish_depth_mm(
             planes,
             present,
@@ -246,10 +276,16 @@ def faces_on_rings(
             spacing_mm,
             cement_min_hu,
         )
-        if depth is None:
+        if depth is None or (fitted[index] and depth == 0.0):
             continue
-        dish = point_z[index] + tilt + outward * depth / spacing_mm * radius_sq
-        faces[index] = np.where(present, dish, faces[index])
+        dish = np.where(
+            present, point_z[index] + tilt + outward * depth / spacing_mm * radius_sq, faces[index]
+        )
+        if fitted[index] and _held_beyond(dish, present, point_z[index], outward) >= _held_beyond(
+            faces[index], present, point_z[index], outward
+        ):
+            continue
+        faces[index] = dish
         shown = True
     if not shown:
         return None

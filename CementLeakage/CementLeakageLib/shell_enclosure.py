@@ -261,9 +261,9 @@ def _dishes_on_contours(
     ``level_hu``; frame grid of ``spacing_mm``) with its dished faces fitted to the contours
     where the CT's slices cut them (:mod:`endplate_contours`; columns at least ``inset_px``
     inside the outline; not when the distance from that level to the cortex's edge cannot be
-    measured on the anterior wall in the ``middle`` slices), and a face that fit leaves as it
-    was read from the rings the CT's slices beyond its point show (:mod:`endplate_rings`; slices
-    with cement, ``cement_min_hu`` and up, are not read)."""
+    measured on the anterior wall in the ``middle`` slices), then each face as the rings the CT's
+    slices beyond its point show it (:mod:`endplate_rings`: a fitted face only when they show a
+    shallower dish; slices with cement, ``cement_min_hu`` and up, are not read)."""
     step = float(axial_mm[1] - axial_mm[0])
     points_z = (-float(axial_mm[0]) / step, (height_mm - float(axial_mm[0])) / step)
     centre = (body.shape[1] // 2, body.shape[2] // 2)
@@ -281,7 +281,7 @@ def _dishes_on_contours(
             thick_slices.tolerance_px,
             spacing_mm,
         )
-    if thick_slices.planes is not None and not all(fitted):
+    if thick_slices.planes is not None:
         on_rings = faces_on_rings(
             contoured,
             fill,
@@ -290,7 +290,7 @@ def _dishes_on_contours(
             thick_slices.edge_level_hu,
             spacing_mm,
             cement_min_hu,
-            read=(not fitted[0], not fitted[1]),
+            fitted,
         )
         if on_rings is not None:
             return on_rings

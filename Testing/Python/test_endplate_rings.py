@@ -14,7 +14,7 @@ import pytest
 
 from CementLeakageLib import slicewise
 from CementLeakageLib.endplate_contours import CtSlicePositions
-from CementLeakageLib.endplate_faces import FaceFill, column_faces
+from CementLeakageLib.endplate_faces import FaceFill, body_from_face_positions, column_faces, face_positions
 from CementLeakageLib.endplate_rings import (
     CtPlanes,
     dish_depth_mm,
@@ -80,13 +80,33 @@ def test_the_normalised_radius_is_one_on_an_elliptic_outline():
     assert radius_sq[40 + 24, 40] == pytest.approx(1.0, abs=0.03)  # 12 mm along y
 
 
-@pytest.mark.parametrize(("depth_mm", "first_slice_mm"), [(1.6, -11.0), (2.5, -11.0), (2.5, -11.8)])
+@pytest.mark.parametrize(
+    ("depth_mm", "first_slice_mm"), [(1.6, -11.0), (2.5, -11.0), (2.5, -11.8), (2.5, -12.0)]
+)
 def test_a_ring_beyond_the_point_gives_the_dish_depth(depth_mm, first_slice_mm):
     # Slices at -1 and -3 mm (or -1.8 and -3.8 mm) beyond the point: the nearer cuts the dish
-    # in a ring at rho**2 = beyond / depth, the further one too when the dish is deeper.
+    # in a ring at rho**2 = beyond / depth, the further one too when the dish is deeper. At
+    # -2 mm the 2.5 mm dish's ring runs 1.3 mm from the side wall on the short axis.
     ct = ct_grid(first_slice_mm)
     depth = lower_depth(planes_for(lower_dish_ct(ct, depth_mm), ct))
     assert depth == pytest.approx(depth_mm, rel=0.05)
+
+
+def test_a_slice_at_the_point_is_passed_over():
+    # A slice 0.3 mm beyond the point shows the cortex's blur over the axis; the next, 2.3 mm
+    # beyond, cuts the 3 mm dish in a ring at rho**2 = 0.77.
+    ct = ct_grid(-10.3)
+    hu = lower_dish_ct(ct, 3.0)
+    hu[5, 34:47, 34:47] = 400.0  # the slice at -0.3 mm, around the axis
+    assert lower_depth(planes_for(hu, ct)) == pytest.approx(3.0, rel=0.05)
+
+
+def test_bone_over_the_axis_further_from_the_point_leaves_the_face_alone():
+    # 1 mm beyond the point bone over the axis is no blur of the floor's cortex: nothing is read.
+    ct = ct_grid(-11.0)
+    hu = lower_dish_ct(ct, 1.6)
+    hu[5, 34:47, 34:47] = 400.0  # the slice at -1 mm
+    assert lower_depth(planes_for(hu, ct)) is None
 
 
 def test_a_slice_beyond_the_rim_lies_open_and_the_face_is_flat():
@@ -179,3 +199,43 @@ def test_a_face_within_the_slice_gap_keeps_its_tilt_through_the_point():
     # Within 0.1 mm of the tilted plane (the shell had it in whole slices); square to the axis
     # the face would be up to 0.42 mm off.
     assert np.abs(lower - expected)[inner].max() < 0.2
+
+
+def dished_body(depth_mm: float) -> tuple[np.ndarray, FaceFill]:
+    """The body on the frame grid with a lower face dished ``depth_mm`` below the point on the
+    outline's paraboloid (as the contour fit leaves it), its upper face flat at position 50."""
+    columns = outline()
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    lower = 20.0 - depth_mm / SPACING_MM * radius_sq
+    return body_from_face_positions(columns, lower, np.full(columns.shape, 50.0), 60)
+
+
+def held_below_the_point_mm3(mask: np.ndarray, fill: FaceFill) -> float:
+    present, lower, _ = face_positions(mask, fill)
+    return float(np.sum(20.0 - lower[present])) * SPACING_MM**3
+
+
+@pytest.mark.parametrize(("fitted_mm", "expected_mm"), [(2.5, 1.6), (1.0, None)])
+def test_a_fitted_face_takes_only_a_shallower_dish_from_the_rings(fitted_mm, expected_mm):
+    # The contour fit's dish and the rings' (1.6 mm) both tend to err deep: the shallower holds.
+    ct = ct_grid(-11.0)
+    planes = planes_for(lower_dish_ct(ct, 1.6), ct)
+    body, fill = dished_body(fitted_mm)
+    result = faces_on_rings(body, fill, planes, (20.0, 50.0), LEVEL_HU, SPACING_MM, fitted=(True, False))
+    if expected_mm is None:
+        assert result is None
+        return
+    assert result is not None
+    area_mm2 = float(outline().sum()) * SPACING_MM**2
+    assert held_below_the_point_mm3(*result) == pytest.approx(area_mm2 * expected_mm / 2.0, rel=0.06)
+
+
+def test_an_open_first_slice_leaves_a_fitted_dish():
+    # The 0.8 mm dish ends before the slice 1 mm beyond the point: that bounds the depth but does
+    # not give it, and the fitted 1.5 mm dish is kept.
+    ct = ct_grid(-11.0)
+    planes = planes_for(lower_dish_ct(ct, 0.8), ct)
+    body, fill = dished_body(1.5)
+    assert (
+        faces_on_rings(body, fill, planes, (20.0, 50.0), LEVEL_HU, SPACING_MM, fitted=(True, False)) is None
+    )
