@@ -22,12 +22,12 @@ shell levels at or below its edge, on thick slices the lowest first), its faces 
 concave endplates; a face that stops short of the smooth endplate surface fitted to all columns
 (a hole in a faint shell) is raised to it, and the faces are moved onto the marked points to a
 fraction of a slice (:mod:`endplate_faces`), and on thick slices a dished face is fitted to the
-contours where the CT's slices cut it (:mod:`endplate_contours`) or, where that finds no dish,
-read from the ring its rim draws in the CT's slices beyond the point, or taken through a point
-whose next slice is open with the face's tilt (:mod:`endplate_rings`); elsewhere a concave endplate's
-bony rim beyond the points is added slice by slice (:mod:`concave_rims`). The mask is then
-resampled onto the CT grid and clipped to the slab between the two endplate points (beyond them
-only where a concave endplate's rim continues).
+contours where the CT's slices cut it (:mod:`endplate_contours`) or, where that finds no dish or
+a deeper one, read from the ring its rim draws in the CT's slices beyond the point, or taken
+through a point whose next slice is open with the face's tilt (:mod:`endplate_rings`); elsewhere
+a concave endplate's bony rim beyond the points is added slice by slice (:mod:`concave_rims`).
+The mask is then resampled onto the CT grid and clipped to the slab between the two endplate
+points (beyond them only where a concave endplate's rim continues).
 """
 
 from __future__ import annotations
