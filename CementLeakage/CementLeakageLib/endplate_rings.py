@@ -9,12 +9,13 @@ slices'. The dish is modelled as a paraboloid over the body's outline, ``depth *
 beyond the point at normalised radius ``rho`` (0 on the axis, 1 on the outline's ellipse of
 inertia); the pocket is where the slice lies beyond that surface, so its area gives the depth,
 column by column where the slice is tilted against the axis. Where the first slice beyond a
-point is open, the face lies within that slice gap and the CT cannot place it better than the
-point: it is taken through the point with the tilt the shell gave it (a wedged face keeps its
-slope). A slice within a blur's reach of the point shows the endplate's cortex over the axis and
-is passed over. A slice with cement in it (a leak into the disc), a pocket that reaches the side
-wall (a face tilted against the slices) or a ring that does not surround the axis leaves the
-face as the shell has it.
+point is open, the face lies within that slice gap: a slice averaged over its thickness still
+shows the rim's cortex in partial volume (below), one sampled at its centre cannot place the face
+better than the point, and it is taken through the point with the tilt the shell gave it (a
+wedged face keeps its slope). A slice within a blur's reach of the point shows the endplate's
+cortex over the axis and is passed over. A slice with cement in it (a leak into the disc), a
+pocket that reaches the side wall (a face tilted against the slices) or a ring that does not
+surround the axis leaves the face as the shell has it.
 
 The shell's own dishes, fitted to the contours where the slices cut them
 (:mod:`endplate_contours`), come first. A face that fit leaves takes the dish its rings show. One
@@ -22,8 +23,20 @@ it fitted keeps its fit unless its rings show a shallower dish: on 2 mm slices b
 deep, the rings by 4-30% where the slices are sampled at their centres and up to 50% where they
 are averaged over their thickness, the fit by up to half on averaged slices (its contours lie
 beyond the surface by more than the in-plane offset it takes off), and the shallower is nearer.
-An open first slice only bounds the dish by the slice's distance and does not count against a
-fit.
+An open first slice does not count against a fit.
+
+A first slice beyond the point that lies open is read once more, for the part of the dish it
+holds in partial volume. A slice averaged over its thickness ``T`` (the CT's box-shaped slice
+profile) that starts ``s`` mm beyond the face's plane holds, in a column whose surface lies ``h``
+beyond that plane, ``h - s`` mm of the endplate's cortex: its HU over the disc's rise in
+proportion, ``k (depth * rho**2 - s)`` beyond ``rho**2 = s / depth`` (while that is within the
+cortex) and not at all within it.
+The depth is where that hinge, fitted by least squares to the slice's columns short of the
+cortex's edge level, bends; ``k`` (HU per mm of cortex) falls out of the fit, so neither the
+cortex's intensity nor its thickness need be known, only the disc's HU, read over the axis. A
+slice sampled at its centre holds no such rise, and the face stays flat there (a T12 at 90%
+height on 2 mm slices averaged over their thickness: its 1.15 mm dishes read 1.17 and 1.19 mm,
+VBV -4.9% -> +0.3%).
 
 The frame grid, resampled from the CT by linear interpolation between slices, cannot do this:
 on 2 mm slices its iso-surfaces put the face of a column where the interpolation between the
@@ -77,6 +90,17 @@ WALL_BAND_MM = 0.5
 """Width (mm) of the band along the outline that a pocket closed by a ring does not reach. A deep
 dish's ring on a slice near its rim runs within a millimetre or two of the wall (a T8 at 75%
 height, 2.4 mm dishes, on 2 mm slices: 5% of its pocket lies within 1.5 mm of the outline)."""
+PARTIAL_AXIS_RADIUS_SQ = 0.15
+"""Columns within this squared normalised radius of the axis give the disc's HU in an open slice."""
+PARTIAL_MIN_COLUMNS = 30
+"""Fewest columns the cortex's partial volume must reach for the dish's depth to be read from it."""
+PARTIAL_MIN_RISE_HU = 40.0
+"""Least rise over the disc (HU) the fitted partial volume must reach at the rim to be read."""
+PARTIAL_MIN_HU_PER_MM = 50.0
+"""Least rise (HU per mm of cortex within the slice) for a partial volume to be read: a cortex
+100 HU over the disc across a 2 mm slice."""
+PARTIAL_DEPTH_STEP_MM = 0.01
+"""Step (mm) of the depths tried for the partial volume's hinge."""
 DEPTH_MAX_MM = 15.0
 """Deepest dish (mm) the bisection looks for."""
 DEPTH_BISECTIONS = 30
@@ -104,6 +128,11 @@ class CtPlanes:
         """Where CT slice ``k`` crosses each column of the frame grid (frame slice positions,
         ``[y, x]``)."""
         return (k - self.slices.start) / self.slices.per_slice
+
+    def thickness_along_columns(self, spacing_mm: float) -> np.ndarray:
+        """How far (mm) along each column of the frame grid (``spacing_mm`` along the axis) one
+        CT slice reaches (``[y, x]``): its spacing, longer where it is tilted against the axis."""
+        return spacing_mm / np.abs(self.slices.per_slice)
 
     def on_columns(self, k: int) -> np.ndarray:
         """CT slice ``k`` (HU) where it crosses each column of the frame grid, interpolated
@@ -147,6 +176,47 @@ def _depth_for_pocket(
     return 0.5 * (low + high)
 
 
+def depth_from_partial_volume(
+    values: np.ndarray,
+    columns: np.ndarray,
+    radius_sq: np.ndarray,
+    start_mm: np.ndarray,
+    level_hu: float,
+) -> float:
+    """Depth (mm) of the paraboloid dish ``depth * radius_sq`` whose rim reaches into an open CT
+    slice averaged over its thickness, read from the cortex's partial volume there; 0 when the
+    slice shows none (the dish ends short of it, or the slice was sampled at its centre).
+
+    ``values`` (HU, ``[y, x]``) is the slice on the frame grid's columns, ``columns`` (bool) those
+    to fit, away from the side wall, ``radius_sq`` :func:`normalised_radius_sq`, ``start_mm``
+    how far beyond the face's plane (the point's, with the face's tilt) the slice starts in each
+    column (its centre's distance less half its thickness) and ``level_hu`` the cortex's edge
+    level: columns at or above it hold more than the cortex's outer part and are left out.
+    Each column rises over the disc (the HU over the axis) by ``k * max(depth * radius_sq - start,
+    0)``; for each depth tried ``k`` is its least-squares value, and the depth whose hinge leaves
+    the least residual is taken."""
+    usable = columns & np.isfinite(values) & (values < level_hu)
+    axis = usable & (radius_sq < PARTIAL_AXIS_RADIUS_SQ)
+    if np.count_nonzero(axis) < PARTIAL_MIN_COLUMNS:
+        return 0.0
+    rise = values[usable] - float(np.median(values[axis]))
+    radius_sq, start_mm = radius_sq[usable], start_mm[usable]
+    best_residual, best_depth, best_per_mm = np.inf, 0.0, 0.0
+    for depth in np.arange(PARTIAL_DEPTH_STEP_MM, RING_REACH_MM, PARTIAL_DEPTH_STEP_MM):
+        within = np.maximum(depth * radius_sq - start_mm, 0.0)
+        if np.count_nonzero(within) < PARTIAL_MIN_COLUMNS:
+            continue
+        per_mm = float(within @ rise) / float(within @ within)
+        residual = float(np.sum((rise - per_mm * within) ** 2))
+        if residual < best_residual:
+            best_residual, best_depth, best_per_mm = residual, float(depth), per_mm
+    if best_per_mm < PARTIAL_MIN_HU_PER_MM:
+        return 0.0
+    if best_per_mm * float(np.max(best_depth * radius_sq - start_mm)) < PARTIAL_MIN_RISE_HU:
+        return 0.0
+    return best_depth
+
+
 def dish_depth_mm(
     planes: CtPlanes,
     outline: np.ndarray,
@@ -161,7 +231,8 @@ def dish_depth_mm(
 ) -> float | None:
     """Depth (mm) of the paraboloid dish beyond an endplate point at frame slice position
     ``point_z`` (``outward``: -1 for the lower point, +1 for the upper) that the rings in the CT's
-    slices beyond it show; 0 when the first slice beyond it is open; None when no slice shows a
+    slices beyond it show; when the first slice beyond it is open, what it holds of the dish in
+    partial volume (:func:`depth_from_partial_volume`, 0 for none); None when no slice shows a
     ring nor is open (the face is left as the shell has it). A slice within ``AXIS_BLUR_MM`` beyond
     the point that shows bone over the axis is passed over; when the next is open, the dish's
     depth is only bounded by that slice's distance: None.
@@ -200,7 +271,8 @@ def dish_depth_mm(
         pocket_px = np.count_nonzero(pocket)
         if pocket_px >= OPEN_SHARE * np.count_nonzero(outline):
             if index == 0:
-                return 0.0
+                start_mm = beyond_mm - 0.5 * planes.thickness_along_columns(spacing_mm) - tilt_mm
+                return depth_from_partial_volume(values, inner, radius_sq, start_mm, level_hu)
             break
         if np.count_nonzero(pocket & wall) > POCKET_AT_WALL_SHARE * pocket_px:
             break  # the slice cuts a face tilted against it, or the rim at the side wall: no ring

@@ -17,6 +17,7 @@ from CementLeakageLib.endplate_contours import CtSlicePositions
 from CementLeakageLib.endplate_faces import FaceFill, body_from_face_positions, column_faces, face_positions
 from CementLeakageLib.endplate_rings import (
     CtPlanes,
+    depth_from_partial_volume,
     dish_depth_mm,
     faces_on_rings,
     normalised_radius_sq,
@@ -239,3 +240,53 @@ def test_an_open_first_slice_leaves_a_fitted_dish():
     assert (
         faces_on_rings(body, fill, planes, (20.0, 50.0), LEVEL_HU, SPACING_MM, fitted=(True, False)) is None
     )
+
+
+CORTEX_HU, MARROW_HU, DISC_HU = 750.0, 110.0, 80.0
+CORTEX_MM = 1.0
+
+
+def averaged_lower_dish_ct(grid: VolumeGeometry, depth_mm: float, noise_sd_hu: float = 0.0) -> np.ndarray:
+    """HU on ``grid`` averaged over each 2 mm slice (40 samples across it, a box-shaped slice
+    profile): a 1 mm cortex (750 HU) on the lower face ``-depth * rho**2`` under marrow (110 HU),
+    disc (80 HU) beyond the face and outside the outline, and Gaussian noise of ``noise_sd_hu``."""
+    k, j, i = np.indices(grid.shape)
+    x, y, z = grid.ijk_to_ras_points(np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)).T
+    rho_sq = (x / SEMI_AXES_MM[0]) ** 2 + (y / SEMI_AXES_MM[1]) ** 2
+    into_body = z[:, None] + np.linspace(-0.975, 0.975, 40)[None] + depth_mm * rho_sq[:, None]
+    hu = np.where(into_body < 0.0, DISC_HU, np.where(into_body < CORTEX_MM, CORTEX_HU, MARROW_HU))
+    hu = np.where((rho_sq <= 1.0)[:, None], hu, DISC_HU).mean(axis=1)
+    noise = np.random.default_rng(3).normal(0.0, noise_sd_hu, hu.size) if noise_sd_hu else 0.0
+    return (hu + noise).reshape(grid.shape)
+
+
+@pytest.mark.parametrize(("depth_mm", "noise_sd_hu"), [(1.1, 0.0), (1.0, 0.0), (1.1, 20.0)])
+def test_an_open_averaged_slice_gives_the_dish_its_partial_volume_holds(depth_mm, noise_sd_hu):
+    # The slice centred 1.6 mm beyond the point starts 0.6 mm beyond it: the 1.1 mm dish's rim
+    # reaches 0.5 mm into it (the 1.0 mm dish's 0.4 mm), and its columns beyond
+    # rho**2 = 0.6 / depth rise over the disc with the cortex they hold; the columns read, 1.5 mm
+    # from the side wall and in, up to rho**2 = 0.8, with 0.28 mm (0.2 mm) of it. No ring closes
+    # there: the slice lies open.
+    ct = ct_grid(-11.6)
+    depth = lower_depth(planes_for(averaged_lower_dish_ct(ct, depth_mm, noise_sd_hu), ct))
+    assert depth == pytest.approx(depth_mm, rel=0.05)
+
+
+@pytest.mark.parametrize("depth_mm", [0.0, 0.4])
+def test_an_averaged_slice_the_dish_does_not_reach_leaves_the_face_flat(depth_mm):
+    # A flat face, and a 0.4 mm dish that ends short of the slice starting 0.6 mm beyond it.
+    ct = ct_grid(-11.6)
+    assert lower_depth(planes_for(averaged_lower_dish_ct(ct, depth_mm), ct)) == 0.0
+
+
+def test_the_partial_volume_hinge_bends_where_the_rim_enters_the_slice():
+    # Columns rising 300 HU per mm of cortex beyond rho**2 = 0.5 (a 1.2 mm dish, the slice
+    # starting 0.6 mm beyond the point); those at the edge level (240 HU) and up are left out.
+    columns = outline()
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    start_mm = np.full(columns.shape, 0.6)
+    values = DISC_HU + 300.0 * np.maximum(1.2 * radius_sq - 0.6, 0.0)
+    depth = depth_from_partial_volume(values, columns, radius_sq, start_mm, LEVEL_HU)
+    assert depth == pytest.approx(1.2, abs=0.011)
+    flat = np.full(columns.shape, DISC_HU)
+    assert depth_from_partial_volume(flat, columns, radius_sq, start_mm, LEVEL_HU) == 0.0
