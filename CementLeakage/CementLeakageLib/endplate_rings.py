@@ -17,6 +17,15 @@ cortex over the axis and is passed over. A slice with cement in it (a leak into 
 pocket that reaches the side wall (a face tilted against the slices) or a ring that does not
 surround the axis leaves the face as the shell has it.
 
+A slice averaged over its thickness that holds the point's plane (its centre less than half a
+slice beyond it) does not end its pocket at its centre: a column there holds the cortex from
+where the slice starts up to its surface, and the pocket ends where that much cortex brings its
+HU up to the cortex's edge level, nearer the point (:func:`averaged_edge_shift_mm`). The rise per
+mm of cortex is fitted over the pocket's columns; a slice sampled at its centre shows none there
+beyond the blur's tail and keeps its edge at the centre (a T6 at 85% height on averaged 2 mm
+slices, its ring 0.39 mm beyond the upper point: 1.96 mm read at the centre, 1.28 mm at the
+edge, against 1.31 mm; VBV +4.4% -> +1.7%).
+
 The shell's own dishes, fitted to the contours where the slices cut them
 (:mod:`endplate_contours`), come first. A face that fit leaves takes the dish its rings show. One
 it fitted keeps its fit unless its rings show a shallower dish: on 2 mm slices both tend to read
@@ -100,6 +109,9 @@ PARTIAL_MIN_RISE_HU = 40.0
 PARTIAL_MIN_HU_PER_MM = 50.0
 """Least rise (HU per mm of cortex within the slice) for a partial volume to be read: a cortex
 100 HU over the disc across a 2 mm slice."""
+FARTHER_DISC_RADIUS_SQ = 0.3
+"""Columns within this squared normalised radius of the axis give the disc's HU in the slice
+beyond a ring's (:func:`averaged_edge_shift_mm`)."""
 PARTIAL_DEPTH_STEP_MM = 0.01
 """Step (mm) of the depths tried for the partial volume's hinge."""
 DEPTH_MAX_MM = 15.0
@@ -218,6 +230,57 @@ def depth_from_partial_volume(
     return best_depth
 
 
+def _disc_hu(planes: CtPlanes, k: int, outline: np.ndarray, radius_sq: np.ndarray) -> float | None:
+    """The disc's HU over the axis (the median within ``FARTHER_DISC_RADIUS_SQ``) in CT slice
+    ``k``, a slice further beyond a point than the one read; None outside the CT."""
+    if not 0 <= k < planes.array_hu.shape[0]:
+        return None
+    values = planes.on_columns(k)[outline & (radius_sq < FARTHER_DISC_RADIUS_SQ)]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def averaged_edge_shift_mm(
+    values: np.ndarray,
+    pocket: np.ndarray,
+    columns: np.ndarray,
+    radius_sq: np.ndarray,
+    start_mm: np.ndarray,
+    centre_mm: float,
+    disc_hu: float | None,
+    level_hu: float,
+) -> float:
+    """How much nearer the point (mm) the edge of a ring's pocket lies than the centre of its
+    slice (``centre_mm`` beyond the point on the axis) when the slice, averaged over its
+    thickness, holds the point's plane; 0 otherwise.
+
+    Averaged over its thickness, a slice that starts ``s`` mm beyond the face's plane
+    (``start_mm``, ``[y, x]``; negative on the axis when it holds the plane) holds ``h - s`` mm of
+    the endplate's cortex in a column whose surface lies ``h`` beyond the plane, and its HU
+    (``values``) rises over the disc's (``disc_hu``, read further out) by ``k (h - s)``. The pocket
+    ends where that reaches the cortex's edge level ``level_hu``: at ``h = s + (level - disc) / k``,
+    nearer the point than the slice's centre, where a slice sampled there has its edge. ``k`` (HU
+    per mm of cortex) is fitted by least squares over the pocket's columns (``pocket`` less its
+    outermost pixels, within ``columns``) with ``h = depth * radius_sq``. A slice sampled at its
+    centre rises in its pocket only with the blur's tail: its ``k`` puts the edge beyond the
+    centre or lies below ``PARTIAL_MIN_HU_PER_MM``, and 0 is returned.
+    """
+    centre = (pocket.shape[0] // 2, pocket.shape[1] // 2)
+    if disc_hu is None or start_mm[centre] >= 0.0:
+        return 0.0
+    core = slicewise.binary_erode(pocket[None], 1)[0] & columns & np.isfinite(values)
+    if np.count_nonzero(core) < RING_MIN_PIXELS:
+        return 0.0
+    design = np.column_stack([radius_sq[core], -start_mm[core]])
+    (_, per_mm), *_ = np.linalg.lstsq(design, values[core] - disc_hu, rcond=None)
+    if per_mm < PARTIAL_MIN_HU_PER_MM:
+        return 0.0
+    edge_mm = float(start_mm[centre]) + (level_hu - disc_hu) / float(per_mm)
+    if not 0.0 < edge_mm < centre_mm:
+        return 0.0
+    return centre_mm - edge_mm
+
+
 def dish_depth_mm(
     planes: CtPlanes,
     outline: np.ndarray,
@@ -283,7 +346,12 @@ def dish_depth_mm(
             rows.size >= RING_MIN_PIXELS
             and slicewise.sectors_around(rows, cols, centre, RING_SECTORS) >= RING_SECTORS_NEEDED
         ):
-            depths.append(_depth_for_pocket(beyond_mm, tilt_mm, radius_sq, outline, pocket_px))
+            start_mm = beyond_mm - 0.5 * planes.thickness_along_columns(spacing_mm) - tilt_mm
+            disc_hu = _disc_hu(planes, k + step, outline, radius_sq) if start_mm[centre] < 0.0 else None
+            nearer_mm = averaged_edge_shift_mm(
+                values, pocket, inner, radius_sq, start_mm, float(beyond_mm[centre]), disc_hu, level_hu
+            )
+            depths.append(_depth_for_pocket(beyond_mm - nearer_mm, tilt_mm, radius_sq, outline, pocket_px))
         k += step
     if not depths:
         return None

@@ -17,6 +17,7 @@ from CementLeakageLib.endplate_contours import CtSlicePositions
 from CementLeakageLib.endplate_faces import FaceFill, body_from_face_positions, column_faces, face_positions
 from CementLeakageLib.endplate_rings import (
     CtPlanes,
+    averaged_edge_shift_mm,
     depth_from_partial_volume,
     dish_depth_mm,
     faces_on_rings,
@@ -290,3 +291,34 @@ def test_the_partial_volume_hinge_bends_where_the_rim_enters_the_slice():
     assert depth == pytest.approx(1.2, abs=0.011)
     flat = np.full(columns.shape, DISC_HU)
     assert depth_from_partial_volume(flat, columns, radius_sq, start_mm, LEVEL_HU) == 0.0
+
+
+@pytest.mark.parametrize("depth_mm", [1.3, 1.6, 2.0])
+def test_a_ring_in_an_averaged_slice_that_holds_the_point_has_its_edge_nearer(depth_mm):
+    # The slice centred 0.8 mm beyond the point starts 0.2 mm short of it: a column holds
+    # h + 0.2 mm of cortex, 335 HU per mm over the disc, and the pocket ends at 240 HU, where
+    # h = 0.28 mm, not at the slice's centre (read there, the 1.6 mm dish would come out 4.6 mm).
+    ct = ct_grid(-10.8)
+    depth = lower_depth(planes_for(averaged_lower_dish_ct(ct, depth_mm), ct))
+    assert depth == pytest.approx(depth_mm, rel=0.05)
+
+
+def test_a_ring_sampled_at_the_slice_centre_keeps_its_edge_there():
+    ct = ct_grid(-10.8)
+    assert lower_depth(planes_for(lower_dish_ct(ct, 1.6), ct)) == pytest.approx(1.6, rel=0.05)
+
+
+def test_the_edge_shift_follows_the_rise_per_mm_of_cortex():
+    # A pocket over rho**2 < 0.3 rising 300 HU per mm of cortex (a 1.2 mm dish, the slice
+    # starting 0.5 mm short of the plane and centred 0.5 mm beyond it): the 240 HU edge lies
+    # where the column holds 0.533 mm, 0.033 mm beyond the plane, 0.467 mm nearer than the centre.
+    columns = outline()
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    start_mm = np.full(columns.shape, -0.5)
+    values = DISC_HU + 300.0 * (1.2 * radius_sq + 0.5)
+    pocket = columns & (radius_sq < 0.3)
+    shift = averaged_edge_shift_mm(values, pocket, columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
+    assert shift == pytest.approx(0.5 - (-0.5 + 160.0 / 300.0), abs=1e-6)
+    # Sampled at its centre, the pocket is disc throughout: the edge stays at the centre.
+    flat = np.full(columns.shape, DISC_HU)
+    assert averaged_edge_shift_mm(flat, pocket, columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU) == 0.0
