@@ -286,6 +286,17 @@ CASES = {
         "slice_averaged": True,
         "seed": 7,
     },
+    # The slice 0.39 mm beyond the upper point, averaged over its 2 mm, holds the point's plane: its
+    # pocket ends where the cortex it holds reaches the edge level, 0.25 mm beyond the point, and
+    # the 1.31 mm dish read at the slice's centre came out 1.96 mm (VBV +4.4%); at the edge, 1.28 mm.
+    "biconcave T6 at 85% height on slice-averaged 2 mm slices, a ring in the slice at its point": {
+        "level": "T6",
+        "spacing_mm": (0.7, 0.7, 2.0),
+        "compression": "biconcave",
+        "compression_ratio": 0.85,
+        "slice_averaged": True,
+        "seed": 7,
+    },
     # On thick slices the blur of a leak in the disc reads over the shell levels 2-2.5 mm from its
     # cement, further than a frame voxel's halo hides: it bridged the disc, the body's shell and the
     # next vertebra's closed as one, and the body found slice by slice lost its dished ends (-8.9%).
