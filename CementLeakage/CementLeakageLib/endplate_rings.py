@@ -242,7 +242,7 @@ def _disc_hu(planes: CtPlanes, k: int, outline: np.ndarray, radius_sq: np.ndarra
 
 def averaged_edge_shift_mm(
     values: np.ndarray,
-    pocket: np.ndarray,
+    pocket_core: np.ndarray,
     columns: np.ndarray,
     radius_sq: np.ndarray,
     start_mm: np.ndarray,
@@ -260,15 +260,16 @@ def averaged_edge_shift_mm(
     (``values``) rises over the disc's (``disc_hu``, read further out) by ``k (h - s)``. The pocket
     ends where that reaches the cortex's edge level ``level_hu``: at ``h = s + (level - disc) / k``,
     nearer the point than the slice's centre, where a slice sampled there has its edge. ``k`` (HU
-    per mm of cortex) is fitted by least squares over the pocket's columns (``pocket`` less its
-    outermost pixels, within ``columns``) with ``h = depth * radius_sq``. A slice sampled at its
+    per mm of cortex) is fitted by least squares over the pocket's columns (``pocket_core``: the
+    pocket less its outermost pixels, bool ``[y, x]``; within ``columns``) with
+    ``h = depth * radius_sq``. A slice sampled at its
     centre rises in its pocket only with the blur's tail: its ``k`` puts the edge beyond the
     centre or lies below ``PARTIAL_MIN_HU_PER_MM``, and 0 is returned.
     """
-    centre = (pocket.shape[0] // 2, pocket.shape[1] // 2)
+    centre = (pocket_core.shape[0] // 2, pocket_core.shape[1] // 2)
     if disc_hu is None or start_mm[centre] >= 0.0:
         return 0.0
-    core = slicewise.binary_erode(pocket[None], 1)[0] & columns & np.isfinite(values)
+    core = pocket_core & columns & np.isfinite(values)
     if np.count_nonzero(core) < RING_MIN_PIXELS:
         return 0.0
     design = np.column_stack([radius_sq[core], -start_mm[core]])
@@ -315,12 +316,14 @@ def dish_depth_mm(
     if k == k_point:
         k += step
     wall = outline & ~slicewise.binary_erode(outline[None], voxels_across(WALL_BAND_MM, spacing_mm))[0]
+    half_slice_mm = 0.5 * planes.thickness_along_columns(spacing_mm)
     depths = []
     for index in range(RING_SLICES_MAX):
         crossings = planes.crossings(k)
         beyond_mm = outward * (crossings - point_z) * spacing_mm
         if not 0.0 < beyond_mm[centre] <= RING_REACH_MM or not 0 <= k < planes.array_hu.shape[0]:
             break
+        start_mm = beyond_mm - half_slice_mm - tilt_mm  # where the slice starts, beyond the face's plane
         values = planes.on_columns(k)
         if np.any(values[outline] >= cement_min_hu):
             break  # a leak into the disc: it and its blur hide the rim
@@ -335,21 +338,20 @@ def dish_depth_mm(
         pocket_px = np.count_nonzero(pocket)
         if pocket_px >= OPEN_SHARE * np.count_nonzero(outline):
             if index == 0:
-                start_mm = beyond_mm - 0.5 * planes.thickness_along_columns(spacing_mm) - tilt_mm
                 return depth_from_partial_volume(values, inner, radius_sq, start_mm, level_hu)
             break
         if np.count_nonzero(pocket & wall) > POCKET_AT_WALL_SHARE * pocket_px:
             break  # the slice cuts a face tilted against it, or the rim at the side wall: no ring
-        ring = pocket & ~slicewise.binary_erode(pocket[None], 1)[0] & inner & (radius_sq > RADIUS_SQ_MIN)
+        pocket_core = slicewise.binary_erode(pocket[None], 1)[0]
+        ring = pocket & ~pocket_core & inner & (radius_sq > RADIUS_SQ_MIN)
         rows, cols = np.nonzero(ring)
         if (
             rows.size >= RING_MIN_PIXELS
             and slicewise.sectors_around(rows, cols, centre, RING_SECTORS) >= RING_SECTORS_NEEDED
         ):
-            start_mm = beyond_mm - 0.5 * planes.thickness_along_columns(spacing_mm) - tilt_mm
             disc_hu = _disc_hu(planes, k + step, outline, radius_sq) if start_mm[centre] < 0.0 else None
             nearer_mm = averaged_edge_shift_mm(
-                values, pocket, inner, radius_sq, start_mm, float(beyond_mm[centre]), disc_hu, level_hu
+                values, pocket_core, inner, radius_sq, start_mm, float(beyond_mm[centre]), disc_hu, level_hu
             )
             depths.append(_depth_for_pocket(beyond_mm - nearer_mm, tilt_mm, radius_sq, outline, pocket_px))
         k += step

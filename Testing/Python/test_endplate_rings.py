@@ -316,9 +316,10 @@ def test_the_edge_shift_follows_the_rise_per_mm_of_cortex():
     radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
     start_mm = np.full(columns.shape, -0.5)
     values = DISC_HU + 300.0 * (1.2 * radius_sq + 0.5)
-    pocket = columns & (radius_sq < 0.3)
-    shift = averaged_edge_shift_mm(values, pocket, columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
+    pocket_core = slicewise.binary_erode((columns & (radius_sq < 0.3))[None], 1)[0]
+    shift = averaged_edge_shift_mm(values, pocket_core, columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
     assert shift == pytest.approx(0.5 - (-0.5 + 160.0 / 300.0), abs=1e-6)
     # Sampled at its centre, the pocket is disc throughout: the edge stays at the centre.
     flat = np.full(columns.shape, DISC_HU)
-    assert averaged_edge_shift_mm(flat, pocket, columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU) == 0.0
+    arguments = (columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
+    assert averaged_edge_shift_mm(flat, pocket_core, *arguments) == 0.0
