@@ -1,6 +1,7 @@
 """Cement edges against analytic volumes: a blurred ball at half maximum, on the usual 12-bit CT
 scale (cement at 2800 HU) and on an extended scale (cement at 3450 HU), and a layer thinner
-than the blur beside it, sized from the cement its intensity holds."""
+than the blur beside it, sized from the cement its intensity holds; and the bolus's level
+halfway to the bone its edge meets when most of the ring around it is brighter."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from CementLeakageLib.cement_segmentation import segment_cement
+from CementLeakageLib.cement_segmentation import (
+    BOLUS_BACKGROUND_PERCENTILE,
+    cement_edge_level,
+    dilate_voxels,
+    segment_cement,
+)
 from CementLeakageLib.parameters import MeasurementParameters
 
 VOXEL_MM = 0.5
@@ -88,3 +94,25 @@ def test_layer_thinner_than_the_blur_is_sized_from_its_intensity(layer_mm):
     assert count == 2
     assert volumes[0] == pytest.approx(100.0 * layer_mm, rel=0.03)
     assert volumes[1] == pytest.approx(4.0 / 3.0 * np.pi * RADIUS_MM**3, rel=0.03)
+
+
+def test_the_bolus_level_is_halfway_to_the_bone_under_a_brighter_ring():
+    # A block of 2700 HU cement whose ring (the second layer of voxels around it) is 60% cortex in
+    # partial volume (250 HU) and 40% trabecular bone (110 HU): the ring's median is the cortex,
+    # its lower quartile the bone the cement's edge meets.
+    hu = np.full((20, 20, 20), 110.0, dtype=np.float32)
+    core = np.zeros(hu.shape, dtype=bool)
+    core[7:13, 7:13, 7:13] = True
+    hu[core] = 2700.0
+    near = dilate_voxels(core, 1)
+    ring = dilate_voxels(near, 1) & ~near
+    ring_k, ring_j, ring_i = np.nonzero(ring)
+    cortex = np.random.default_rng(3).permutation(ring_k.size)[: int(0.6 * ring_k.size)]
+    hu[ring_k[cortex], ring_j[cortex], ring_i[cortex]] = 250.0
+    parameters = MeasurementParameters()
+    median_level = cement_edge_level(hu, core, parameters, 1, cement_hu=2700.0)
+    bolus_level = cement_edge_level(
+        hu, core, parameters, 1, cement_hu=2700.0, background_percentile=BOLUS_BACKGROUND_PERCENTILE
+    )
+    assert median_level == pytest.approx(0.5 * (2700.0 + 250.0))
+    assert bolus_level == pytest.approx(0.5 * (2700.0 + 110.0))
