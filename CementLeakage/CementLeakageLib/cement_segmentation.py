@@ -25,12 +25,12 @@ intensity (the brightest interior of any piece or the bolus's depth, :func:`ceme
 and the bone around it: a core's median sits below the cement's intensity, the more so the smaller
 the blob, and a level halfway from it lies too low. The bone is the lower quartile of the ring
 around the bolus (``BOLUS_BACKGROUND_PERCENTILE``): the rest of the ring is brighter, the bolus's
-own blur near it and the cortex further out. At that level the blur's curvature loss (1-3%
-of a large bolus, 3-10% of the smaller blobs of a low fill) is put back (:mod:`cement_curvature`;
-on the slice-averaged phantom sweep the signed median error of PSBCV is 0.0% with it, -0.8%
-without). A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, one thinner than the blur (for
-which the loss estimate does not hold) or one whose intensity the CT's scale clips keeps the level
-from its own core and no correction.
+own blur near it and the cortex further out (gas, ``BOLUS_RING_GAS_MAX_HU``, is left out). At
+that level the blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller blobs of a low
+fill) is put back (:mod:`cement_curvature`; on the slice-averaged phantom sweep the signed median
+error of PSBCV is 0.0% with it, -0.8% without). A bolus of fewer than ``CURVATURE_MIN_VOXELS``
+voxels, one thinner than the blur (for which the loss estimate does not hold) or one whose
+intensity the CT's scale clips keeps the level from its own core and no correction.
 
 Every piece but the largest is then sized from the cement its intensity
 holds (:func:`size_pieces_by_intensity`): partial volume against the background around it,
@@ -98,6 +98,10 @@ bolus its own blur, a slice or a few millimetres out the cortex and the endplate
 compressed body these make up much of it. A T6 at 75% height, its bolus 8 mm thick on 2 mm
 slices in bone of 110 HU, had a ring median of 249 HU and a lower quartile of 148 HU. BCV read
 -4.4% from the median and -2.1% from the lower quartile."""
+BOLUS_RING_GAS_MAX_HU = -200.0
+"""Voxels of the bolus's ring below this (HU) are gas, as in an intravertebral vacuum cleft, not
+bone: they are left out of the percentile. A quarter of the ring in gas of -900 HU would
+otherwise put the level at the floor, ``CEMENT_EDGE_FLOOR_HU``, and grow the whole bolus."""
 BONE_RING_SHARE = 0.3
 """A long piece whose ring, in the slice where the piece is widest, is at least this share bone
 lies within bone (a pedicle tract: 0.27-1.0 on the phantoms) and keeps its half-maximum surface;
@@ -186,13 +190,15 @@ def cement_edge_level(
     cement_hu: float | None = None,
     near: np.ndarray | None = None,
     background_percentile: float = 50.0,
+    background_min_hu: float | None = None,
 ) -> float:
     """Half-maximum level (HU) between the cement and the ring of voxels ``gap_voxels + 1``
     voxels around its ``core`` (one count, or per axis i j k).
 
     The cement's intensity is ``cement_hu`` (HU) when given, else the median of the core; the
     ring's intensity is its ``background_percentile`` (the median by default; the bolus's is
-    ``BOLUS_BACKGROUND_PERCENTILE``). Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``,
+    ``BOLUS_BACKGROUND_PERCENTILE``), leaving out voxels under ``background_min_hu`` (HU) when
+    given and some remain. Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``,
     or up to ``cement_max_hu`` when that lies above 3071 HU (an extended scale, where the level may
     rise above 1500 HU).
     ``near``, the core dilated by ``gap_voxels``, saves working it out again.
@@ -205,7 +211,10 @@ def cement_edge_level(
     if not around.any():
         return parameters.cement_min_hu
     cement = float(np.median(array_hu[core])) if cement_hu is None else float(cement_hu)
-    level = 0.5 * (cement + float(np.percentile(array_hu[around], background_percentile)))
+    ring = array_hu[around]
+    if background_min_hu is not None and np.any(ring >= background_min_hu):
+        ring = ring[ring >= background_min_hu]
+    level = 0.5 * (cement + float(np.percentile(ring, background_percentile)))
     # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
     # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.
     extended_scale = parameters.cement_max_hu > CT_SCALE_TOP_HU
@@ -343,7 +352,14 @@ def segment_cement(
         near = dilate_voxels(piece, gap)
         if label == largest and correct_bolus:
             level = cement_edge_level(
-                array_hu[box], piece, parameters, gap, reference_hu, near, BOLUS_BACKGROUND_PERCENTILE
+                array_hu[box],
+                piece,
+                parameters,
+                gap,
+                reference_hu,
+                near,
+                BOLUS_BACKGROUND_PERCENTILE,
+                BOLUS_RING_GAS_MAX_HU,
             )
             own = near & ((labels[box] == 0) | piece)
             loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm, blur_sigma_mm)

@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
     BOLUS_BACKGROUND_PERCENTILE,
+    BOLUS_RING_GAS_MAX_HU,
     cement_edge_level,
     dilate_voxels,
     segment_cement,
@@ -116,3 +117,32 @@ def test_the_bolus_level_is_halfway_to_the_bone_under_a_brighter_ring():
     )
     assert median_level == pytest.approx(0.5 * (2700.0 + 250.0))
     assert bolus_level == pytest.approx(0.5 * (2700.0 + 110.0))
+
+
+def test_gas_beside_the_bolus_is_not_the_bone_its_level_is_taken_from():
+    # A third of the ring is gas (-900 HU, a vacuum cleft), the rest trabecular bone (110 HU): its
+    # lower quartile is the gas, and a level halfway to it would fall to the floor (1000 HU).
+    hu = np.full((20, 20, 20), 110.0, dtype=np.float32)
+    core = np.zeros(hu.shape, dtype=bool)
+    core[7:13, 7:13, 7:13] = True
+    hu[core] = 2700.0
+    near = dilate_voxels(core, 1)
+    ring = dilate_voxels(near, 1) & ~near
+    ring_k, ring_j, ring_i = np.nonzero(ring)
+    gas = np.random.default_rng(4).permutation(ring_k.size)[: ring_k.size // 3]
+    hu[ring_k[gas], ring_j[gas], ring_i[gas]] = -900.0
+    parameters = MeasurementParameters()
+    with_gas = cement_edge_level(
+        hu, core, parameters, 1, cement_hu=2700.0, background_percentile=BOLUS_BACKGROUND_PERCENTILE
+    )
+    level = cement_edge_level(
+        hu,
+        core,
+        parameters,
+        1,
+        cement_hu=2700.0,
+        background_percentile=BOLUS_BACKGROUND_PERCENTILE,
+        background_min_hu=BOLUS_RING_GAS_MAX_HU,
+    )
+    assert with_gas == pytest.approx(1000.0)
+    assert level == pytest.approx(0.5 * (2700.0 + 110.0))
