@@ -102,7 +102,9 @@ def describe(spec: PhantomSpec) -> str:
         parts.append(f"{spec.compression} {spec.compression_ratio:.2f}")
     for name in ("schmorl_node", "basivertebral_foramen", "fracture_cleft", "osteophytes", "extended_scale"):
         if getattr(spec, name):
-            parts.append(name.replace("_", " "))
+            parts.append(
+                "vacuum cleft" if name == "fracture_cleft" and spec.cleft_gas else name.replace("_", " ")
+            )
     if spec.cortex_hu < 500:
         parts.append(f"cortex {spec.cortex_hu:g} HU")
     if spec.tilt_deg:

@@ -52,6 +52,9 @@ FAT_HU = -100.0
 SOFT_TISSUE_HU = 40.0
 DISC_HU = 80.0
 CLEFT_FLUID_HU = -50.0
+CLEFT_GAS_HU = -900.0
+"""Gas in a vacuum cleft (an intravertebral vacuum cleft, Kümmell's disease): near air, raised
+by the partial volume of the bone around it."""
 CORTEX_HU = 750.0
 OSTEOPHYTE_HU = 700.0
 POSTERIOR_MARROW_HU = 260.0
@@ -112,7 +115,8 @@ class PhantomSpec:
     - ``basivertebral_foramen``: a 6 x 4 mm (R x S) soft-tissue opening through the posterior
       cortex at mid-height (inside the body's outline); ``cortex_hu``: HU of the body's cortex
       and endplates (e.g. 300 for a faint cortex); ``fracture_cleft``: a 2 mm fluid slab
-      (-50 HU) at mid-height inside the trabecular region, which the cement fills where it reaches it.
+      (-50 HU) at mid-height inside the trabecular region, which the cement fills where it reaches it;
+      with ``cleft_gas`` it holds gas (``CLEFT_GAS_HU``) instead, a vacuum cleft.
     - ``tilt_deg`` (coronal tilt about A) and ``rotation_deg`` (axial rotation about S), up to
       20 degrees each, turn the stack and its cement about the target body centre.
     - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.
@@ -151,6 +155,7 @@ class PhantomSpec:
     basivertebral_foramen: bool = False
     cortex_hu: float = CORTEX_HU
     fracture_cleft: bool = False
+    cleft_gas: bool = False
     tilt_deg: float = 0.0
     rotation_deg: float = 0.0
     osteophytes: bool = False
@@ -293,6 +298,10 @@ def check_spec(spec: PhantomSpec) -> PhantomSpec:
         raise CementLeakageError(
             "a phantom Schmorl node needs a flat upper endplate: "
             "do not combine it with a biconcave compression"
+        )
+    if spec.cleft_gas and not spec.fracture_cleft:
+        raise CementLeakageError(
+            "a phantom vacuum cleft (cleft_gas) needs a fracture cleft: set fracture_cleft too"
         )
     _check_range("cortex intensity (HU)", spec.cortex_hu, 200.0, 2000.0)
     _check_range("tilt (degrees)", spec.tilt_deg, -20.0, 20.0)
@@ -560,7 +569,7 @@ def _blur(image: sitk.Image, sigma_mm: float) -> sitk.Image:
     return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
 
 
-INSERT_HU = {"disc": DISC_HU, "soft tissue": SOFT_TISSUE_HU, "fluid": CLEFT_FLUID_HU}
+INSERT_HU = {"disc": DISC_HU, "soft tissue": SOFT_TISSUE_HU, "fluid": CLEFT_FLUID_HU, "gas": CLEFT_GAS_HU}
 """HU of the materials painted over the target body (Schmorl pit, foramen, cleft)."""
 
 

@@ -97,7 +97,8 @@ class PhantomAnatomy:
 
     ``planted_leaks`` are ``(location, side, solid)`` for the leaks of ``PhantomSpec.leaks``;
     ``inserts`` are ``(material, solid)`` painted over the target body (``disc``, ``soft tissue``
-    or ``fluid``: Schmorl pit, basivertebral foramen, fracture cleft); ``vacated`` is the space a
+    or ``fluid``, or ``gas`` in a vacuum cleft: Schmorl pit, basivertebral foramen, fracture cleft);
+    ``vacated`` is the space a
     compressed body left (painted as disc); ``cement_room`` a flat elliptic cylinder inside the
     trabecular region that the blobs keep 1.5 mm clear of; ``rotation`` (3x3) and ``pivot_ras``
     describe how the stack was turned (None when it was not).
@@ -377,7 +378,7 @@ def _inserts(spec: PhantomSpec, target: VertebraShapes) -> tuple[tuple[str, Impl
             )
         )
     if spec.fracture_cleft:
-        inserts.append(("fluid", _cleft(spec, target)))
+        inserts.append(("gas" if spec.cleft_gas else "fluid", _cleft(spec, target)))
     return tuple(inserts)
 
 

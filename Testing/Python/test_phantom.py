@@ -751,6 +751,24 @@ def test_fracture_cleft_is_fluid_inside_the_body_and_the_cement_fills_it_where_i
     assert np.median(nearest_voxel_hu(result.ct, [20.0, -8.0, 25.0], 0)) < 60
 
 
+def test_a_vacuum_cleft_holds_gas_where_the_cement_does_not_reach():
+    result = fine_phantom(fracture_cleft=True, cleft_gas=True)
+    plain = fine_phantom(fracture_cleft=True)
+    ((material, cleft),) = result.anatomy.inserts
+    assert material == "gas" and cleft == plain.anatomy.inserts[0][1]
+    assert result.truth.vbv_cm3 == pytest.approx(plain.truth.vbv_cm3, rel=1e-12)
+    assert result.truth.bcv_cm3 == pytest.approx(plain.truth.bcv_cm3, rel=1e-12)
+    for x in (-4.0, 2.0, 8.0):
+        assert np.median(nearest_voxel_hu(result.ct, [x, -8.0, 25.0], 0)) > 1500
+    # The 2 mm slab of gas (-900 HU) seen through the 0.6 mm blur: about -800 HU at its middle.
+    assert np.median(nearest_voxel_hu(result.ct, [20.0, -8.0, 25.0], 0)) < -600
+
+
+def test_a_vacuum_cleft_needs_a_fracture_cleft():
+    with pytest.raises(CementLeakageError, match="needs a fracture cleft"):
+        make_phantom(PhantomSpec(cleft_gas=True))
+
+
 # --- switches: tilt and axial rotation of the stack ----------------------------------------------------
 
 
