@@ -24,7 +24,8 @@ The largest piece (the bolus in the body) takes its level halfway between the ce
 intensity (the brightest interior of any piece or the bolus's depth, :func:`cement_reference_hu`)
 and the bone around it: a core's median sits below the cement's intensity, the more so the smaller
 the blob, and a level halfway from it lies too low. The bone is the lower quartile of the ring
-around the bolus (``BOLUS_BACKGROUND_PERCENTILE``): the rest of the ring is brighter, the bolus's
+around the bolus (``cement_slice_ends.BONE_QUANTILE``, as for its ends): the rest of the ring is
+brighter, the bolus's
 own blur near it and the cortex further out (gas, ``BOLUS_RING_GAS_MAX_HU``, is left out). At
 that level the blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller blobs of a low
 fill) is put back (:mod:`cement_curvature`; on the slice-averaged phantom sweep the signed median
@@ -70,6 +71,7 @@ from .cement_curvature import (
 )
 from .cement_lens_background import background_along_axis
 from .cement_slice_ends import (
+    BONE_QUANTILE,
     END_RING_OUTER_VOXELS,
     SLICE_ENDS_MIN_VOXELS,
     bone_around_hu,
@@ -91,16 +93,9 @@ blurred peak is lower, keep their 1500 HU core further inside their true edge th
 EDGE_RING_GAP_MM = 1.0
 """The surroundings of a piece are sampled about this far (mm) beyond it, past most of the blur
 (one voxel beyond it when the spacing is not known)."""
-BOLUS_BACKGROUND_PERCENTILE = 25.0
-"""The bolus's half maximum is taken from this percentile of the ring around it, not its median.
-Everything in that ring is brighter than the trabecular bone the bolus's edge meets: near the
-bolus its own blur, a slice or a few millimetres out the cortex and the endplates. On a
-compressed body these make up much of it. A T6 at 75% height, its bolus 8 mm thick on 2 mm
-slices in bone of 110 HU, had a ring median of 249 HU and a lower quartile of 148 HU. BCV read
--4.4% from the median and -2.1% from the lower quartile."""
 BOLUS_RING_GAS_MAX_HU = -200.0
 """Voxels of the bolus's ring below this (HU) are gas, as in an intravertebral vacuum cleft, not
-bone: they are left out of the percentile. A quarter of the ring in gas of -900 HU would
+bone: they are left out of the quantile. A quarter of the ring in gas of -900 HU would
 otherwise put the level at the floor, ``CEMENT_EDGE_FLOOR_HU``, and grow the whole bolus."""
 BONE_RING_SHARE = 0.3
 """A long piece whose ring, in the slice where the piece is widest, is at least this share bone
@@ -189,15 +184,15 @@ def cement_edge_level(
     gap_voxels: int | tuple[int, int, int] = 1,
     cement_hu: float | None = None,
     near: np.ndarray | None = None,
-    background_percentile: float = 50.0,
+    background_quantile: float = 0.5,
     background_min_hu: float | None = None,
 ) -> float:
     """Half-maximum level (HU) between the cement and the ring of voxels ``gap_voxels + 1``
     voxels around its ``core`` (one count, or per axis i j k).
 
     The cement's intensity is ``cement_hu`` (HU) when given, else the median of the core; the
-    ring's intensity is its ``background_percentile`` (the median by default; the bolus's is
-    ``BOLUS_BACKGROUND_PERCENTILE``), leaving out voxels under ``background_min_hu`` (HU) when
+    ring's intensity is its ``background_quantile`` (the median by default; the bolus's is
+    ``cement_slice_ends.BONE_QUANTILE``), leaving out voxels under ``background_min_hu`` (HU) when
     given and some remain. Kept between ``CEMENT_EDGE_FLOOR_HU`` and ``cement_min_hu``,
     or up to ``cement_max_hu`` when that lies above 3071 HU (an extended scale, where the level may
     rise above 1500 HU).
@@ -214,7 +209,7 @@ def cement_edge_level(
     ring = array_hu[around]
     if background_min_hu is not None and np.any(ring >= background_min_hu):
         ring = ring[ring >= background_min_hu]
-    level = 0.5 * (cement + float(np.percentile(ring, background_percentile)))
+    level = 0.5 * (cement + float(np.quantile(ring, background_quantile)))
     # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
     # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.
     extended_scale = parameters.cement_max_hu > CT_SCALE_TOP_HU
@@ -358,8 +353,8 @@ def segment_cement(
                 gap,
                 reference_hu,
                 near,
-                BOLUS_BACKGROUND_PERCENTILE,
-                BOLUS_RING_GAS_MAX_HU,
+                background_quantile=BONE_QUANTILE,
+                background_min_hu=BOLUS_RING_GAS_MAX_HU,
             )
             own = near & ((labels[box] == 0) | piece)
             loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm, blur_sigma_mm)

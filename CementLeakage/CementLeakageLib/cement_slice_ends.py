@@ -48,7 +48,12 @@ END_RING_INNER_VOXELS = 1
 END_RING_OUTER_VOXELS = 3
 """... and ends this many voxels beyond it."""
 BONE_QUANTILE = 0.25
-"""Quantile of the ring taken as the bone around the bolus."""
+"""Quantile of the ring taken as the bone around the bolus, here and for its half maximum
+(:func:`cement_segmentation.cement_edge_level`). Everything in such a ring is brighter than the
+trabecular bone the bolus's edge meets: near the bolus its own blur, a slice or a few
+millimetres out the cortex and the endplates, which on a compressed body make up much of it (a
+T6 at 75% height, its bolus 8 mm thick on 2 mm slices in bone of 110 HU: median 249 HU, lower
+quartile 148 HU; BCV -4.4% from the median, -2.1% from the lower quartile)."""
 SLICE_ENDS_MIN_VOXELS = 500
 """Fewest core voxels (at or above the cement threshold) a bolus needs for its ends to be set
 from their intensity: on a smaller one the sloped rims, where a voxel's fraction overlaps what

@@ -19,12 +19,12 @@ from CementLeakageLib.cement_curvature import (
     curvature_loss_fraction,
 )
 from CementLeakageLib.cement_segmentation import (
-    BOLUS_BACKGROUND_PERCENTILE,
     cement_edge_level,
     cement_reference_hu,
     segment_cement,
     threshold_cement,
 )
+from CementLeakageLib.cement_slice_ends import BONE_QUANTILE
 from CementLeakageLib.parameters import MeasurementParameters
 
 BONE_HU = 110.0
@@ -193,7 +193,7 @@ def test_a_layer_thinner_than_the_blur_keeps_the_level_of_its_own_core(monkeypat
         MeasurementParameters(),
         2,
         cement_hu=cement_reference_hu(hu, labels),
-        background_percentile=BOLUS_BACKGROUND_PERCENTILE,
+        background_quantile=BONE_QUANTILE,
     )
     near = ndimage.binary_dilation(layer, iterations=2) & ((labels == 0) | layer)
     assert curvature_loss_fraction(hu, near, level, spacing) > CURVATURE_LOSS_LIMIT

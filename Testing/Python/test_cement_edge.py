@@ -11,12 +11,12 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from CementLeakageLib.cement_segmentation import (
-    BOLUS_BACKGROUND_PERCENTILE,
     BOLUS_RING_GAS_MAX_HU,
     cement_edge_level,
     dilate_voxels,
     segment_cement,
 )
+from CementLeakageLib.cement_slice_ends import BONE_QUANTILE
 from CementLeakageLib.parameters import MeasurementParameters
 
 VOXEL_MM = 0.5
@@ -97,23 +97,30 @@ def test_layer_thinner_than_the_blur_is_sized_from_its_intensity(layer_mm):
     assert volumes[1] == pytest.approx(4.0 / 3.0 * np.pi * RADIUS_MM**3, rel=0.03)
 
 
-def test_the_bolus_level_is_halfway_to_the_bone_under_a_brighter_ring():
-    # A block of 2700 HU cement whose ring (the second layer of voxels around it) is 60% cortex in
-    # partial volume (250 HU) and 40% trabecular bone (110 HU): the ring's median is the cortex,
-    # its lower quartile the bone the cement's edge meets.
+def cement_block_with_ring(share: float, ring_hu: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """HU ``[k, j, i]`` of a 6-voxel block of 2700 HU cement (its core, bool, returned too) in
+    trabecular bone of 110 HU, ``share`` of whose ring (the second layer of voxels around the
+    block, the one :func:`cement_edge_level` reads with a gap of one voxel) is ``ring_hu``,
+    drawn at random with ``seed``."""
     hu = np.full((20, 20, 20), 110.0, dtype=np.float32)
     core = np.zeros(hu.shape, dtype=bool)
     core[7:13, 7:13, 7:13] = True
     hu[core] = 2700.0
     near = dilate_voxels(core, 1)
-    ring = dilate_voxels(near, 1) & ~near
-    ring_k, ring_j, ring_i = np.nonzero(ring)
-    cortex = np.random.default_rng(3).permutation(ring_k.size)[: int(0.6 * ring_k.size)]
-    hu[ring_k[cortex], ring_j[cortex], ring_i[cortex]] = 250.0
+    ring_k, ring_j, ring_i = np.nonzero(dilate_voxels(near, 1) & ~near)
+    chosen = np.random.default_rng(seed).permutation(ring_k.size)[: int(share * ring_k.size)]
+    hu[ring_k[chosen], ring_j[chosen], ring_i[chosen]] = ring_hu
+    return hu, core
+
+
+def test_the_bolus_level_is_halfway_to_the_bone_under_a_brighter_ring():
+    # 60% of the ring is cortex in partial volume (250 HU), 40% trabecular bone (110 HU): the
+    # ring's median is the cortex, its lower quartile the bone the cement's edge meets.
+    hu, core = cement_block_with_ring(0.6, 250.0, seed=3)
     parameters = MeasurementParameters()
     median_level = cement_edge_level(hu, core, parameters, 1, cement_hu=2700.0)
     bolus_level = cement_edge_level(
-        hu, core, parameters, 1, cement_hu=2700.0, background_percentile=BOLUS_BACKGROUND_PERCENTILE
+        hu, core, parameters, 1, cement_hu=2700.0, background_quantile=BONE_QUANTILE
     )
     assert median_level == pytest.approx(0.5 * (2700.0 + 250.0))
     assert bolus_level == pytest.approx(0.5 * (2700.0 + 110.0))
@@ -122,26 +129,16 @@ def test_the_bolus_level_is_halfway_to_the_bone_under_a_brighter_ring():
 def test_gas_beside_the_bolus_is_not_the_bone_its_level_is_taken_from():
     # A third of the ring is gas (-900 HU, a vacuum cleft), the rest trabecular bone (110 HU): its
     # lower quartile is the gas, and a level halfway to it would fall to the floor (1000 HU).
-    hu = np.full((20, 20, 20), 110.0, dtype=np.float32)
-    core = np.zeros(hu.shape, dtype=bool)
-    core[7:13, 7:13, 7:13] = True
-    hu[core] = 2700.0
-    near = dilate_voxels(core, 1)
-    ring = dilate_voxels(near, 1) & ~near
-    ring_k, ring_j, ring_i = np.nonzero(ring)
-    gas = np.random.default_rng(4).permutation(ring_k.size)[: ring_k.size // 3]
-    hu[ring_k[gas], ring_j[gas], ring_i[gas]] = -900.0
+    hu, core = cement_block_with_ring(1.0 / 3.0, -900.0, seed=4)
     parameters = MeasurementParameters()
-    with_gas = cement_edge_level(
-        hu, core, parameters, 1, cement_hu=2700.0, background_percentile=BOLUS_BACKGROUND_PERCENTILE
-    )
+    with_gas = cement_edge_level(hu, core, parameters, 1, cement_hu=2700.0, background_quantile=BONE_QUANTILE)
     level = cement_edge_level(
         hu,
         core,
         parameters,
         1,
         cement_hu=2700.0,
-        background_percentile=BOLUS_BACKGROUND_PERCENTILE,
+        background_quantile=BONE_QUANTILE,
         background_min_hu=BOLUS_RING_GAS_MAX_HU,
     )
     assert with_gas == pytest.approx(1000.0)
