@@ -25,13 +25,13 @@ intensity (the brightest interior of any piece or the bolus's depth, :func:`ceme
 and the bone around it: a core's median sits below the cement's intensity, the more so the smaller
 the blob, and a level halfway from it lies too low. The bone is the lower quartile of the ring
 around the bolus (``cement_slice_ends.BONE_QUANTILE``, as for its ends): the rest of the ring is
-brighter, the bolus's
-own blur near it and the cortex further out (gas, ``BOLUS_RING_GAS_MAX_HU``, is left out). At
-that level the blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller blobs of a low
-fill) is put back (:mod:`cement_curvature`; on the slice-averaged phantom sweep the signed median
-error of PSBCV is 0.0% with it, -0.8% without). A bolus of fewer than ``CURVATURE_MIN_VOXELS``
-voxels, one thinner than the blur (for which the loss estimate does not hold) or one whose
-intensity the CT's scale clips keeps the level from its own core and no correction.
+brighter, the bolus's own blur near it and the cortex further out (gas, ``BOLUS_RING_GAS_MAX_HU``,
+is left out). At that level the blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller
+blobs of a low fill) is put back (:mod:`cement_curvature`; on the slice-averaged phantom sweep the
+signed median error of PSBCV is 0.0% with it, -0.8% without). A bolus of fewer than
+``CURVATURE_MIN_VOXELS`` voxels, one thinner than the blur (for which the loss estimate does not
+hold) or one whose intensity the CT's scale clips keeps the level from its own core and no
+correction.
 
 Every piece but the largest is then sized from the cement its intensity
 holds (:func:`size_pieces_by_intensity`): partial volume against the background around it,
