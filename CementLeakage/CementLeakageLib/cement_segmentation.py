@@ -25,13 +25,14 @@ intensity (the brightest interior of any piece or the bolus's depth, :func:`ceme
 and the bone around it: a core's median sits below the cement's intensity, the more so the smaller
 the blob, and a level halfway from it lies too low. The bone is the lower quartile of the ring
 around the bolus (``cement_slice_ends.BONE_QUANTILE``, as for its ends): the rest of the ring is
-brighter, the bolus's own blur near it and the cortex further out (gas, ``BOLUS_RING_GAS_MAX_HU``,
-is left out). At that level the blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller
-blobs of a low fill) is put back (:mod:`cement_curvature`; on the slice-averaged phantom sweep the
-signed median error of PSBCV is 0.0% with it, -0.8% without). A bolus of fewer than
-``CURVATURE_MIN_VOXELS`` voxels, one thinner than the blur (for which the loss estimate does not
-hold) or one whose intensity the CT's scale clips keeps the level from its own core and no
-correction.
+brighter, the bolus's own blur near it and the cortex further out (gas, under
+``cement_slice_ends.RING_GAS_MAX_HU``, is left out: a quarter of the ring in gas of -900 HU would
+put the level at its floor, ``CEMENT_EDGE_FLOOR_HU``, and grow the whole bolus). At that level the
+blur's curvature loss (1-3% of a large bolus, 3-10% of the smaller blobs of a low fill) is put back
+(:mod:`cement_curvature`; on the slice-averaged phantom sweep the signed median error of PSBCV is
+0.0% with it, -0.8% without). A bolus of fewer than ``CURVATURE_MIN_VOXELS`` voxels, one thinner
+than the blur (for which the loss estimate does not hold) or one whose intensity the CT's scale
+clips keeps the level from its own core and no correction.
 
 Every piece but the largest is then sized from the cement its intensity
 holds (:func:`size_pieces_by_intensity`): partial volume against the background around it,
@@ -73,6 +74,7 @@ from .cement_lens_background import background_along_axis
 from .cement_slice_ends import (
     BONE_QUANTILE,
     END_RING_OUTER_VOXELS,
+    RING_GAS_MAX_HU,
     SLICE_ENDS_MIN_VOXELS,
     bone_around_hu,
     slice_end_coverage,
@@ -93,10 +95,6 @@ blurred peak is lower, keep their 1500 HU core further inside their true edge th
 EDGE_RING_GAP_MM = 1.0
 """The surroundings of a piece are sampled about this far (mm) beyond it, past most of the blur
 (one voxel beyond it when the spacing is not known)."""
-BOLUS_RING_GAS_MAX_HU = -200.0
-"""Voxels of the bolus's ring below this (HU) are gas, as in an intravertebral vacuum cleft, not
-bone: they are left out of the quantile. A quarter of the ring in gas of -900 HU would
-otherwise put the level at the floor, ``CEMENT_EDGE_FLOOR_HU``, and grow the whole bolus."""
 BONE_RING_SHARE = 0.3
 """A long piece whose ring, in the slice where the piece is widest, is at least this share bone
 lies within bone (a pedicle tract: 0.27-1.0 on the phantoms) and keeps its half-maximum surface;
@@ -354,7 +352,7 @@ def segment_cement(
                 reference_hu,
                 near,
                 background_quantile=BONE_QUANTILE,
-                background_min_hu=BOLUS_RING_GAS_MAX_HU,
+                background_min_hu=RING_GAS_MAX_HU,
             )
             own = near & ((labels[box] == 0) | piece)
             loss = curvature_loss_fraction(array_hu[box], own, level, spacing_mm, blur_sigma_mm)

@@ -10,13 +10,8 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from CementLeakageLib.cement_segmentation import (
-    BOLUS_RING_GAS_MAX_HU,
-    cement_edge_level,
-    dilate_voxels,
-    segment_cement,
-)
-from CementLeakageLib.cement_slice_ends import BONE_QUANTILE
+from CementLeakageLib.cement_segmentation import cement_edge_level, dilate_voxels, segment_cement
+from CementLeakageLib.cement_slice_ends import BONE_QUANTILE, RING_GAS_MAX_HU
 from CementLeakageLib.parameters import MeasurementParameters
 
 VOXEL_MM = 0.5
@@ -139,7 +134,7 @@ def test_gas_beside_the_bolus_is_not_the_bone_its_level_is_taken_from():
         1,
         cement_hu=2700.0,
         background_quantile=BONE_QUANTILE,
-        background_min_hu=BOLUS_RING_GAS_MAX_HU,
+        background_min_hu=RING_GAS_MAX_HU,
     )
     assert with_gas == pytest.approx(1000.0)
     assert level == pytest.approx(0.5 * (2700.0 + 110.0))

@@ -1,6 +1,7 @@
 """The ends of a bolus across thick slices against analytic volumes: a flat bolus (1.85 cm³,
 too small for the curvature correction) on 1 x 1 x 2 mm voxels whose caps fall anywhere within
-a slice, over bone and a cortical plate; and the rule itself on voxels of known intensity."""
+a slice, over bone and a cortical plate, alone and under a vacuum cleft; and the rule itself on
+voxels of known intensity."""
 
 from __future__ import annotations
 
@@ -21,14 +22,20 @@ SEMI_AXES_MM = (10.0, 9.0, 4.9)
 """A bolus of a high fill in a T5 (x, y, z semi-axes, mm): 923 voxels of 2 mm³."""
 PLATE_GAP_MM = 1.5
 """A cortical plate 1 mm thick lies this far below the bolus (an endplate)."""
+GAS_HU = -900.0
+GAS_THICKNESS_MM = 4.0
 SHIFTS_MM = (0.0, 0.3, 0.6, 0.9, 1.2, 1.5, 1.8)
 """Where the bolus lies across the 2 mm slices: its caps reach 0.1 to 1.9 mm into a slice."""
 
 
-def flat_bolus_ct(shift_mm: float, cement_hu: float = CEMENT_HU) -> np.ndarray:
+def flat_bolus_ct(
+    shift_mm: float, cement_hu: float = CEMENT_HU, gas_gap_mm: float | None = None
+) -> np.ndarray:
     """HU ``[k, j, i]`` on ``SPACING_MM`` voxels of the bolus (``cement_hu``), ``shift_mm`` up
     from the grid's centre, in bone over the plate: painted on a grid of ``FINE_MM`` and put on
-    the CT's voxels by :func:`ct_scenes.on_ct_voxels` (on 2 mm slices, the slice profile)."""
+    the CT's voxels by :func:`ct_scenes.on_ct_voxels` (on 2 mm slices, the slice profile). With
+    ``gas_gap_mm``, a vacuum cleft (``GAS_HU``, ``GAS_THICKNESS_MM`` thick, 3 mm wider than the
+    bolus all round) lies that far above the bolus."""
     extent_mm = (24.0, 28.0, 28.0)  # k, j, i
     z, y, x = np.meshgrid(
         *[(np.arange(round(e / FINE_MM)) + 0.5) * FINE_MM - e / 2 for e in extent_mm], indexing="ij"
@@ -37,6 +44,9 @@ def flat_bolus_ct(shift_mm: float, cement_hu: float = CEMENT_HU) -> np.ndarray:
     a, b, c = SEMI_AXES_MM
     hu = np.full(z.shape, BONE_HU, dtype=np.float32)
     hu[(z <= -c - PLATE_GAP_MM) & (z > -c - PLATE_GAP_MM - 1.0)] = CORTEX_HU
+    if gas_gap_mm is not None:
+        layer = (z > c + gas_gap_mm) & (z <= c + gas_gap_mm + GAS_THICKNESS_MM)
+        hu[layer & ((x / (a + 3.0)) ** 2 + (y / (b + 3.0)) ** 2 <= 1.0)] = GAS_HU
     hu[(x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2 <= 1.0] = cement_hu
     return on_ct_voxels(hu, FINE_MM, SPACING_MM)
 
@@ -51,6 +61,21 @@ def test_a_flat_bolus_keeps_its_volume_wherever_its_caps_fall_within_the_slices(
         errors.append(found.mask.sum() * np.prod(SPACING_MM) / truth_mm3 - 1.0)
     assert np.all(np.abs(errors) <= 0.02)
     assert np.mean(np.abs(errors)) <= 0.01
+
+
+def test_a_vacuum_cleft_above_the_bolus_is_not_the_bone_its_ends_are_sized_against():
+    # Gas 1 mm above the bolus fills a third of the ring the bone is read from. Taken as the bone,
+    # the gas made the bone beyond the caps read as a quarter cement: +3.4% to +10.7%. Left out,
+    # -2.7% to -0.6%: next to the gas the edge level, halfway to bone, lies inside the cement's
+    # half maximum against the gas.
+    truth_mm3 = 4.0 / 3.0 * np.pi * np.prod(SEMI_AXES_MM)
+    errors = []
+    for shift_mm in SHIFTS_MM:
+        hu = flat_bolus_ct(shift_mm, gas_gap_mm=1.0)
+        found = segment_cement(hu, MeasurementParameters(), np.array(SPACING_MM))
+        errors.append(found.mask.sum() * np.prod(SPACING_MM) / truth_mm3 - 1.0)
+    assert np.all(np.abs(errors) <= 0.03)
+    assert np.mean(np.abs(errors)) <= 0.02
 
 
 def test_the_ends_are_left_alone_where_the_scale_clips_the_cement():
@@ -78,6 +103,18 @@ def test_the_bone_around_a_bolus_is_the_ring_s_lower_quartile():
     assert np.median(hu[1:8, 1:8, 1:8]) == CORTEX_HU
     assert bone_around_hu(hu, piece) == pytest.approx(BONE_HU)
     assert bone_around_hu(hu[3:6, 3:6, 3:6], piece[3:6, 3:6, 3:6]) is None
+
+
+def test_gas_in_the_ring_around_a_bolus_is_not_its_bone():
+    # Half the ring is gas (-900 HU, a vacuum cleft), the rest trabecular bone: the gas is left
+    # out. A ring of gas alone keeps it (there is nothing else to read).
+    hu = np.full((9, 9, 9), BONE_HU, dtype=np.float32)
+    hu[:, :, :4] = GAS_HU
+    piece = np.zeros(hu.shape, dtype=bool)
+    piece[4, 4, 4] = True
+    assert np.quantile(hu[1:8, 1:8, 1:8], 0.25) == GAS_HU
+    assert bone_around_hu(hu, piece) == pytest.approx(BONE_HU)
+    assert bone_around_hu(np.full(hu.shape, GAS_HU, dtype=np.float32), piece) == pytest.approx(GAS_HU)
 
 
 def test_the_voxel_beyond_a_cap_gets_its_fraction_and_the_cap_s_last_voxel_at_most_its_own():
