@@ -138,15 +138,17 @@ def cut_pedicle_fillets(
 ) -> None:
     """Cut the fillets where the pedicles join the body's side walls (in place).
 
-    Where a pedicle meets the wall, bone fills the corner between them, and neither the opening
-    nor the outer-edge trim takes it off: bone continues outward. Behind the axis, the outline
-    that most pedicle-free slices share (``FILLET_SHARE``; the body's own wall, after the trim)
-    bounds the slices that carry pedicles: each piece of such a slice outside it (4-connected)
-    that touches bone outside the body (``hu`` at or above ``bone_min_hu``: the pedicle) is cut.
-    Pieces with no bone next to them are the body's own shape and stay; in front of the axis
-    nothing is cut. Nothing is cut where the pedicle-free outline disagrees with the others in
-    front of the axis (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take
-    more than ``FILLET_MAX_FRACTION`` of it.
+    Where a pedicle meets the wall, bone fills the corner between them, and neither the opening nor
+    the outer-edge trim takes it off: bone continues outward. Behind the axis, the outline that
+    most pedicle-free slices share (``FILLET_SHARE``; the body's own wall, after the trim) bounds
+    the slices that carry pedicles: each piece of such a slice outside it (4-connected) that
+    touches bone outside the body (``hu`` at or above ``bone_min_hu``: the pedicle) is cut. Pieces
+    with no bone next to them are the body's own shape and stay, as do pieces that reach the axis's
+    column (the pedicles join the walls either side of the canal: a basivertebral foramen notches
+    the free slices' posterior wall there); in front of the axis nothing is cut. Nothing is cut
+    where the pedicle-free outline disagrees with the others in front of the axis
+    (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take more than
+    ``FILLET_MAX_FRACTION`` of it.
     """
     carrying = set(pedicle_slices)
     free = [z for z in slices if z not in carrying]
@@ -164,6 +166,10 @@ def cut_pedicle_fillets(
         return
     pedicle_bone = (hu[pedicle_slices] >= bone_min_hu) & ~stack
     touching = np.unique(pieces[slicewise.binary_dilate(pedicle_bone, 1) & (pieces > 0)])
+    # The pedicles join the side walls on either side of the spinal canal: a piece that reaches
+    # the midline is the body's posterior wall, which a basivertebral foramen opens in the free
+    # slices, not a fillet.
+    touching = np.setdiff1d(touching, pieces[:, :, centre[1]])
     fillets = slicewise.members(pieces, touching)
     small = fillets.sum(axis=(1, 2)) <= FILLET_MAX_FRACTION * stack.sum(axis=(1, 2))
     body[pedicle_slices] = stack & ~(fillets & small[:, None, None])
