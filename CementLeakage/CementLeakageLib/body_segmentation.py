@@ -7,7 +7,8 @@ vertebral axis is taken with the shell around it, holes (cement, low-density tra
 are filled, and anything attached through a neck narrower than the pedicles (ribs, leaked
 cement) is cut off by a morphological opening of the cross-section (:mod:`body_cross_sections`).
 The pedicles are cut at the posterior wall and, in the slices that carry them, at the outline
-of the slices that do not (the pedicle's anterior edge; :mod:`pedicle_cuts`). The outer surface
+of the slices that do not (the pedicle's anterior edge; :mod:`pedicle_cuts`); a leak whose blur
+joins it to the wall is cut back to the wall's profile (:mod:`cement_bulges`). The outer surface
 is then moved from the 226 HU iso-level, which blur pushes outward, to the cortex's own edge
 (:mod:`cortex_edge`), and the fillets of bone where the pedicles join the side walls are cut
 back to the outline the pedicle-free slices share. Slices in the middle of the body whose
@@ -39,6 +40,7 @@ import SimpleITK as sitk
 
 from .body_cross_sections import cross_sections_by_slice
 from .body_settings import BodySegmentationSettings, frame_grid
+from .cement_bulges import cut_cement_bulges
 from .cement_segmentation import has_thick_slices
 from .concave_rims import add_concave_endplate_rims
 from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
@@ -145,6 +147,7 @@ def _cut_body(
     cut_pedicle_roots(
         body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
+    cut_cement_bulges(body, hu, list(interiors), centre, parameters.cement_min_hu, spacing)
     level = None
     if settings.refine_outer_edge:
         band_px = voxels_across(settings.edge_band_mm, spacing)

@@ -1,0 +1,93 @@
+"""Leaked cement cut off the body's cross-sections where its blur joins it to the wall.
+
+Cement that leaked out of the body into a vein in front of it or beside it lies a millimetre or
+two off the wall. Its blurred rim, above the bone threshold, bridges that gap along the leak's
+whole width: too wide a neck for the opening that cuts off what hangs on the cross-sections
+(:func:`body_cross_sections.cut_necks`), so the ring around the axis takes in the gap and the
+leak's near side. Such a bridge sticks out of the body's outline only in the slices the leak
+crosses, while the wall runs on above and below it. Slice by slice (frame grid ``[z, y, x]``,
+rows growing anteriorly), the outline's radius from the axis is read in ``ANGLE_BINS`` sectors;
+the median over the slices is the wall's profile. What a slice holds beyond it, by more than
+``BULGE_TOLERANCE_MM`` and the slice's own enlargement (the median excess over its sectors: an
+endplate's flare), is cut where it takes in cement (``cement_min_hu``) that continues outside the
+cross-section: a leak. A bulge with cement inside it and cortex around it (a bolus filling a
+bump of the wall) and one without cement (an osteophyte, an endplate's rim) stay. An anterior leak
+2 mm off the wall of an L4 with osteophytes on 1 x 1 x 2 mm voxels, 0.26 cm³: 12 of its voxels were
+counted in the body (VBV +1.3%, the leak -12%).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import slicewise
+
+ANGLE_BINS = 72
+"""Sectors around the axis in which the outline's radius is read (5 degrees each)."""
+BULGE_TOLERANCE_MM = 1.0
+"""How far (mm) a slice's outline may reach beyond the wall's profile before a bulge of it can
+be cut."""
+
+
+def outline_radii(stack: np.ndarray, centre: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a ``[z, y, x]`` stack of cross-sections: each slice's outline radius (px from the axis
+    pixel ``centre``) in each of ``ANGLE_BINS`` sectors (NaN where the slice has none there), and
+    every pixel's radius and sector (``[y, x]``)."""
+    rows, cols = np.indices(stack.shape[1:])
+    dy, dx = rows - centre[0], cols - centre[1]
+    radius = np.hypot(dy, dx)
+    sector = (np.floor((np.arctan2(dy, dx) + np.pi) / (2.0 * np.pi) * ANGLE_BINS).astype(int)) % ANGLE_BINS
+    radii = np.full((stack.shape[0], ANGLE_BINS), np.nan)
+    for index, present in enumerate(stack):
+        if not present.any():
+            continue
+        reach = np.zeros(ANGLE_BINS)
+        np.maximum.at(reach, sector[present], radius[present])
+        counted = np.bincount(sector[present], minlength=ANGLE_BINS) > 0
+        radii[index, counted] = reach[counted]
+    return radii, radius, sector
+
+
+def _median_ignoring_nan(values: np.ndarray, axis: int) -> np.ndarray:
+    """The median along ``axis`` of the finite values (NaN where there are none)."""
+    finite = np.isfinite(values)
+    filled = np.where(finite, values, np.inf)
+    ordered = np.sort(filled, axis=axis)
+    count = finite.sum(axis=axis)
+    low = np.take_along_axis(ordered, np.expand_dims(np.maximum((count - 1) // 2, 0), axis), axis)
+    high = np.take_along_axis(ordered, np.expand_dims(np.maximum(count // 2, 0), axis), axis)
+    median = 0.5 * (np.squeeze(low, axis) + np.squeeze(high, axis))
+    return np.where(count > 0, median, np.nan)
+
+
+def cut_cement_bulges(
+    body: np.ndarray,
+    hu: np.ndarray,
+    slices: list[int],
+    centre: tuple[int, int],
+    cement_min_hu: float,
+    spacing_mm: float,
+) -> None:
+    """Cut from the cross-sections of ``body`` (bool ``[z, y, x]`` on the frame grid of
+    ``spacing_mm``, in place) in ``slices`` the bulges beyond the wall's profile that take in
+    leaked cement (``hu`` at or above ``cement_min_hu``, HU) continuing outside them."""
+    if len(slices) < 3:
+        return
+    stack = body[slices]
+    radii, radius, sector = outline_radii(stack, centre)
+    profile = _median_ignoring_nan(radii, axis=0)
+    excess = radii - profile[None, :]
+    enlargement = np.maximum(np.nan_to_num(_median_ignoring_nan(excess, axis=1)), 0.0)
+    allowed = np.nan_to_num(profile, nan=np.inf)[None, :] + BULGE_TOLERANCE_MM / spacing_mm
+    allowed = allowed + enlargement[:, None]
+    beyond = stack & (radius[None] > allowed[:, sector])
+    if not beyond.any():
+        return
+    pieces = slicewise.labels(beyond)
+    cement = hu[slices] >= cement_min_hu
+    outside = cement & ~stack
+    reaching_out = np.unique(pieces[slicewise.binary_dilate(outside, 1) & (pieces > 0) & cement])
+    if reaching_out.size == 0:
+        return
+    kept = stack & ~slicewise.members(pieces, reaching_out)
+    body[slices] = slicewise.component_near(slicewise.fill_holes(kept), centre)
