@@ -36,20 +36,37 @@ def cut_at_posterior_wall(
     return [z for z, depth in depths.items() if centre[0] - depth < wall - tolerance_px]
 
 
+FREE_OUTLINE_AGREEMENT = 0.05
+"""In front of the axis, the union of the outlines of the slices free of pedicles may cover at
+most this fraction less than the cross-sections of those that carry them (their median) for it
+to bound them: slices whose posterior wall a basivertebral foramen opens reach less far back and
+pass for free of pedicles, while their ring, open there, may have lost part of the body."""
+
+
 def restrict_to_pedicle_free_outline(
-    body: np.ndarray, slices: list[int], pedicle_slices: list[int], margin_px: int
+    body: np.ndarray,
+    slices: list[int],
+    pedicle_slices: list[int],
+    margin_px: int,
+    centre: tuple[int, int] | None = None,
 ) -> None:
     """Remove pedicle roots left in front of the posterior wall.
 
     Slices that do not carry pedicles stand free; the union of their outlines, grown by
     ``margin_px``, bounds the body in the slices that do, which cuts each pedicle at its
-    anterior edge.
+    anterior edge. With the axis pixel ``centre`` (row, column) given, nothing is cut where that
+    union falls short of the others in front of the axis (``FREE_OUTLINE_AGREEMENT``).
     """
     carrying = set(pedicle_slices)
     free = [z for z in slices if z not in carrying]
     if len(free) < 3 or not pedicle_slices:
         return
     reference = body[free].any(axis=0)
+    if centre is not None:
+        front = float(reference[centre[0] :].sum())
+        front_of_pedicle_slices = float(np.median(body[pedicle_slices, centre[0] :].sum(axis=(1, 2))))
+        if front < (1.0 - FREE_OUTLINE_AGREEMENT) * front_of_pedicle_slices:
+            return
     if margin_px > 0:
         reference = (
             sitk.GetArrayFromImage(

@@ -88,3 +88,18 @@ def test_a_cut_larger_than_a_fillet_is_not_made():
     before = body.copy()
     cut(body, hu)
     assert np.array_equal(body, before)
+
+
+def test_a_notch_at_the_midline_of_the_free_slices_is_no_fillet():
+    # A basivertebral foramen opens the posterior wall of the slices it crosses, which then pass
+    # for free of pedicles: their outline is notched at the midline, with the wall's cortex behind
+    # the notch. The piece of each slice carrying pedicles in that notch reaches the axis's
+    # column and stays; the fillets either side are cut.
+    notch = (ROWS < CENTRE[0] - 20) & (np.abs(COLS - CENTRE[1]) <= 6)
+    body, hu = stack()
+    body[FREE_SLICES] &= ~notch
+    cortex_behind = ellipse(36.0, 30.0) & ~BODY & (np.abs(COLS - CENTRE[1]) <= 6) & (ROWS < CENTRE[0])
+    hu[PEDICLE_SLICES] = np.where(cortex_behind, 300.0, hu[PEDICLE_SLICES])
+    cut(body, hu)
+    for z in PEDICLE_SLICES:
+        assert np.array_equal(body[z], BODY)

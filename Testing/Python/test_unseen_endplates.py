@@ -1,9 +1,13 @@
-"""A faint cortex whose shell has gaps on thick slices: the endplates beyond the points fall
-between the CT's slices, and the measurement says so instead of giving a silently low VBV.
+"""Endplates the segmentation cannot follow, named instead of giving a silently low VBV.
 
-The phantom is number 11 of the seed-2027 sweep: a biconcave T6 at 90% height, 300 HU cortex,
-point-sampled 0.7 x 0.7 x 2 mm voxels. Each dish lies 0.84 mm beyond its endplate point, and
-the upper one wholly between two CT planes.
+A faint cortex whose shell has gaps on thick slices: the endplates beyond the points fall
+between the CT's slices. The phantom is number 11 of the seed-2027 sweep: a biconcave T6 at 90%
+height, 300 HU cortex, point-sampled 0.7 x 0.7 x 2 mm voxels. Each dish lies 0.84 mm beyond its
+endplate point, and the upper one wholly between two CT planes.
+
+A shell that closes nowhere in 3D: leaks into both discs of a biconcave T5 at 65% height on
+2 mm slices (phantom 16 of the seed-2033 sweep) open its endplates, and its faces stay on the
+points.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from test_segmentation_anatomy import FAINT_BICONCAVE_T12
 
-from CementLeakageLib.body_segmentation import unseen_endplates_warning
+from CementLeakageLib.body_segmentation import UNCLOSED_SHELL_WARNING, unseen_endplates_warning
 from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
@@ -31,14 +35,28 @@ FAINT_SHALLOW_DISHES = {
 }
 
 
-def unseen_warnings(spec: PhantomSpec) -> tuple[list[str], float]:
-    """The measurement's warnings about unseen endplates, and its VBV error (%) against the
-    phantom's analytic truth."""
+LEAKS_INTO_BOTH_DISCS_OF_A_DISHED_T5 = {
+    "level": "T5",
+    "side": "left",
+    "spacing_mm": (0.7, 0.7, 2.0),
+    "orientation": "lps",
+    "disc_height_mm": 4.652653818878123,
+    "cement_preset": "high",
+    "leaks": ("disc superior", "disc inferior"),
+    "compression": "biconcave",
+    "compression_ratio": 0.6541752302683616,
+    "seed": 2049,
+}
+
+
+def unseen_warnings(spec: PhantomSpec, phrase: str = "may lie between two slices") -> tuple[list[str], float]:
+    """The measurement's warnings that hold ``phrase`` (by default, about endplates between the
+    slices), and its VBV error (%) against the phantom's analytic truth."""
     phantom = make_phantom(spec)
     truth = phantom.truth
     result = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
     vbv_error_pct = 100.0 * (result.measurement.vbv_cm3 / truth.vbv_cm3 - 1.0)
-    return [w for w in result.measurement.warnings if "may lie between two slices" in w], vbv_error_pct
+    return [w for w in result.measurement.warnings if phrase in w], vbv_error_pct
 
 
 def test_shallow_dishes_between_thick_slices_are_named_with_the_low_vbv():
@@ -69,3 +87,22 @@ def test_the_warning_names_the_cortex_level_and_the_slices():
     geometry = VolumeGeometry(ijk_to_ras=np.diag([-0.7, -0.7, 2.5, 1.0]), shape=(40, 64, 64))
     text = unseen_endplates_warning(193.4, 226.0, geometry)
     assert "edge at 193 HU" in text and "226 HU bone threshold" in text and "2.5 mm slices" in text
+
+
+def test_a_shell_that_closes_nowhere_is_named_with_the_low_vbv():
+    # The leaks' halo is not shell beyond the points, and the dishes' walls under it go with it:
+    # the shell encloses the body at no level and radius, no rim is found slice by slice, and the
+    # faces stay flat on the points (VBV -18.9% measured: the two dishes).
+    warnings, vbv_error_pct = unseen_warnings(
+        PhantomSpec.for_level(**LEAKS_INTO_BOTH_DISCS_OF_A_DISHED_T5), "did not close"
+    )
+    assert warnings == [UNCLOSED_SHELL_WARNING]
+    assert -25.0 < vbv_error_pct < -10.0
+
+
+def test_a_shell_that_closes_is_not_named_unclosed():
+    # Without the leaks the same body is enclosed whole (VBV +3.7%).
+    case = dict(LEAKS_INTO_BOTH_DISCS_OF_A_DISHED_T5, leaks=())
+    warnings, vbv_error_pct = unseen_warnings(PhantomSpec.for_level(**case), "did not close")
+    assert warnings == []
+    assert abs(vbv_error_pct) <= 4.0
