@@ -76,6 +76,7 @@ from .cement_slice_ends import (
     END_RING_OUTER_VOXELS,
     RING_GAS_MAX_HU,
     SLICE_ENDS_MIN_VOXELS,
+    at_or_above_if_any,
     bone_around_hu,
     slice_end_coverage,
 )
@@ -205,8 +206,8 @@ def cement_edge_level(
         return parameters.cement_min_hu
     cement = float(np.median(array_hu[core])) if cement_hu is None else float(cement_hu)
     ring = array_hu[around]
-    if background_min_hu is not None and np.any(ring >= background_min_hu):
-        ring = ring[ring >= background_min_hu]
+    if background_min_hu is not None:
+        ring = at_or_above_if_any(ring, background_min_hu)
     level = 0.5 * (cement + float(np.quantile(ring, background_quantile)))
     # On the usual scale 1500 HU is about halfway between cement and bone; only cement on an
     # extended scale (upper bound above 3071 HU) lies so high that its halfway level is above it.

@@ -87,10 +87,14 @@ def bone_around_hu(array_hu: np.ndarray, piece: np.ndarray) -> float | None:
     ring = outer & ~inner
     if not ring.any():
         return None
-    values = array_hu[ring]
-    if np.any(values >= RING_GAS_MAX_HU):
-        values = values[values >= RING_GAS_MAX_HU]
-    return float(np.quantile(values, BONE_QUANTILE))
+    return float(np.quantile(at_or_above_if_any(array_hu[ring], RING_GAS_MAX_HU), BONE_QUANTILE))
+
+
+def at_or_above_if_any(values: np.ndarray, floor_hu: float) -> np.ndarray:
+    """The ``values`` (HU) at or above ``floor_hu``, or all of them when none are: a ring's gas
+    left out while some bone remains."""
+    kept = values[values >= floor_hu]
+    return kept if kept.size else values
 
 
 def blur_spill_fraction(slice_spacing_mm: float, blur_sigma_mm: float = CT_BLUR_SIGMA_MM) -> float:

@@ -37,10 +37,19 @@ def cut_at_posterior_wall(
 
 
 FREE_OUTLINE_AGREEMENT = 0.05
-"""In front of the axis, the union of the outlines of the slices free of pedicles may cover at
-most this fraction less than the cross-sections of those that carry them (their median) for it
-to bound them: slices whose posterior wall a basivertebral foramen opens reach less far back and
-pass for free of pedicles, while their ring, open there, may have lost part of the body."""
+"""How far (a fraction of the median area in front of the axis of the slices that carry
+pedicles) the outline of the slices free of them may fall short there and still bound the others;
+the fillets' outline may not exceed it by more either. A shorter outline lost part of the body:
+a faint shell's, or that of slices whose posterior wall a basivertebral foramen opens, which
+reach less far back and pass for free of pedicles while their ring, open there, loses part of
+the body."""
+
+
+def _front_areas(outline: np.ndarray, carrying: np.ndarray, centre: tuple[int, int]) -> tuple[float, float]:
+    """Area (px) in front of the axis pixel ``centre`` of a pedicle-free ``outline`` (``[y, x]``)
+    and the median of that of the cross-sections ``carrying`` pedicles (``[z, y, x]``)."""
+    front = float(outline[centre[0] :].sum())
+    return front, float(np.median(carrying[:, centre[0] :].sum(axis=(1, 2))))
 
 
 def restrict_to_pedicle_free_outline(
@@ -48,25 +57,23 @@ def restrict_to_pedicle_free_outline(
     slices: list[int],
     pedicle_slices: list[int],
     margin_px: int,
-    centre: tuple[int, int] | None = None,
+    centre: tuple[int, int],
 ) -> None:
     """Remove pedicle roots left in front of the posterior wall.
 
     Slices that do not carry pedicles stand free; the union of their outlines, grown by
     ``margin_px``, bounds the body in the slices that do, which cuts each pedicle at its
-    anterior edge. With the axis pixel ``centre`` (row, column) given, nothing is cut where that
-    union falls short of the others in front of the axis (``FREE_OUTLINE_AGREEMENT``).
+    anterior edge. Nothing is cut where that union falls short of the others in front of the
+    axis pixel ``centre`` (row, column; ``FREE_OUTLINE_AGREEMENT``).
     """
     carrying = set(pedicle_slices)
     free = [z for z in slices if z not in carrying]
     if len(free) < 3 or not pedicle_slices:
         return
     reference = body[free].any(axis=0)
-    if centre is not None:
-        front = float(reference[centre[0] :].sum())
-        front_of_pedicle_slices = float(np.median(body[pedicle_slices, centre[0] :].sum(axis=(1, 2))))
-        if front < (1.0 - FREE_OUTLINE_AGREEMENT) * front_of_pedicle_slices:
-            return
+    front, front_of_pedicle_slices = _front_areas(reference, body[pedicle_slices], centre)
+    if front < (1.0 - FREE_OUTLINE_AGREEMENT) * front_of_pedicle_slices:
+        return
     if margin_px > 0:
         reference = (
             sitk.GetArrayFromImage(
@@ -137,10 +144,6 @@ def cut_pedicle_roots(
 
 FILLET_SHARE = 0.5
 """Share of the pedicle-free slices a pixel must lie in to belong to the body's posterior outline."""
-FILLET_OUTLINE_AGREEMENT = 0.05
-"""In front of the axis, the pedicle-free outline's area must lie within this fraction of the
-pedicle slices' (median): otherwise the pedicle-free slices lost part of a faint shell and
-their outline cannot bound the others."""
 FILLET_MAX_FRACTION = 0.08
 """A slice loses at most this fraction of its area to fillets; a larger cut is not a fillet's."""
 
@@ -164,7 +167,7 @@ def cut_pedicle_fillets(
     column (the pedicles join the walls either side of the canal: a basivertebral foramen notches
     the free slices' posterior wall there); in front of the axis nothing is cut. Nothing is cut
     where the pedicle-free outline disagrees with the others in front of the axis
-    (``FILLET_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take more than
+    (``FREE_OUTLINE_AGREEMENT``), nor in a slice whose fillets would take more than
     ``FILLET_MAX_FRACTION`` of it.
     """
     carrying = set(pedicle_slices)
@@ -173,9 +176,8 @@ def cut_pedicle_fillets(
         return
     outline = body[free].mean(axis=0) >= FILLET_SHARE
     stack = body[pedicle_slices]
-    front = float(outline[centre[0] :].sum())
-    front_of_pedicle_slices = float(np.median(stack[:, centre[0] :].sum(axis=(1, 2))))
-    if abs(front - front_of_pedicle_slices) > FILLET_OUTLINE_AGREEMENT * front_of_pedicle_slices:
+    front, front_of_pedicle_slices = _front_areas(outline, stack, centre)
+    if abs(front - front_of_pedicle_slices) > FREE_OUTLINE_AGREEMENT * front_of_pedicle_slices:
         return
     outline[centre[0] :, :] = True
     pieces = slicewise.labels(stack & ~outline[None])
