@@ -102,8 +102,8 @@ def unseen_endplates_warning(edge_level_hu: float, bone_min_hu: float, geometry:
 UNCLOSED_SHELL_WARNING = (
     "the vertebral body's cortical shell did not close around it in 3D (a leak into the disc, or an "
     "opening in an endplate): its faces were taken flat through the endplate points, so the dish of "
-    "a concave endplate beyond them is left out (two 3 mm dishes of an 11 mm T5 with leaks into both "
-    "discs: VBV 19% low); review the body mask at the endplates"
+    "a concave endplate beyond them is left out (two 3 mm dishes of an 11 mm T5 hold a fifth of its "
+    "volume); review the body mask at the endplates"
 )
 """Said when no shell encloses the body and no concave rim was found slice by slice beyond the
 points: its faces lie on the points whatever the endplates' shape."""
