@@ -96,10 +96,12 @@ blurred peak is lower, keep their 1500 HU core further inside their true edge th
 EDGE_RING_GAP_MM = 1.0
 """The surroundings of a piece are sampled about this far (mm) beyond it, past most of the blur
 (one voxel beyond it when the spacing is not known)."""
-BONE_RING_SHARE = 0.3
+BONE_RING_SHARE = 0.2
 """A long piece whose ring, in the slice where the piece is widest, is at least this share bone
-lies within bone (a pedicle tract: 0.27-1.0 on the phantoms) and keeps its half-maximum surface;
-a leak into a disc has bone mostly in the slices above and below it (0.0-0.35 in nine of ten)."""
+lies within bone (a pedicle tract: 0.22-1.0 on the phantoms, the least in pedicles whose cortex
+is faint) and keeps its half-maximum surface; a leak into a disc has bone mostly in the slices
+above and below it (0.0-0.35 in nine of ten), but it is not long; a leak into the spinal canal
+beside a tract has 0.0-0.05."""
 TRACT_ELONGATION_MIN = 2.0
 """A piece is long like a needle's tract when the spread (SD, mm) of its voxels along its longest
 axis is at least this many times that along its second: pedicle tracts 2.6-3.8 on the phantoms,

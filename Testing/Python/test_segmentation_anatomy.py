@@ -253,6 +253,24 @@ CASES = {
         "osteophytes": True,
         "seed": 2054,
     },
+    # In a pedicle whose cortex is faint, 22% of the tract's ring is bone in its widest slice,
+    # under the 30% that took it for cement within bone: sized together with the leak into the
+    # spinal canal beside it, that leak read +11.4%. A tract now needs 20%.
+    "spinal-canal leak beside the pedicle tract of a T8 with a faint cortex, 2 mm slices (phantom "
+    "47 of the seed-2031 sweep)": {
+        "level": "T8",
+        "side": "right",
+        "spacing_mm": (1.0, 1.0, 2.0),
+        "disc_height_mm": 3.0386528712132863,
+        "cement_preset": "low",
+        "leaks": ("anterior", "spinal canal"),
+        "compression": "wedge",
+        "compression_ratio": 0.9339743860615835,
+        "cortex_hu": 300.0,
+        "rotation_deg": 11.474627568940264,
+        "osteophytes": True,
+        "seed": 2078,
+    },
     # The leak into the narrow disc below lies in one 1.5 mm slice; its rim, thinner than the
     # slice, stays faint for a few millimetres beyond its half maximum, and the ring the background
     # came from lay in that rim (-47%). The ring now grows until it stops falling.
