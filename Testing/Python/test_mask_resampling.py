@@ -100,9 +100,10 @@ def test_coverage_along_slices_finds_a_crossing_within_a_slice():
 def test_thin_cement_layer_on_thick_slices_is_placed_within_the_slices():
     """A 3 mm cement layer (2700 HU in 100 HU) on 2 mm slices, each slice the mean over its
     thickness, at five positions within a slice. Whole voxels at 1500 HU make the layer 2 or 4
-    mm thick (33% off every time); placed within the slices, the layer is right at two of the
-    positions and 14% off on average (its ends from the cement they hold inside its rim; 17%
-    without), never further off than whole voxels."""
+    mm thick (33% off every time); placed within the slices, the layer is right at one of the
+    positions, 3% and 7% off at two more and 12.5% off on average (its ends from the cement they
+    hold inside its rim, as for a bolus of 300 core voxels or more, 400 here; 17% without),
+    never further off than whole voxels."""
     parameters = MeasurementParameters()
     spacing = 2.0
     errors_whole, errors_placed = [], []
@@ -119,6 +120,6 @@ def test_thin_cement_layer_on_thick_slices_is_placed_within_the_slices():
         errors_whole.append(abs(whole.sum() * voxel_mm3 / truth_mm3 - 1.0))
         errors_placed.append(abs(placed.sum() * voxel_mm3 / truth_mm3 - 1.0))
     assert np.mean(errors_whole) == pytest.approx(1.0 / 3.0, abs=0.01)
-    assert np.mean(errors_placed) == pytest.approx(0.138, abs=0.01)
-    assert sorted(errors_placed)[:2] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert np.mean(errors_placed) == pytest.approx(0.125, abs=0.01)
+    assert sorted(errors_placed)[:3] == pytest.approx([0.0, 1.0 / 30.0, 1.0 / 15.0], abs=1e-3)
     assert all(p <= w + 1e-9 for p, w in zip(errors_placed, errors_whole))
