@@ -149,13 +149,18 @@ def enclosed_by_shell(
     return second
 
 
+def _beyond_points(axial_mm: np.ndarray, height_mm: float) -> np.ndarray:
+    """Which frame slices lie beyond the endplate points: at or outside 0 and ``height_mm`` along
+    the axis (``axial_mm``, mm above the lower point), the complement of the slab."""
+    return (axial_mm <= 0.0) | (axial_mm >= height_mm)
+
+
 def _faint_cement_beyond_points(
     hu: np.ndarray, axial_mm: np.ndarray, height_mm: float, cement_min_hu: float
 ) -> bool:
     """Whether any voxel beyond the endplate points (``axial_mm`` outside 0 to ``height_mm``)
     reads from ``FAINT_CEMENT_MIN_HU`` up to under ``cement_min_hu``."""
-    beyond = (axial_mm <= 0.0) | (axial_mm >= height_mm)
-    values = hu[beyond]
+    values = hu[_beyond_points(axial_mm, height_mm)]
     return bool(((values >= FAINT_CEMENT_MIN_HU) & (values < cement_min_hu)).any())
 
 
@@ -197,8 +202,9 @@ def _enclosed(
     allowed = (axial_mm >= -limit) & (axial_mm <= height_mm + limit)
     middle = slab[len(slab) // 4 : max(len(slab) // 4 + 1, 3 * len(slab) // 4)]
     # Beyond the endplate points cement is not shell: a leak into the disc must not close a lid.
-    beyond_slices = np.flatnonzero((axial_mm <= 0.0) | (axial_mm >= height_mm))
-    beyond_points = ((axial_mm <= 0.0) | (axial_mm >= height_mm))[:, None, None]
+    beyond = _beyond_points(axial_mm, height_mm)
+    beyond_slices = np.flatnonzero(beyond)
+    beyond_points = beyond[:, None, None]
     cement = hu >= (FAINT_CEMENT_MIN_HU if faint_leaks else cement_min_hu)
     bridge_px = voxels_across(FAINT_LEAK_BRIDGE_MM, settings.working_spacing_mm) if faint_leaks else 0
 
