@@ -223,12 +223,18 @@ run inside the body all round. 226 HU lies about 0.3 mm inside the edge of a 1 m
 ratio everywhere, while at 1.05 a 20 x 15 mm L1 (4.8% larger) kept the inner rings (VBV -4.1%)."""
 
 
+FRONT_LOST_RATIO = 1.15
+"""When the lowest-level cross-sections are typically this many times larger in front of the axis,
+the first lost part of the body throughout, whatever their areas behind it."""
+
+
 def _lost_throughout(
     body: np.ndarray,
     interiors: dict[int, np.ndarray],
     alternative: np.ndarray,
     alternative_interiors: dict[int, np.ndarray],
     faint_cortex: bool,
+    axis_row: int,
 ) -> bool:
     """Whether the first cross-sections (``body`` in the slices of ``interiors``) lost part of the
     body throughout, so that the lowest-level ones (``alternative``, their outline at the cortex's
@@ -242,12 +248,20 @@ def _lost_throughout(
     typically ``LOST_THROUGHOUT_RATIO`` times larger, or ``FAINT_CORTEX_RATIO`` times where the
     cortex is faint (``faint_cortex``: its edge lies below the bone threshold). A dense cortex's
     edge lies above the lowest level, whose rings then run outside it.
+
+    Behind the axis (row ``axis_row``) the first rings' areas hold whatever the posterior wall they
+    set leaves of the pedicles, which can make up for what they lost in front: they are replaced
+    too when their areas in front of the axis are typically ``FRONT_LOST_RATIO`` times smaller.
     """
     if not interiors or not alternative_interiors:
         return False
     first = float(np.median([body[z].sum() for z in interiors]))
     lowest = float(np.median([alternative[z].sum() for z in alternative_interiors]))
-    return lowest > (FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) * first
+    if lowest > (FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) * first:
+        return True
+    first_front = float(np.median([body[z, axis_row:].sum() for z in interiors]))
+    lowest_front = float(np.median([alternative[z, axis_row:].sum() for z in alternative_interiors]))
+    return lowest_front > FRONT_LOST_RATIO * first_front
 
 
 FAINT_FACE_SHORTFALL_MM = 1.0
@@ -401,7 +415,7 @@ def segment_vertebral_body(
             # first ones: the outer surface is moved to the cortex's edge down to that level.
             cut_again = _cut_body(again, shape=grid.shape, **shaping)
             alternative, kept = _edge_trimmed(cut_again, again, **shaping, shell_level_hu=low_first[0][0])
-            if _lost_throughout(body, interiors, alternative, kept, faint_cortex):
+            if _lost_throughout(body, interiors, alternative, kept, faint_cortex, centre[0]):
                 body, interiors = alternative, kept
             elif deficient:
                 # A few slices are mended with the outline the first rings would have had.
