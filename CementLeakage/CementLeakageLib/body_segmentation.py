@@ -255,13 +255,17 @@ def _lost_throughout(
     """
     if not interiors or not alternative_interiors:
         return False
-    first = float(np.median([body[z].sum() for z in interiors]))
-    lowest = float(np.median([alternative[z].sum() for z in alternative_interiors]))
-    if lowest > (FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) * first:
-        return True
-    first_front = float(np.median([body[z, axis_row:].sum() for z in interiors]))
-    lowest_front = float(np.median([alternative[z, axis_row:].sum() for z in alternative_interiors]))
-    return lowest_front > FRONT_LOST_RATIO * first_front
+
+    def larger(from_row: int, ratio: float) -> bool:
+        """Whether the lowest-level cross-sections' median area (rows from ``from_row`` on) is
+        more than ``ratio`` times the first ones'."""
+        first = float(np.median([body[z, from_row:].sum() for z in interiors]))
+        lowest = float(np.median([alternative[z, from_row:].sum() for z in alternative_interiors]))
+        return lowest > ratio * first
+
+    return larger(0, FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) or larger(
+        axis_row, FRONT_LOST_RATIO
+    )
 
 
 FAINT_FACE_SHORTFALL_MM = 1.0

@@ -1,7 +1,7 @@
 """The outline of the slices free of pedicles bounds the slices that carry them (frame grid,
 0.5 mm pixels, rows increasing towards anterior), unless it has lost part of the body.
 
-Synthetic stack: 10 pedicle-free slices with the body's elliptical cross-section, then 30
+Synthetic stack (`pedicle_stacks`): 10 pedicle-free slices with the body's elliptical cross-section, then 30
 slices where pedicle roots stick out behind the posterolateral corners. Exact pixel counts say
 what is cut and what is kept.
 """
@@ -9,15 +9,11 @@ what is cut and what is kept.
 from __future__ import annotations
 
 import numpy as np
+import pedicle_stacks
+from pedicle_stacks import BODY, CENTRE, COLS, FREE_SLICES, PEDICLE_SLICES, ROWS, SHAPE
 
 from CementLeakageLib.pedicle_cuts import FREE_OUTLINE_AGREEMENT, restrict_to_pedicle_free_outline
 
-SHAPE = (40, 120, 120)
-CENTRE = (60, 60)
-FREE_SLICES = list(range(10))
-PEDICLE_SLICES = list(range(10, 40))
-ROWS, COLS = np.mgrid[: SHAPE[1], : SHAPE[2]]
-BODY = ((COLS - CENTRE[1]) / 36.0) ** 2 + ((ROWS - CENTRE[0]) / 28.0) ** 2 <= 1.0
 ROOTS = (
     (ROWS >= CENTRE[0] - 34)
     & (ROWS < CENTRE[0] - 20)
@@ -27,10 +23,7 @@ ROOTS = (
 
 
 def stack() -> np.ndarray:
-    body = np.zeros(SHAPE, dtype=bool)
-    body[:] = BODY
-    body[PEDICLE_SLICES] |= ROOTS
-    return body
+    return pedicle_stacks.stack(ROOTS)
 
 
 def restrict(body: np.ndarray) -> None:

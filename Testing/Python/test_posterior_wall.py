@@ -2,24 +2,20 @@
 least far back end, among those as wide in front of the axis as the body (frame grid, 0.5 mm
 pixels, rows increasing towards anterior).
 
-Synthetic stack: 10 pedicle-free slices with the body's elliptical cross-section, then 30
+Synthetic stack (`pedicle_stacks`): 10 pedicle-free slices with the body's elliptical cross-section, then 30
 slices where pedicles reach 6 rows behind it. Exact pixel counts say what is cut and what is kept.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pedicle_stacks
+from pedicle_stacks import BODY, CENTRE, COLS, FREE_SLICES, PEDICLE_SLICES, ROWS, SHAPE
 
 from CementLeakageLib.pedicle_cuts import WALL_WIDTH_AGREEMENT, cut_at_posterior_wall
 
-SHAPE = (40, 120, 120)
-CENTRE = (60, 60)
 WALL_QUANTILE = 0.2
 """The body settings' ``posterior_wall_quantile``."""
-FREE_SLICES = list(range(10))
-PEDICLE_SLICES = list(range(10, 40))
-ROWS, COLS = np.mgrid[: SHAPE[1], : SHAPE[2]]
-BODY = ((COLS - CENTRE[1]) / 36.0) ** 2 + ((ROWS - CENTRE[0]) / 28.0) ** 2 <= 1.0
 BODY_BACK_ROW = CENTRE[0] - 28
 """The first row of ``BODY``: its posterior wall."""
 PEDICLES = (ROWS >= CENTRE[0] - 34) & (ROWS < CENTRE[0] - 20) & (np.abs(COLS - CENTRE[1]) < 26)
@@ -27,10 +23,7 @@ BEHIND_WALL = ROWS < BODY_BACK_ROW
 
 
 def stack() -> np.ndarray:
-    body = np.zeros(SHAPE, dtype=bool)
-    body[:] = BODY
-    body[PEDICLE_SLICES] |= PEDICLES
-    return body
+    return pedicle_stacks.stack(PEDICLES)
 
 
 def front_width(cross_section: np.ndarray) -> int:
