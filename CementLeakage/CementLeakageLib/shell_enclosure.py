@@ -289,15 +289,16 @@ def _enclosed(
             candidate, closed = candidates[key]
             if not (candidate & ~closed)[core_slices].any():
                 continue
+            shell = (hu, attempt[0])
             calibrated, fill = calibrate_to_endplate_points(
-                candidate, axial_mm, height_mm, inset_px, excluded_columns=hidden[halo_px]
+                candidate, axial_mm, height_mm, inset_px, excluded_columns=hidden[halo_px], shell=shell
             )
             coverage = float((finished(calibrated, False) & slab_body).sum()) / reference
             if coverage >= ENCLOSED_COVERAGE_MIN:
                 if shortfall_mm > 0.0:
                     # Judged with its faces as the shell left them, kept with them on the points.
                     calibrated, fill = calibrate_to_endplate_points(
-                        candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden[halo_px]
+                        candidate, axial_mm, height_mm, inset_px, shortfall_mm, hidden[halo_px], shell
                     )
                 kept = finished(calibrated, True)
                 if thick_slices is not None:

@@ -16,7 +16,9 @@ from CementLeakageLib.endplate_faces import (
     calibrate_to_endplate_points,
     column_faces,
     columns_within_outline,
+    face_crossings,
     face_occupancy,
+    face_positions,
     fitted_faces,
     smooth_face,
 )
@@ -313,3 +315,75 @@ def test_columns_under_hidden_cement_take_the_fitted_dish():
     # millimetre further inside the body than the rest.
     assert abs(float(error_mm[patch].mean() - error_mm[DISK & ~patch].mean())) < 0.125
     assert abs(float(error_mm[DISK].mean())) < 0.25
+
+
+LEVEL_HU = 300.0
+
+
+def ramped_shell(lower_px: np.ndarray, upper_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intensities rising 100 HU per slice from ``LEVEL_HU`` at face positions ``lower_px`` and
+    ``upper_px`` (slice indices, ``[y, x]`` or scalars; a voxel spans its index +- 0.5) towards
+    the middle, and the body (within the disk) of the voxels at the level and up."""
+    z = np.arange(80, dtype=float)[:, None, None]
+    hu = LEVEL_HU + 100.0 * np.minimum(z - np.asarray(lower_px)[None], np.asarray(upper_px)[None] - z)
+    hu = np.broadcast_to(hu, (80, *DISK.shape))
+    return hu, DISK[None] & (hu >= LEVEL_HU)
+
+
+def test_the_crossings_place_each_face_between_its_end_voxel_and_the_next():
+    # Faces 0.3 slices above the lower end voxel's outer edge (19.5) and 0.4 below the upper
+    # one's (60.5) in every column: a binary mask puts them on the edges.
+    hu, body = ramped_shell(19.8, 60.1)
+    assert np.flatnonzero(body[:, 30, 30])[[0, -1]].tolist() == [20, 60]
+    inward_lower, inward_upper = face_crossings(body, hu, LEVEL_HU)
+    assert inward_lower[DISK] == pytest.approx(0.3, abs=1e-9)
+    assert inward_upper[DISK] == pytest.approx(0.4, abs=1e-9)
+    assert np.isnan(inward_lower[~DISK]).all() and np.isnan(inward_upper[~DISK]).all()
+
+
+def test_a_face_the_intensities_do_not_cross_has_no_crossing():
+    # A column filled down below the level (a closing or a filled cavity made its end voxel).
+    hu, body = ramped_shell(19.8, 60.1)
+    body[19, 30, 30] = True
+    inward_lower, inward_upper = face_crossings(body, hu, LEVEL_HU)
+    assert np.isnan(inward_lower[30, 30])
+    assert inward_lower[30, 31] == pytest.approx(0.3, abs=1e-9)
+    assert inward_upper[30, 30] == pytest.approx(0.4, abs=1e-9)
+
+
+@pytest.mark.parametrize(("lower_px", "upper_px"), [(19.3, 60.2), (19.0, 61.4), (19.9, 60.6)])
+def test_with_the_crossings_a_face_square_to_the_axis_lands_on_its_point(lower_px, upper_px):
+    # Points at slice positions 20.5 (0 mm) and 60.5 (20 mm). Every column's binary face lies on
+    # the same voxel edge (19.5 or 20.5 below, 60.5 or 61.5 above), up to half a slice from the
+    # crossing; the faces beyond the points come onto them, those short of them stay (no
+    # shortfall asked) at their crossing.
+    hu, body = ramped_shell(lower_px, upper_px)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX, shell=(hu, LEVEL_HU))
+    present, lower, upper = face_positions(calibrated, fill)
+    assert np.array_equal(present, DISK)
+    assert lower[DISK] == pytest.approx(max(lower_px, 20.5), abs=1e-9)
+    assert upper[DISK] == pytest.approx(min(upper_px, 60.5), abs=1e-9)
+
+
+def test_without_the_crossings_such_a_face_is_off_by_its_edge():
+    # The faces read from the binary columns alone: the upper one (crossing 60.2) stays on its
+    # voxel edge at 60.5, 0.3 slices (0.15 mm) too high; the lower one lands on its point.
+    hu, body = ramped_shell(19.3, 60.2)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX)
+    _, lower, upper = face_positions(calibrated, fill)
+    assert lower[30, 30] == pytest.approx(20.5) and upper[30, 30] == pytest.approx(60.5)
+
+
+def test_with_the_crossings_a_tilted_face_moves_by_its_overshoot_on_the_axis():
+    # Faces rising 0.13 slices per column to the right, 1.2 slices beyond the lower point on the
+    # axis and 0.3 short of the upper one: the columns' binary faces lie anywhere on their edges,
+    # and the body between the calibrated faces holds what the crossings moved by 1.2 slices hold.
+    tilt = 0.13 * (COLS - 30)
+    hu, body = ramped_shell(19.3 + tilt, 60.2 + tilt)
+    calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX, shell=(hu, LEVEL_HU))
+    present, lower, upper = face_positions(calibrated, fill)
+    assert np.array_equal(present, DISK)
+    expected_slices = float(((60.2 + tilt) - (20.5 + tilt))[DISK].sum())
+    assert float((upper - lower)[DISK].sum()) == pytest.approx(expected_slices, rel=1e-9)
+    # Each column within half a slice of its own crossing moved so.
+    assert np.abs(lower - (20.5 + tilt))[DISK].max() <= 0.5 + 1e-9
