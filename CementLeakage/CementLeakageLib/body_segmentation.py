@@ -13,10 +13,11 @@ is then moved from the 226 HU iso-level, which blur pushes outward, to the corte
 (:mod:`cortex_edge`), and the fillets of bone where the pedicles join the side walls are cut
 back to the outline the pedicle-free slices share. Slices in the middle of the body whose
 cross-section comes out markedly smaller than the body's (a faint cortex that closed only where
-cement props it up) look again, lowest shell level first; when the cross-sections found that
-way are typically much larger than the first ones (or a little, where the cortex's edge lies
-below the bone threshold), the first lost part of the body throughout (a faint cortex that
-closes at 226 HU nowhere, or inside its edge) and all of them are replaced. Slices without a
+cement props it up) look again, lowest shell level first (:mod:`ring_replacement`); when the
+cross-sections found that way are typically much larger than the first ones (or a little, where
+the cortex's edge lies below the bone threshold, or in front of the axis), the first lost part
+of the body throughout (a faint cortex that closes at 226 HU nowhere, or inside its edge) and
+all of them are replaced. Slices without a
 closed interior (the endplates themselves) take the outline of the nearest slice that has one.
 Where the cortical shell encloses the body in 3D (:mod:`shell_enclosure`; a faint cortex at the
 shell levels at or below its edge, on thick slices the lowest first), its faces follow tilted and
@@ -61,6 +62,7 @@ from .pedicle_cuts import (
     cut_pedicle_roots,
     restrict_to_pedicle_free_outline,
 )
+from .ring_replacement import deficient_slices, lost_throughout
 from .shell_enclosure import enclosed_by_shell
 from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
 from .vertebra_frame import VertebraFrame, vertebra_frame
@@ -191,81 +193,6 @@ def _edge_trimmed(
     areas = {z: int(body[z].sum()) for z in interiors}
     typical = float(np.median(list(areas.values())))
     return body, {z: m for z, m in interiors.items() if areas[z] >= 0.5 * typical}
-
-
-DEFICIENT_AREA_FRACTION = 0.9
-"""A slab slice whose cross-section is smaller than this fraction of the body's large
-cross-sections (upper quartile) may have lost part of its shell."""
-
-
-def _deficient_slices(body: np.ndarray, interiors: dict[int, np.ndarray]) -> list[int]:
-    """Slices of ``interiors`` (all within the slab) whose cross-section is markedly smaller than
-    the body's.
-
-    Near the endplates too: above and below the cement a faint cortex has nothing to prop it up,
-    and the ring found there may be the cement's blurred halo rather than the body's wall. Such a
-    slice only takes a larger cross-section found from the lowest level, never a smaller one.
-    """
-    if len(interiors) < 4:
-        return []
-    areas = {z: int(body[z].sum()) for z in interiors}
-    large = float(np.quantile(list(areas.values()), 0.75))
-    return [z for z, area in areas.items() if area < DEFICIENT_AREA_FRACTION * large]
-
-
-LOST_THROUGHOUT_RATIO = 1.15
-"""When the lowest-level cross-sections are typically this many times larger than the first
-ones, the first lost part of the body in most slices, not in a few."""
-FAINT_CORTEX_RATIO = 1.02
-"""The same where the cortex is faint (its edge below the bone threshold): the first rings then
-run inside the body all round. 226 HU lies about 0.3 mm inside the edge of a 1 mm cortex of
-300 HU (blur 0.6 mm), which is 3.0% (L5) to 4.7% (T5) of the cross-section: larger than this
-ratio everywhere, while at 1.05 a 20 x 15 mm L1 (4.8% larger) kept the inner rings (VBV -4.1%)."""
-
-
-FRONT_LOST_RATIO = 1.15
-"""When the lowest-level cross-sections are typically this many times larger in front of the axis,
-the first lost part of the body throughout, whatever their areas behind it."""
-
-
-def _lost_throughout(
-    body: np.ndarray,
-    interiors: dict[int, np.ndarray],
-    alternative: np.ndarray,
-    alternative_interiors: dict[int, np.ndarray],
-    faint_cortex: bool,
-    axis_row: int,
-) -> bool:
-    """Whether the first cross-sections (``body`` in the slices of ``interiors``) lost part of the
-    body throughout, so that the lowest-level ones (``alternative``, their outline at the cortex's
-    edge) replace them all.
-
-    A faint cortex that closes at 226 HU nowhere leaves the first rings to whatever bright bone
-    happens to enclose the axis (cement, the pedicles' cortex); cut at a posterior wall set by
-    those, most cross-sections come out a fraction of the body and only the smallest of them look
-    deficient beside the others. Where it does close, 226 HU lies above its edge and the rings
-    run inside the body. So the lowest-level cross-sections replace the first ones when they are
-    typically ``LOST_THROUGHOUT_RATIO`` times larger, or ``FAINT_CORTEX_RATIO`` times where the
-    cortex is faint (``faint_cortex``: its edge lies below the bone threshold). A dense cortex's
-    edge lies above the lowest level, whose rings then run outside it.
-
-    Behind the axis (row ``axis_row``) the first rings' areas hold whatever the posterior wall they
-    set leaves of the pedicles, which can make up for what they lost in front: they are replaced
-    too when their areas in front of the axis are typically ``FRONT_LOST_RATIO`` times smaller.
-    """
-    if not interiors or not alternative_interiors:
-        return False
-
-    def larger(from_row: int, ratio: float) -> bool:
-        """Whether the lowest-level cross-sections' median area (rows from ``from_row`` on) is
-        more than ``ratio`` times the first ones'."""
-        first = float(np.median([body[z, from_row:].sum() for z in interiors]))
-        lowest = float(np.median([alternative[z, from_row:].sum() for z in alternative_interiors]))
-        return lowest > ratio * first
-
-    return larger(0, FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO) or larger(
-        axis_row, FRONT_LOST_RATIO
-    )
 
 
 FAINT_FACE_SHORTFALL_MM = 1.0
@@ -408,7 +335,7 @@ def segment_vertebral_body(
             moved.warnings[:0] = moves
             return moved
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
-    deficient = _deficient_slices(body, interiors)
+    deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:
         # A faint cortex closes at a higher level only where cement or bone props it up: the ring
         # found there leaves out the rest of the body. Those slices look again, lowest level first.
@@ -419,7 +346,7 @@ def segment_vertebral_body(
             # first ones: the outer surface is moved to the cortex's edge down to that level.
             cut_again = _cut_body(again, shape=grid.shape, **shaping)
             alternative, kept = _edge_trimmed(cut_again, again, **shaping, shell_level_hu=low_first[0][0])
-            if _lost_throughout(body, interiors, alternative, kept, faint_cortex, centre[0]):
+            if lost_throughout(body, interiors, alternative, kept, faint_cortex, centre[0]):
                 body, interiors = alternative, kept
             elif deficient:
                 # A few slices are mended with the outline the first rings would have had.
