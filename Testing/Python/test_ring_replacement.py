@@ -25,14 +25,8 @@ SLICES = 5
 def cross_section(behind_px: int, front_px: int) -> np.ndarray:
     """A ``[y, x]`` cross-section of exactly ``behind_px`` pixels in rows before ``AXIS_ROW`` and
     ``front_px`` from it on (rows increase towards anterior), filled row by row from the axis."""
-    section = np.zeros((2 * AXIS_ROW, WIDTH), dtype=bool)
-    front = section[AXIS_ROW:].reshape(-1)
-    front[:front_px] = True
-    behind = section[AXIS_ROW - 1 :: -1].reshape(-1)
-    behind[:behind_px] = True
-    section[AXIS_ROW:] = front.reshape(AXIS_ROW, WIDTH)
-    section[AXIS_ROW - 1 :: -1] = behind.reshape(AXIS_ROW, WIDTH)
-    return section
+    order = np.arange(AXIS_ROW * WIDTH).reshape(AXIS_ROW, WIDTH)
+    return np.concatenate([(order < behind_px)[::-1], order < front_px])
 
 
 def stack(areas: list[tuple[int, int]]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
