@@ -65,6 +65,7 @@ from .pedicle_cuts import (
 from .ring_replacement import deficient_slices, lost_throughout
 from .shell_enclosure import enclosed_by_shell
 from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
+from .unseen_dishes import UNSEEN_SHARE_NAMED, unseen_dishes, unseen_dishes_warning
 from .vertebra_frame import VertebraFrame, vertebra_frame
 
 
@@ -417,6 +418,12 @@ def segment_vertebral_body(
         and (enclosed is None or not enclosed.whole)
     ):
         warnings.append(unseen_endplates_warning(float(edge_level), parameters.bone_min_hu, ct.geometry))
+    elif not reads_surfaces(ct.geometry.spacing_mm) and UNCLOSED_SHELL_WARNING not in warnings:
+        slices = CtSlicePositions.between(grid, crop_grid)
+        if slices.cross_the_columns():
+            dishes = unseen_dishes(body, fill, slices, axial_mm, frame.height_mm)
+            if dishes.share >= UNSEEN_SHARE_NAMED:
+                warnings.append(unseen_dishes_warning(dishes, float(np.max(ct.geometry.spacing_mm))))
     missing = len(slab) - len(interiors)
     if missing > 0.5 * len(slab):
         warnings.append(
