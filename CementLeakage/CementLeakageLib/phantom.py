@@ -120,6 +120,9 @@ class PhantomSpec:
     - ``tilt_deg`` (coronal tilt about A) and ``rotation_deg`` (axial rotation about S), up to
       20 degrees each, turn the stack and its cement about the target body centre.
     - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.
+    - ``grid_offset_voxels``: where the voxel grid lies against the anatomy, as a shift of its
+      centred origin (voxels, i j k; by default ``SUBVOXEL_OFFSET``): on thick slices, where the
+      slices fall against the endplates (a slice phase).
     - ``slice_averaged``: each voxel averages the solids over its whole extent, thick slices
       included (CT's box-shaped slice sensitivity), instead of sampling them around its centre
       with a ramp as wide as a cube of the same volume (the default). An endplate parallel to a
@@ -160,6 +163,7 @@ class PhantomSpec:
     rotation_deg: float = 0.0
     osteophytes: bool = False
     slice_averaged: bool = False
+    grid_offset_voxels: tuple[float, float, float] = SUBVOXEL_OFFSET
 
     @classmethod
     def for_level(cls, level: str, **changes) -> PhantomSpec:
@@ -411,9 +415,8 @@ def phantom_geometry(spec: PhantomSpec, anatomy: PhantomAnatomy) -> VolumeGeomet
     along = (points - reference) @ directions
     low, high = along.min(axis=0), along.max(axis=0)
     shape_ijk = np.ceil((high - low) / spacing).astype(int) + 1
-    origin_frame = (
-        0.5 * (low + high) - 0.5 * (shape_ijk - 1) * spacing + np.asarray(SUBVOXEL_OFFSET) * spacing
-    )
+    offset = np.asarray(spec.grid_offset_voxels, float) * spacing
+    origin_frame = 0.5 * (low + high) - 0.5 * (shape_ijk - 1) * spacing + offset
     origin = reference + directions @ origin_frame
     return VolumeGeometry.from_origin_spacing_directions(
         origin, spacing, directions, (int(shape_ijk[2]), int(shape_ijk[1]), int(shape_ijk[0]))

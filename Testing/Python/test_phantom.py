@@ -7,6 +7,7 @@ connected components computed by SimpleITK.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -298,6 +299,22 @@ def test_grids_are_oblique_or_flipped_as_asked():
     assert oblique.T @ oblique == pytest.approx(np.eye(3), abs=1e-12)
     assert np.degrees(np.arccos(oblique[2, 2])) > 15.0
     assert grid_case("lps").ct.geometry.spacing_mm == pytest.approx([0.7, 0.9, 1.3], abs=1e-12)
+
+
+@pytest.mark.parametrize("orientation", ["flipped", "oblique"])
+def test_grid_offset_moves_the_voxels_not_the_anatomy(orientation):
+    """A grid offset of (0.1, -0.2, 0.5) voxels moves the origin by as much along the grid's own
+    axes (spacing and directions) and keeps the shape, the truth and the endplate points."""
+    spec = PhantomSpec(orientation=orientation, spacing_mm=(0.8, 0.8, 2.0), seed=3)
+    shifted = dataclasses.replace(spec, grid_offset_voxels=(0.37 + 0.1, 0.29 - 0.2, 0.41 + 0.5))
+    first, second = make_phantom(spec), make_phantom(shifted)
+    g, h = first.ct.geometry, second.ct.geometry
+    assert spec.grid_offset_voxels == (0.37, 0.29, 0.41)
+    assert h.shape == g.shape
+    moved = g.directions_ras @ (np.array([0.1, -0.2, 0.5]) * g.spacing_mm)
+    assert h.ijk_to_ras[:3, 3] - g.ijk_to_ras[:3, 3] == pytest.approx(moved, abs=1e-9)
+    assert second.truth.vbv_cm3 == first.truth.vbv_cm3
+    assert second.truth.upper_ras == pytest.approx(first.truth.upper_ras, abs=1e-12)
 
 
 @pytest.mark.parametrize("orientation", ["axial", "oblique"])
