@@ -80,6 +80,10 @@ class BodySegmentation:
     slices_with_interior: int
     slices_total: int
     warnings: list[str]
+    unseen_dish_share: float | None = None
+    """On slices over 1 mm, what dishes ending short of the first CT slices that could show them
+    could hold beyond faces taken flat through the points, as a share of the body's volume
+    (:mod:`unseen_dishes`); None on thinner slices."""
 
 
 def unseen_endplates_warning(edge_level_hu: float, bone_min_hu: float, geometry: VolumeGeometry) -> str:
@@ -412,18 +416,19 @@ def segment_vertebral_body(
         warnings.append(UNCLOSED_SHELL_WARNING)
     # Over 1 mm the endplates' surfaces are not read (endplate_surfaces): a faint shell with gaps
     # leaves them unseen.
+    dishes = None
+    if not reads_surfaces(ct.geometry.spacing_mm):
+        slices = CtSlicePositions.between(grid, crop_grid)
+        if slices.cross_the_columns():
+            dishes = unseen_dishes(body, fill, slices, axial_mm, frame.height_mm)
     if (
         faint_cortex
         and not reads_surfaces(ct.geometry.spacing_mm)
         and (enclosed is None or not enclosed.whole)
     ):
         warnings.append(unseen_endplates_warning(float(edge_level), parameters.bone_min_hu, ct.geometry))
-    elif not reads_surfaces(ct.geometry.spacing_mm) and UNCLOSED_SHELL_WARNING not in warnings:
-        slices = CtSlicePositions.between(grid, crop_grid)
-        if slices.cross_the_columns():
-            dishes = unseen_dishes(body, fill, slices, axial_mm, frame.height_mm)
-            if dishes.share >= UNSEEN_SHARE_NAMED:
-                warnings.append(unseen_dishes_warning(dishes, float(np.max(ct.geometry.spacing_mm))))
+    elif dishes is not None and dishes.share >= UNSEEN_SHARE_NAMED and UNCLOSED_SHELL_WARNING not in warnings:
+        warnings.append(unseen_dishes_warning(dishes, float(np.max(ct.geometry.spacing_mm))))
     missing = len(slab) - len(interiors)
     if missing > 0.5 * len(slab):
         warnings.append(
@@ -440,4 +445,5 @@ def segment_vertebral_body(
         slices_with_interior=len(interiors),
         slices_total=len(slab),
         warnings=warnings,
+        unseen_dish_share=None if dishes is None else dishes.share,
     )

@@ -49,6 +49,7 @@ CSV_COLUMNS = (
     "extravertebral_cement_cm3",
     "segmentation_source",
     "ct_blur_sigma_mm",
+    "unseen_dish_vbv_pct",
     "body_segment",
     "body_edited_by_hand",
     "body_mask_sha256",

@@ -42,7 +42,8 @@ def plan_vertebra(
     check_points_in_volume(ct.geometry, upper, lower)
     split_plane_from_endplates(upper, lower, side)
     parameters, intensity_warnings = check_ct_intensities(ct, parameters)
-    body, cement, segmentation_warnings, _ = automatic_masks(ct, upper, lower, parameters)
+    masks = automatic_masks(ct, upper, lower, parameters)
+    body, cement, segmentation_warnings = masks.body, masks.cement, masks.warnings
     warnings = list(intensity_warnings) + list(segmentation_warnings)
     voxel_mm3 = float(np.prod(ct.geometry.spacing_mm))
     vbv_cm3 = float(body.sum()) * voxel_mm3 / 1000.0

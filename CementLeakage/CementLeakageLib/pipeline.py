@@ -123,13 +123,15 @@ def check_body_inside_field_of_view(body: np.ndarray, geometry: VolumeGeometry) 
 
 class AutomaticMasks(NamedTuple):
     """What :func:`automatic_masks` found: body and cement (bool ``[k, j, i]`` on the CT grid),
-    the warnings to show with them and the CT's blur measured on the bolus (SD, mm; None when
-    the standard kernel's was assumed, see :mod:`ct_blur`)."""
+    the warnings to show with them, the CT's blur measured on the bolus (SD, mm; None when
+    the standard kernel's was assumed, see :mod:`ct_blur`) and what dishes unseen between thick
+    slices could add to VBV (%, :mod:`unseen_dishes`; None on slices up to 1 mm)."""
 
     body: np.ndarray
     cement: np.ndarray
     warnings: list[str]
     ct_blur_sigma_mm: float | None = None
+    unseen_dish_vbv_pct: float | None = None
 
 
 def automatic_masks(
@@ -194,7 +196,10 @@ def automatic_masks(
         crop_cement[k[outside], j[outside], i[outside]] = False
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement
-    return AutomaticMasks(body, cement, warnings, found_cement.blur_sigma_mm)
+    share = body_result.unseen_dish_share
+    return AutomaticMasks(
+        body, cement, warnings, found_cement.blur_sigma_mm, None if share is None else 100.0 * share
+    )
 
 
 def measure_vertebra(
@@ -223,14 +228,14 @@ def measure_vertebra(
     if (body_mask is None) != (cement_mask is None):
         raise CementLeakageError("give both the vertebral body and the cement mask, or neither")
     warnings: list[str] = []
-    blur_sigma_mm = None
+    blur_sigma_mm = unseen_dish_vbv_pct = None
     if body_mask is None:
         parameters, intensity_warnings = check_ct_intensities(ct, parameters)
         warnings.extend(intensity_warnings)
-        body, cement, segmentation_warnings, blur_sigma_mm = automatic_masks(
-            ct, upper, lower, parameters, settings
-        )
-        warnings.extend(segmentation_warnings)
+        masks = automatic_masks(ct, upper, lower, parameters, settings)
+        body, cement = masks.body, masks.cement
+        blur_sigma_mm, unseen_dish_vbv_pct = masks.ct_blur_sigma_mm, masks.unseen_dish_vbv_pct
+        warnings.extend(masks.warnings)
         source = "automatic"
     else:
         body = np.asarray(body_mask, dtype=bool)
@@ -246,6 +251,7 @@ def measure_vertebra(
     measurement.warnings = warnings + measurement.warnings
     measurement.segmentation_source = source
     measurement.ct_blur_sigma_mm = blur_sigma_mm
+    measurement.unseen_dish_vbv_pct = unseen_dish_vbv_pct
     measurement.input_sha256 = ct.sha256
     measurement.input_source = ct.source
     measurement.parameters = parameters.as_dict()

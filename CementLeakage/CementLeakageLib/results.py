@@ -57,6 +57,10 @@ class VertebraMeasurement:
     """The CT's point spread (SD, mm) measured on the cement bolus's edges and used to size the
     cement (:mod:`ct_blur`); None where the standard kernel's 0.6 mm was assumed (a small, thin
     or clipped bolus) or the masks were given."""
+    unseen_dish_vbv_pct: float | None = None
+    """On CT slices over 1 mm, how much VBV could read low (% of VBV) if the endplates taken flat
+    through their points are dished up to the first slices that could show them
+    (:mod:`unseen_dishes`); a warning says so from 4%. None on thinner slices or given masks."""
 
     def as_dict(self) -> dict:
         """All fields as JSON-ready Python values."""
