@@ -174,6 +174,8 @@ def evaluate(spec: PhantomSpec) -> dict:
         "leaks": leak_rows,
         "false_leaks": [f"{c['location']} {c['volume_cm3']:.3f} cm3" for c in false_leaks],
         "seconds": seconds,
+        "warnings": list(m.warnings),
+        "unseen_dish_vbv_pct": m.unseen_dish_vbv_pct,
     }
 
 
