@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
 from CementLeakageLib.endplate_contours import CtSlicePositions
 from CementLeakageLib.endplate_faces import body_from_face_positions
@@ -98,15 +99,7 @@ def test_the_warning_gives_the_gaps_and_the_share():
 
 
 SHALLOW_BICONCAVE_T6 = {
-    "level": "T6",
-    "side": "left",
-    "spacing_mm": (0.7, 0.7, 2.0),
-    "orientation": "flipped",
-    "disc_height_mm": 4.716368065242172,
-    "compression": "biconcave",
-    "compression_ratio": 0.9039645458610935,
-    "rotation_deg": -4.003761777186462,
-    "seed": 2038,
+    key: value for key, value in FAINT_SHALLOW_DISHES.items() if key not in ("leaks", "cortex_hu")
 }
 """A T6 at 90% height with a normal cortex (phantom 11 of the seed-2027 sweep without its faint
 cortex and its leaks): its 0.84 mm dishes lie wholly between two of the 2 mm slices."""
