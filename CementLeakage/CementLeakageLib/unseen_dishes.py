@@ -107,10 +107,10 @@ def unseen_dishes_warning(dishes: UnseenDishes, slice_mm: float) -> str:
     lower_mm, upper_mm = dishes.gaps_mm
     sides = ((upper_mm, "above the upper point"), (lower_mm, "below the lower"))
     where = " and ".join(f"{gap:.1f} mm {side}" for gap, side in sides if gap > 0.0)
+    share = f"{100.0 * dishes.share:.0f}%"
     return (
         f"on these {slice_mm:g} mm slices a concave endplate whose rim ends short of the first slice that "
         f"could show it ({where}) leaves no trace, and the face is taken flat through its point: if the "
-        f"endplates are dished, VBV may read up to {100.0 * dishes.share:.0f}% low and PSBCV/VBV% as much of "
-        "its value high; "
-        "check the endplates on a sagittal view, or measure on thinner slices"
+        f"endplates are dished, VBV may read up to {share} low and PSBCV/VBV% up to {share} "
+        "of its value high; check the endplates on a sagittal view, or measure on thinner slices"
     )
