@@ -24,14 +24,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark_phantom_sweep import (
-    LEAK_VOLUME_TOLERANCE_PCT,
-    TOLERANCES,
-    evaluate,
-    measured_on,
-    sweep_specs,
-    within_targets,
-)
+from benchmark_phantom_sweep import evaluate, measured_on, missed_targets, sweep_specs, within_targets
 
 from CementLeakageLib.phantom import SUBVOXEL_OFFSET, PhantomSpec
 
@@ -78,28 +71,6 @@ def cell(row: dict) -> str:
     """One position: VBV error, * when it misses a target, and what the result names."""
     text = f"{row['vbv_pct']:+.1f}{'' if within_targets(row) else ' *'}"
     return f"{text} ({named(row)})" if named(row) else text
-
-
-def missed_targets(row: dict) -> list[str]:
-    """The targets a position misses, by name."""
-    missed = [key for key, limit in TOLERANCES.items() if abs(row[key]) > limit]
-    if not row["flag_right"]:
-        missed.append("flag near the cut-off" if row["near_cutoff"] else "flag")
-    if row["dice"] < 0.95:
-        missed.append("dice")
-    if (
-        any(
-            not leak["found"]
-            or (
-                leak["location"] != "pedicle tract"
-                and abs(leak["volume_error_pct"]) > LEAK_VOLUME_TOLERANCE_PCT
-            )
-            for leak in row["leaks"]
-        )
-        or row["false_leaks"]
-    ):
-        missed.append("leaks")
-    return missed
 
 
 def report(rows: dict[tuple[str, str], list[dict]]) -> str:

@@ -415,17 +415,14 @@ def segment_vertebral_body(
     if enclosed is None and reach_below == 0.0 and reach_above == 0.0:
         warnings.append(UNCLOSED_SHELL_WARNING)
     # Over 1 mm the endplates' surfaces are not read (endplate_surfaces): a faint shell with gaps
-    # leaves them unseen.
+    # leaves them unseen, and a dish between the point and the next slice that could show it too.
+    thick = not reads_surfaces(ct.geometry.spacing_mm)
     dishes = None
-    if not reads_surfaces(ct.geometry.spacing_mm):
+    if thick:
         slices = CtSlicePositions.between(grid, crop_grid)
         if slices.cross_the_columns():
             dishes = unseen_dishes(body, fill, slices, axial_mm, frame.height_mm)
-    if (
-        faint_cortex
-        and not reads_surfaces(ct.geometry.spacing_mm)
-        and (enclosed is None or not enclosed.whole)
-    ):
+    if faint_cortex and thick and (enclosed is None or not enclosed.whole):
         warnings.append(unseen_endplates_warning(float(edge_level), parameters.bone_min_hu, ct.geometry))
     elif dishes is not None and dishes.share >= UNSEEN_SHARE_NAMED and UNCLOSED_SHELL_WARNING not in warnings:
         warnings.append(unseen_dishes_warning(dishes, float(np.max(ct.geometry.spacing_mm))))

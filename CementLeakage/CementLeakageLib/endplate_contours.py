@@ -71,6 +71,17 @@ class CtSlicePositions:
         after = ct_grid.ras_to_ijk_points(frame_grid.ijk_to_ras_points(base + [0.0, 0.0, 1.0]))[:, 2]
         return cls(start.reshape(rows.shape), (after - start).reshape(rows.shape))
 
+    def first_beyond(self, point_z: float, outward: int) -> tuple[int, int]:
+        """The first CT slice (index k) beyond frame slice position ``point_z`` on the axis (the
+        grid's centre column), ``outward`` along the frame's slices (-1 towards the lower point's
+        side, +1 the upper's); a slice through the position itself is passed. With the step in
+        k that goes on outward."""
+        centre = (self.start.shape[0] // 2, self.start.shape[1] // 2)
+        k_point = float(self.start[centre] + self.per_slice[centre] * point_z)
+        step = int(np.sign(self.per_slice[centre])) * outward
+        k = int(np.floor(k_point)) if step < 0 else int(np.ceil(k_point))
+        return (k + step if k == k_point else k), step
+
     def cross_the_columns(self) -> bool:
         """Whether the CT's slices cross every column at a steep angle, so that they can cut its
         faces (not when they run nearly along the vertebral axis: a sagittal or coronal CT)."""

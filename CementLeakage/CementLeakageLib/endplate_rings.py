@@ -310,11 +310,7 @@ def dish_depth_mm(
     """
     centre = (outline.shape[0] // 2, outline.shape[1] // 2)
     slices = planes.slices
-    k_point = float(slices.start[centre] + slices.per_slice[centre] * point_z)
-    step = int(np.sign(slices.per_slice[centre])) * outward
-    k = int(np.floor(k_point)) if step < 0 else int(np.ceil(k_point))
-    if k == k_point:
-        k += step
+    k, step = slices.first_beyond(point_z, outward)
     wall = outline & ~slicewise.binary_erode(outline[None], voxels_across(WALL_BAND_MM, spacing_mm))[0]
     half_slice_mm = 0.5 * planes.thickness_along_columns(spacing_mm)
     depths = []

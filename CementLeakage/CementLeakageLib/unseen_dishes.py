@@ -58,9 +58,7 @@ def first_revealing_slice_mm(
     the axis)."""
     centre = (slices.start.shape[0] // 2, slices.start.shape[1] // 2)
     start, per_slice = float(slices.start[centre]), float(slices.per_slice[centre])
-    k_point = start + per_slice * point_z
-    step = int(np.sign(per_slice)) * outward
-    k = np.floor(k_point) if step < 0 else np.ceil(k_point)
+    k, step = slices.first_beyond(point_z, outward)
     while True:
         beyond_mm = outward * ((k - start) / per_slice - point_z) * spacing_mm
         if beyond_mm >= AXIS_BLUR_MM:
