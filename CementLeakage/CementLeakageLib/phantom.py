@@ -121,7 +121,7 @@ class PhantomSpec:
       20 degrees each, turn the stack and its cement about the target body centre.
     - ``osteophytes``: anterior bony ridges at both endplate rims of the target, outside the body.
     - ``grid_offset_voxels``: where the voxel grid lies against the anatomy, as a shift of its
-      centred origin (voxels, i j k; by default ``SUBVOXEL_OFFSET``): on thick slices, where the
+      centred origin (voxels, i j k, each -2 to 2; by default ``SUBVOXEL_OFFSET``): on thick slices, where the
       slices fall against the endplates (a slice phase).
     - ``slice_averaged``: each voxel averages the solids over its whole extent, thick slices
       included (CT's box-shaped slice sensitivity), instead of sampling them around its centre
@@ -274,6 +274,10 @@ def check_spec(spec: PhantomSpec) -> PhantomSpec:
         raise CementLeakageError("phantom spacing needs three values (i, j, k) in mm")
     for value in spec.spacing_mm:
         _check_range("voxel spacing (mm)", value, 0.3, 2.0)
+    if len(tuple(spec.grid_offset_voxels)) != 3:
+        raise CementLeakageError("phantom grid offset needs three values (i, j, k) in voxels")
+    for value in spec.grid_offset_voxels:
+        _check_range("grid offset (voxels)", value, -2.0, 2.0)
     _check_range("number of vertebrae", spec.n_vertebrae, 1, 7)
     if int(spec.n_vertebrae) != spec.n_vertebrae:
         raise CementLeakageError(

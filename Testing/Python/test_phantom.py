@@ -469,6 +469,8 @@ def test_generation_is_deterministic_for_a_seed():
         {"spacing_mm": ("fine", 0.8, 1.0)},
         {"body_semi_axes_mm": (5.0, 15.0)},
         {"noise_sd_hu": float("nan")},
+        {"grid_offset_voxels": (0.37, 0.29)},
+        {"grid_offset_voxels": (0.37, 0.29, float("nan"))},
     ],
 )
 def test_bad_specs_raise_a_clear_error(options):
