@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from CementLeakageLib.body_settings import BodySegmentationSettings
 from CementLeakageLib.endplate_faces import FaceFill
-from CementLeakageLib.shell_enclosure import enclosed_by_shell
+from CementLeakageLib.shell_enclosure import enclosed_by_shell, reaches_the_limit_through_a_neck
 
 SPACING_MM = 0.5
 HEIGHT_MM = 20.0
@@ -219,3 +219,33 @@ def test_slices_without_a_ring_of_their_own_do_not_fill_a_shell_with_holes():
     assert merged is not None and np.array_equal(merged.mask, TILTED_BODY | BODY)
     assert kept is not None and np.array_equal(kept.mask, TILTED_BODY)
     assert not merged.whole and not kept.whole  # shells with holes, filled slice by slice
+
+
+LIMIT_MM = 0.45 * HEIGHT_MM
+"""How far beyond each point the search reaches (``endplate_extension`` of the height)."""
+ALLOWED = (AXIAL_MM >= -LIMIT_MM) & (AXIAL_MM <= HEIGHT_MM + LIMIT_MM)
+
+
+def test_a_rim_that_narrows_up_to_the_search_limit_is_the_body():
+    # A dish's rim beyond the upper point, narrowing from the outline to a ring 1 mm wide at the
+    # last slice the search allows (28.75 mm): the body, however far it reaches.
+    region = BODY.copy()
+    for z in np.flatnonzero(ALLOWED & (AXIAL_MM > HEIGHT_MM)):
+        inner_mm = 14.0 * (AXIAL_MM[z] - HEIGHT_MM) / LIMIT_MM
+        region[z] = OUTLINE & (RADIUS_MM > inner_mm)
+    assert region[np.flatnonzero(ALLOWED)[-1]].sum() > 0.1 * OUTLINE.sum()
+    assert not reaches_the_limit_through_a_neck(region, ALLOWED, AXIAL_MM, HEIGHT_MM, float(OUTLINE.sum()))
+
+
+@pytest.mark.parametrize("top_mm, expected", [(29.5, True), (27.0, False)])
+def test_the_next_vertebra_reached_through_a_neck_is_closed_by_the_limit(top_mm, expected):
+    # Beyond the upper point a tube 3 mm across crosses the disc (20-24 mm) into the next
+    # vertebra's whole cross-section: up to the search's limit, it was closed there (True);
+    # stopping 2 mm short of it, the shell closed it (False, judged by the other checks).
+    region = BODY.copy()
+    tube = np.hypot(ROWS - 40, COLS - 50) * SPACING_MM <= 1.5
+    region[(Z > HEIGHT_MM) & (Z < 24.0) & tube[None]] = True
+    region[(Z > 24.0) & (Z < top_mm) & OUTLINE[None]] = True
+    region &= ALLOWED[:, None, None]
+    closed = reaches_the_limit_through_a_neck(region, ALLOWED, AXIAL_MM, HEIGHT_MM, float(OUTLINE.sum()))
+    assert closed is expected
