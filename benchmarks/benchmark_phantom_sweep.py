@@ -10,7 +10,7 @@ the flag, body Dice against the voxel-centre truth mask, and every planted leak 
 class found, volume error) plus any leakage reported where none was planted.
 
 Run: ``python benchmarks/benchmark_phantom_sweep.py [--count 50] [--seed 2026] [--slice-averaged]
-[--blur-mm SD] [--noise-hu SD] [--out FILE]``. Another seed than 2026 writes
+[--blur-mm SD] [--noise-hu SD] [--random-slice-phase] [--out FILE]``. Another seed than 2026 writes
 ``phantom_sweep_seed<N>.md`` by default. ``--slice-averaged`` renders every phantom with each
 voxel averaging its whole extent (CT's slice sensitivity; see ``PhantomSpec.slice_averaged``)
 and writes ``phantom_sweep_slice_averaged.md`` by default. ``--blur-mm`` renders the phantoms with a blur
@@ -19,7 +19,11 @@ where it cannot measure the blur on the bolus (``cement_curvature.CT_BLUR_SIGMA_
 :mod:`ct_blur`): what a sharper or softer CT kernel costs; the report's name then ends in
 ``_blur<SD>``. ``--noise-hu`` renders them with white noise of another SD (HU) than the 20 HU
 of the default phantom: thin slices on a sharper kernel or a lower dose; the report's name then
-ends in ``_noise<SD>``. Writes a Markdown report (median and worst
+ends in ``_noise<SD>``. ``--random-slice-phase`` moves each phantom's voxel grid against its
+anatomy by a random fraction of a voxel along each axis (``PhantomSpec.grid_offset_voxels``,
+drawn apart from the phantoms, which stay the same) instead of the sweeps' fixed shift: on thick
+slices where the slices fall decides what they show of the endplates and the disc; the report's
+name then ends in ``_random_phase``. Writes a Markdown report (median and worst
 error of each quantity, then one row per phantom).
 This is a benchmark, not a test: nothing here asserts.
 """
@@ -40,7 +44,7 @@ import numpy as np
 from CementLeakageLib.cement_curvature import CT_BLUR_SIGMA_MM
 from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.parameters import MeasurementParameters
-from CementLeakageLib.phantom import PhantomSpec, make_phantom
+from CementLeakageLib.phantom import SUBVOXEL_OFFSET, PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 
 LEVELS = ("T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
@@ -95,6 +99,13 @@ def sweep_specs(count: int, seed: int = DEFAULT_SEED) -> list[PhantomSpec]:
     return specs
 
 
+def random_slice_phases(count: int, seed: int) -> list[tuple[float, float, float]]:
+    """Grid offsets (voxels, i j k, each 0 to 1) for a sweep's ``count`` phantoms with ``seed``,
+    drawn with a generator of their own so that the phantoms are those of the same seed."""
+    rng = np.random.default_rng([seed, 1])
+    return [tuple(float(v) for v in rng.uniform(0.0, 1.0, 3)) for _ in range(count)]
+
+
 def describe(spec: PhantomSpec) -> str:
     """Short text of the switches that differ from a clean case."""
     parts = [spec.level, spec.side, spec.orientation, "x".join(f"{v:g}" for v in spec.spacing_mm)]
@@ -107,6 +118,8 @@ def describe(spec: PhantomSpec) -> str:
             )
     if spec.cortex_hu < 500:
         parts.append(f"cortex {spec.cortex_hu:g} HU")
+    if tuple(spec.grid_offset_voxels) != SUBVOXEL_OFFSET:
+        parts.append("grid at " + "/".join(f"{v:.2f}" for v in spec.grid_offset_voxels))
     if spec.tilt_deg:
         parts.append(f"tilt {spec.tilt_deg:+.0f}")
     if spec.rotation_deg:
@@ -293,6 +306,14 @@ def report(rows: list[dict], arguments: argparse.Namespace) -> str:
             else ""
         )
         + (
+            "; each voxel grid moved against its anatomy by a random fraction of a voxel along each "
+            "axis (`grid at` i/j/k, voxels; the other sweeps keep "
+            + "/".join(f"{v:.2f}" for v in SUBVOXEL_OFFSET)
+            + ")"
+            if arguments.random_slice_phase
+            else ""
+        )
+        + (
             f"; rendered with white noise of {arguments.noise_hu:g} HU SD (the default phantom has "
             f"{PhantomSpec().noise_sd_hu:g} HU)"
             if arguments.noise_hu is not None
@@ -361,6 +382,9 @@ def main() -> None:
     parser.add_argument("--slice-averaged", action="store_true")
     parser.add_argument("--blur-mm", type=float, default=None, help="the phantoms' blur (Gaussian SD, mm)")
     parser.add_argument("--noise-hu", type=float, default=None, help="the phantoms' noise (SD, HU)")
+    parser.add_argument(
+        "--random-slice-phase", action="store_true", help="move each grid by a random part of a voxel"
+    )
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args()
     if arguments.out is None:
@@ -371,10 +395,15 @@ def main() -> None:
             name += f"_blur{arguments.blur_mm:g}"
         if arguments.noise_hu is not None:
             name += f"_noise{arguments.noise_hu:g}"
+        if arguments.random_slice_phase:
+            name += "_random_phase"
         arguments.out = Path(__file__).with_name("results") / f"{name}.md"
     rows = []
-    for spec in sweep_specs(arguments.count, arguments.seed):
+    phases = random_slice_phases(arguments.count, arguments.seed)
+    for spec, phase in zip(sweep_specs(arguments.count, arguments.seed), phases):
         spec = replace(spec, slice_averaged=arguments.slice_averaged)
+        if arguments.random_slice_phase:
+            spec = replace(spec, grid_offset_voxels=phase)
         if arguments.blur_mm is not None:
             spec = replace(spec, blur_sigma_mm=arguments.blur_mm)
         if arguments.noise_hu is not None:
