@@ -15,11 +15,13 @@ from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
 from CementLeakageLib.endplate_contours import CtSlicePositions
 from CementLeakageLib.endplate_faces import body_from_face_positions
+from CementLeakageLib.parameters import MeasurementParameters
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 from CementLeakageLib.unseen_dishes import (
     UnseenDishes,
     first_revealing_slice_mm,
+    flag_may_fall_with_unseen_dishes,
     unseen_dishes,
     unseen_dishes_warning,
 )
@@ -149,3 +151,37 @@ def test_thin_slices_are_not_named():
     warnings, vbv_error_pct, bound_pct = measured(PhantomSpec.for_level(**case))
     assert warnings == [] and bound_pct is None
     assert abs(vbv_error_pct) <= 4.0
+
+
+@pytest.mark.parametrize(
+    "ratio_pct, share, expected",
+    [
+        (14.5, 0.069, True),  # 14.5 / 1.069 = 13.56, under the 13.68 cut-off
+        (15.0, 0.069, False),  # 14.03: above it whatever the dishes hold
+        (13.0, 0.069, False),  # under the cut-off: left-out dishes only lower the ratio
+        (13.9, 0.03, False),  # a share under 4% is not named
+    ],
+)
+def test_a_flag_the_unseen_dishes_could_lower_below_the_cutoff_may_fall(ratio_pct, share, expected):
+    assert flag_may_fall_with_unseen_dishes(ratio_pct, 13.68, share) is expected
+
+
+def test_a_flag_raised_by_dishes_left_out_is_marked_near_the_cutoff():
+    # The shallow biconcave T6 on 2 mm slices with the cut-off set at its true ratio, which does
+    # not exceed it: the dishes left out (VBV -4.8%) raise the measured ratio by about 5% of its
+    # value, more than 0.5 points, and raise the flag. The bound (6.9%) covers that, so the flag
+    # is marked near the cut-off, with a warning that gives how low the ratio could be.
+    phantom = make_phantom(PhantomSpec.for_level(**SHALLOW_BICONCAVE_T6))
+    truth = phantom.truth
+    parameters = MeasurementParameters(cutoff_pct=truth.psbcv_vbv_pct)
+    result = measure_vertebra(
+        phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level, parameters=parameters
+    )
+    m = result.measurement
+    assert m.exceeds_cutoff and not truth.psbcv_vbv_pct > parameters.cutoff_pct
+    assert m.psbcv_vbv_pct - parameters.cutoff_pct > 0.5
+    assert m.near_cutoff
+    lowest = m.psbcv_vbv_pct / (1.0 + m.unseen_dish_vbv_pct / 100.0)
+    assert lowest <= parameters.cutoff_pct
+    warnings = [w for w in m.warnings if "could be" in w and "cut-off" in w]
+    assert len(warnings) == 1 and f"{lowest:.2f}%" in warnings[0]
