@@ -7,20 +7,22 @@ phantom sweep with the slice phase drawn at random (``benchmark_phantom_sweep.py
 
 from __future__ import annotations
 
+from test_segmentation_anatomy import FAINT_BICONCAVE_T12, check
 from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
-from CementLeakageLib.pipeline import VertebraResult, measure_vertebra
+from CementLeakageLib.pipeline import measure_vertebra
 
 VBV_TOLERANCE_PCT = 4.0
 RATIO_TOLERANCE_PT = 0.7
 LEAK_TOLERANCE_PCT = 10.0
 
 
-def measured(spec: PhantomSpec) -> tuple[VertebraResult, dict]:
-    """The automatic measurement of the phantom of ``spec`` and its errors: VBV (%) and
-    PSBCV/VBV% (points) against the analytic truth, and each planted leak's volume error (%,
-    None when no component of its location class was found)."""
+def measured(spec: PhantomSpec) -> dict:
+    """The errors of the automatic measurement of the phantom of ``spec``: VBV (%) and PSBCV/VBV%
+    (points) against the analytic truth, and each planted leak's volume error (%, None when no
+    component of its location class was found). For cases that miss a target the sweeps hold
+    (body Dice, the flag) for reasons of their own, so that ``check`` cannot judge them."""
     phantom = make_phantom(spec)
     truth = phantom.truth
     result = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
@@ -30,12 +32,11 @@ def measured(spec: PhantomSpec) -> tuple[VertebraResult, dict]:
         found = [c["volume_cm3"] for c in m.extravertebral_components if c["location"] == planted.location]
         best = min(found, key=lambda v: abs(v - planted.volume_cm3)) if found else None
         leaks[planted.location] = None if best is None else 100.0 * (best / planted.volume_cm3 - 1.0)
-    errors = {
+    return {
         "vbv_pct": 100.0 * (m.vbv_cm3 / truth.vbv_cm3 - 1.0),
         "ratio_pt": m.psbcv_vbv_pct - truth.psbcv_vbv_pct,
         "leaks": leaks,
     }
-    return result, errors
 
 
 def test_a_shell_open_to_the_next_vertebra_does_not_take_the_disc():
@@ -52,7 +53,7 @@ def test_a_shell_open_to_the_next_vertebra_does_not_take_the_disc():
         grid_offset_voxels=(0.50, 0.60, 0.92),
         seed=2069,
     )
-    _, errors = measured(spec)
+    errors = measured(spec)
     assert abs(errors["vbv_pct"]) <= VBV_TOLERANCE_PCT
     assert abs(errors["ratio_pt"]) <= RATIO_TOLERANCE_PT
     assert errors["leaks"]["disc superior"] is not None
@@ -63,23 +64,10 @@ def test_a_faint_cortex_mended_at_its_edge_keeps_the_cross_sections():
     # A biconcave T12 at 61% height with a 300 HU cortex, tilted 11 degrees, on oblique 2 mm
     # slices. Slices whose first rings came out small were mended with rings closed at 130 HU
     # that had not been moved to the cortex's edge (157 HU, under the bone threshold): 5% larger
-    # than the true cross-section, VBV +5.5%. Moved to the edge: VBV +2.1%.
-    spec = PhantomSpec.for_level(
-        "T12",
-        side="right",
-        spacing_mm=(0.8, 0.8, 2.0),
-        orientation="oblique",
-        leaks=("spinal canal",),
-        compression="biconcave",
-        compression_ratio=0.6074173700885306,
-        cortex_hu=300.0,
-        tilt_deg=-11.209215050908533,
-        grid_offset_voxels=(0.93, 0.22, 0.79),
-        seed=2071,
-    )
-    _, errors = measured(spec)
-    assert abs(errors["vbv_pct"]) <= VBV_TOLERANCE_PCT
-    assert abs(errors["ratio_pt"]) <= RATIO_TOLERANCE_PT
+    # than the true cross-section, VBV +5.5%. Moved to the edge: VBV +2.1%, body Dice 0.960.
+    # Every target of the sweeps holds (test_segmentation_anatomy.check).
+    spec = PhantomSpec.for_level(**dict(FAINT_BICONCAVE_T12, grid_offset_voxels=(0.93, 0.22, 0.79)))
+    check(make_phantom(spec))
 
 
 def test_the_faint_shallow_dishes_at_seven_eighths_of_a_slice_are_not_read_high():
@@ -88,6 +76,6 @@ def test_the_faint_shallow_dishes_at_seven_eighths_of_a_slice_are_not_read_high(
     # outside the cortex's edge, VBV +6.1% and the flag wrong. Measured now: VBV +1.6%, PSBCV/VBV%
     # 0.29 points low.
     spec = PhantomSpec.for_level(**dict(FAINT_SHALLOW_DISHES, grid_offset_voxels=(0.37, 0.29, 0.41 + 7 / 8)))
-    _, errors = measured(spec)
+    errors = measured(spec)
     assert abs(errors["vbv_pct"]) <= VBV_TOLERANCE_PCT
     assert abs(errors["ratio_pt"]) <= RATIO_TOLERANCE_PT
