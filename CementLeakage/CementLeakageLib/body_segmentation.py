@@ -46,6 +46,7 @@ from .cement_segmentation import has_thick_slices
 from .concave_rims import add_concave_endplate_rims
 from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
 from .ct_volume import CtVolume
+from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy
 from .endplate_rings import CtPlanes
@@ -65,7 +66,7 @@ from .pedicle_cuts import (
 from .ring_replacement import deficient_slices, lost_throughout
 from .shell_enclosure import enclosed_by_shell
 from .sitk_bridge import box_around_ras_points, resample_onto, to_sitk
-from .unseen_dishes import UNSEEN_SHARE_NAMED, unseen_dishes, unseen_dishes_warning
+from .unseen_dishes import unseen_dishes, unseen_dishes_warning
 from .vertebra_frame import VertebraFrame, vertebra_frame
 
 

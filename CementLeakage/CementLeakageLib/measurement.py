@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cutoff_margin import near_cutoff_warnings
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
 from .split_plane import SplitPlane, check_side, split_plane_from_endplates
-
-NEAR_CUTOFF_BAND_PT = 0.5
-"""PSBCV/VBV% within this many percentage points of the cut-off is near it: the phantom sweeps
-(``benchmarks/results``) put 90% of the automatic ratios within 0.3 points of the truth and
-95% within 0.38 (the worst 0.97), so a flag this close may fall either way and the masks deserve
-a look."""
 
 MM3_PER_CM3 = 1000.0
 
@@ -108,6 +103,7 @@ def measure_masks(
     *,
     level: str = "",
     parameters: MeasurementParameters | None = None,
+    unseen_dish_share: float | None = None,
 ) -> VertebraMeasurement:
     """Measure VBV, BCV, PSBCV and both ratios from masks on one grid.
 
@@ -121,6 +117,9 @@ def measure_masks(
         side: puncture side, ``left`` (patient left) or ``right``.
         level: vertebra label such as ``L1`` (free text).
         parameters: cut-off and thresholds (only the cut-off is used here).
+        unseen_dish_share: share of VBV (0 to 1) that dishes between thick CT slices could hold
+            beyond the endplate points (:mod:`unseen_dishes`), None when not estimated; a flag
+            they could lower below the cut-off is marked near it.
 
     Returns:
         The measurement; volumes are voxel count times voxel volume (cm³).
@@ -162,14 +161,8 @@ def measure_masks(
     psbcv = puncture_side_cement_voxels * voxel_cm3
     bcv_pct = 100.0 * cement_in_body_voxels / body_voxels
     psbcv_pct = 100.0 * puncture_side_cement_voxels / body_voxels
-    warnings = []
-    near_cutoff = bool(abs(psbcv_pct - parameters.cutoff_pct) <= NEAR_CUTOFF_BAND_PT)
-    if near_cutoff:
-        warnings.append(
-            f"PSBCV/VBV {psbcv_pct:.2f}% lies within {NEAR_CUTOFF_BAND_PT:g} percentage points of the "
-            f"{parameters.cutoff_pct:g}% cut-off, within the measurement's error: the flag may fall either "
-            "way; review the body and cement masks"
-        )
+    warnings = near_cutoff_warnings(psbcv_pct, parameters.cutoff_pct, unseen_dish_share)
+    near_cutoff = bool(warnings)
     if cement_in_body_voxels == 0:
         warnings.append(
             "no cement inside the vertebral body (BCV = 0): check the level, the endplate points and the "

@@ -25,7 +25,6 @@ from .parameters import MeasurementParameters
 from .results import VertebraMeasurement
 from .slice_centred_points import slice_centre_warnings
 from .split_plane import check_endplate_points, check_side, split_plane_from_endplates
-from .unseen_dishes import flag_may_fall_with_unseen_dishes, unseen_dishes_cutoff_warning
 
 CEMENT_SEARCH_MARGIN_MM = 8.0
 """How far beyond the body's axial extent (mm) the centre of a piece of cement may lie for it to
@@ -247,19 +246,20 @@ def measure_vertebra(
         except CementLeakageError as error:
             warnings.append(f"{error} (the given mask is measured as it is)")
     measurement = measure_masks(
-        body, cement, ct.geometry, upper, lower, side, level=level, parameters=parameters
+        body,
+        cement,
+        ct.geometry,
+        upper,
+        lower,
+        side,
+        level=level,
+        parameters=parameters,
+        unseen_dish_share=None if unseen_dish_vbv_pct is None else unseen_dish_vbv_pct / 100.0,
     )
     measurement.warnings = warnings + measurement.warnings
     measurement.segmentation_source = source
     measurement.ct_blur_sigma_mm = blur_sigma_mm
     measurement.unseen_dish_vbv_pct = unseen_dish_vbv_pct
-    if unseen_dish_vbv_pct is not None and not measurement.near_cutoff:
-        share = unseen_dish_vbv_pct / 100.0
-        if flag_may_fall_with_unseen_dishes(measurement.psbcv_vbv_pct, measurement.cutoff_pct, share):
-            measurement.near_cutoff = True
-            measurement.warnings.append(
-                unseen_dishes_cutoff_warning(measurement.psbcv_vbv_pct, measurement.cutoff_pct, share)
-            )
     measurement.input_sha256 = ct.sha256
     measurement.input_source = ct.source
     measurement.parameters = parameters.as_dict()

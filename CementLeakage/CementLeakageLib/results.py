@@ -14,9 +14,9 @@ class VertebraMeasurement:
 
     Points and the plane normal are RAS (mm, unit vector). ``exceeds_cutoff`` is
     ``psbcv_vbv_pct > cutoff_pct``; ``near_cutoff`` says the ratio lies within
-    ``measurement.NEAR_CUTOFF_BAND_PT`` points of the cut-off, or above it by less than dishes
+    ``cutoff_margin.NEAR_CUTOFF_BAND_PT`` points of the cut-off, or above it by less than dishes
     that thick slices may leave out could lower it
-    (``unseen_dishes.flag_may_fall_with_unseen_dishes``), where the flag is uncertain.
+    (``cutoff_margin.flag_may_fall_with_unseen_dishes``), where the flag is uncertain.
     """
 
     level: str

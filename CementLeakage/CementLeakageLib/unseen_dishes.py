@@ -29,9 +29,6 @@ DISHED_FACE_MEAN_MM = 0.2
 """A face already holds a dish, seen in the CT's slices, when it reaches beyond its point by this
 much (mm along the axis) on average over its columns: a paraboloid dish 0.4 mm deep. A flat face
 moved onto its point holds nothing beyond it, give or take a tilt's two halves."""
-UNSEEN_SHARE_NAMED = 0.04
-"""Share of VBV the unseen dishes could hold from which the result names them: the 4% VBV
-accuracy the segmentation is held to."""
 
 
 @dataclass(frozen=True)
@@ -111,25 +108,4 @@ def unseen_dishes_warning(dishes: UnseenDishes, slice_mm: float) -> str:
         f"could show it ({where}) leaves no trace, and the face is taken flat through its point: if the "
         f"endplates are dished, VBV may read up to {share} low and PSBCV/VBV% up to {share} "
         "of its value high; check the endplates on a sagittal view, or measure on thinner slices"
-    )
-
-
-def flag_may_fall_with_unseen_dishes(psbcv_vbv_pct: float, cutoff_pct: float, share: float) -> bool:
-    """Whether a flag raised at ``psbcv_vbv_pct`` (%, above ``cutoff_pct``) could fall with the
-    dishes that thick slices may leave out: with VBV up to ``share`` (0 to 1) low the ratio could
-    be as low as ``psbcv_vbv_pct / (1 + share)``. Only a share that is named counts
-    (``UNSEEN_SHARE_NAMED``); left-out dishes can only lower the ratio, never raise it."""
-    if share < UNSEEN_SHARE_NAMED:
-        return False
-    return cutoff_pct < psbcv_vbv_pct <= cutoff_pct * (1.0 + share)
-
-
-def unseen_dishes_cutoff_warning(psbcv_vbv_pct: float, cutoff_pct: float, share: float) -> str:
-    """The warning for a flag that unseen dishes holding ``share`` of VBV could lower below the
-    cut-off (:func:`flag_may_fall_with_unseen_dishes`)."""
-    lowest = psbcv_vbv_pct / (1.0 + share)
-    return (
-        f"PSBCV/VBV {psbcv_vbv_pct:.2f}% lies above the {cutoff_pct:g}% cut-off, but with dished endplates "
-        f"that these slices may leave out (VBV up to {100.0 * share:.0f}% low) it could be {lowest:.2f}%: "
-        "the flag may fall either way; check the endplates on a sagittal view"
     )

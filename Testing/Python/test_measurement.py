@@ -174,6 +174,43 @@ def test_a_ratio_within_half_a_point_of_the_cutoff_is_near_it_with_a_warning(cut
     assert measured.exceeds_cutoff is (14.0 > cutoff_pct)
 
 
+@pytest.mark.parametrize(
+    ("cutoff_pct", "unseen_dish_share", "near"),
+    [
+        (13.48, None, False),  # 0.52 points above: outside the band, no dishes estimated
+        (13.48, 0.039, False),  # 14.0 / 1.039 = 13.47 would fall, but a share under 4% is not named
+        (13.48, 0.04, True),  # 14.0 / 1.04 = 13.46, under the cut-off
+        (13.0, 0.07, False),  # 13.08: above the cut-off whatever the dishes hold
+        (13.0, 0.08, True),  # 12.96
+        (15.0, 0.2, False),  # under the cut-off: left-out dishes only lower the ratio
+    ],
+)
+def test_a_flag_that_unseen_dishes_could_lower_below_the_cutoff_is_near_it(
+    cutoff_pct, unseen_dish_share, near
+):
+    geometry = VolumeGeometry(np.eye(4), (10, 10, 10))
+    body = np.ones(geometry.shape, dtype=bool)
+    cement = np.zeros(geometry.shape, dtype=bool)
+    cement[:, :, 0] = True
+    cement[:4, :, 1] = True  # 140 voxels left of the plane at R = 4.5: PSBCV/VBV 14.0%
+    upper, lower = np.array([4.5, 4.0, 9.0]), np.array([4.5, 4.0, 0.0])
+    measured = measure_masks(
+        body,
+        cement,
+        geometry,
+        upper,
+        lower,
+        "left",
+        parameters=MeasurementParameters(cutoff_pct=cutoff_pct),
+        unseen_dish_share=unseen_dish_share,
+    )
+    assert measured.near_cutoff is near
+    lowest = [warning for warning in measured.warnings if "could be" in warning]
+    assert len(lowest) == int(near)
+    if near:
+        assert f"could be {14.0 / (1.0 + unseen_dish_share):.2f}%" in lowest[0]
+
+
 def test_no_cement_gives_zero_bcv_and_a_warning():
     geometry = make_grid("axial")
     body, _ = random_masks(geometry.shape, seed=1)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
+from CementLeakageLib.cutoff_margin import flag_may_fall_with_unseen_dishes
 from CementLeakageLib.endplate_contours import CtSlicePositions
 from CementLeakageLib.endplate_faces import body_from_face_positions
 from CementLeakageLib.parameters import MeasurementParameters
@@ -21,7 +22,6 @@ from CementLeakageLib.pipeline import measure_vertebra
 from CementLeakageLib.unseen_dishes import (
     UnseenDishes,
     first_revealing_slice_mm,
-    flag_may_fall_with_unseen_dishes,
     unseen_dishes,
     unseen_dishes_warning,
 )
