@@ -40,6 +40,7 @@ def smooth_face(
     tolerance_px: float,
     bound: int,
     interior: np.ndarray | None = None,
+    lost: np.ndarray | None = None,
 ) -> np.ndarray:
     """An endplate face (slice index per column) with its inward outliers raised to the surface.
 
@@ -52,7 +53,8 @@ def smooth_face(
     outline less a margin) are raised, or none without it: along the outline a few short columns
     are the grid's steps, inside it they are a hole the enclosure ran through (a Schmorl node's
     pit, which has no cortex of its own, opens the endplate and the region below it is lost; the
-    pit is filled with it, up to 0.5% of a body).
+    pit is filled with it, up to 0.5% of a body). Columns in ``lost`` (bool ``[y, x]``, outside
+    ``present``: holes in it) that lie in ``interior`` take the fitted surface too.
     """
     rows, cols = np.nonzero(present)
     if rows.size < 12:
@@ -70,17 +72,25 @@ def smooth_face(
             return face
     outliers = inward * (values - fitted) > tolerance_px
     if outliers.mean() < BROKEN_FACE_FRACTION:
-        if interior is None:
-            return face
-        outliers &= interior[rows, cols]
-        if not outliers.any():
-            return face
+        outliers &= np.zeros_like(outliers) if interior is None else interior[rows, cols]
+    targets_rows, targets_cols, targets = rows[outliers], cols[outliers], fitted[outliers]
+    if lost is not None and interior is not None:
+        lost_rows, lost_cols = np.nonzero(lost & interior)
+        lost_design = quadratic_terms(
+            (lost_rows - rows.mean()) / max(float(rows.std()), 1.0),
+            (lost_cols - cols.mean()) / max(float(cols.std()), 1.0),
+        )
+        targets_rows = np.concatenate([targets_rows, lost_rows])
+        targets_cols = np.concatenate([targets_cols, lost_cols])
+        targets = np.concatenate([targets, lost_design @ coefficients])
+    if targets.size == 0:
+        return face
     result = face.copy()
-    raised = np.rint(fitted[outliers]).astype(face.dtype)
+    raised = np.rint(targets).astype(face.dtype)
     # Raised faces stay within the slab between the endplate points (``bound``): beyond them a face
     # is the shell's own (a concave endplate's rim), never an extrapolation.
     raised = np.maximum(raised, bound) if inward > 0 else np.minimum(raised, bound)
-    result[rows[outliers], cols[outliers]] = raised
+    result[targets_rows, targets_cols] = raised
     return result
 
 
@@ -125,13 +135,24 @@ def columns_within_outline(
     """The body from its faces and its outline: in every column (x, y) of ``outline``, the
     voxels between the lowest and highest voxel of ``enclosed`` in that column, faces that stop
     short of the smooth endplate surface (a hole in a faint shell) raised to it; with
-    ``inset_px``, also a few such columns at least that far inside the outline (:func:`smooth_face`)."""
+    ``inset_px``, also a few such columns at least that far inside the outline, and the columns
+    that ``enclosed`` lost inside its outline, holes in its columns, between the two surfaces
+    (:func:`smooth_face`). A shell that did not enclose its interior holds there only the runs of
+    denser trabecular bone above its level; moving its faces onto the points takes as much off
+    every run, and a column of short runs is lost from top to bottom (an L1 at 80% height with
+    leaks into both discs on 2 mm slices lost 48: VBV -5.5%)."""
     present, first, last = column_faces(enclosed)
     present &= outline
     z = np.arange(enclosed.shape[0])[:, None, None]
-    interior = slicewise.binary_erode(present[None], inset_px)[0] if inset_px else None
-    first = smooth_face(first, present, 1, tolerance_px, int(slab[0]), interior)
-    last = smooth_face(last, present, -1, tolerance_px, int(slab[-1]), interior)
+    interior = lost = None
+    if inset_px:
+        holes = slicewise.fill_holes(present[None])[0] & ~present
+        interior = slicewise.binary_erode((present | holes)[None], inset_px)[0]
+        lost = holes & interior
+    first = smooth_face(first, present, 1, tolerance_px, int(slab[0]), interior, lost)
+    last = smooth_face(last, present, -1, tolerance_px, int(slab[-1]), interior, lost)
+    if lost is not None:
+        present = present | lost
     return present[None] & (z >= first[None]) & (z <= last[None])
 
 

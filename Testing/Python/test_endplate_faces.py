@@ -172,6 +172,22 @@ def test_faces_short_of_the_points_are_extended_when_asked(upper_point_mm, added
     assert fill.upper == pytest.approx(upper_fill, abs=1e-9)
 
 
+def test_columns_a_shell_lost_inside_its_outline_take_the_fitted_faces():
+    # A shell that did not enclose its interior holds there only the runs of denser trabecular
+    # bone above its level; moving its faces onto the points takes as much off every run, and a
+    # column of short runs is lost from top to bottom. The body kept has those columns between
+    # the surfaces fitted to the others: here the cylinder's own faces, exactly.
+    body = cylinder(0.0, HEIGHT_MM)
+    lost = holes(0.05) & (np.hypot(ROWS - 30, COLS - 30) < 17)
+    body &= ~lost[None]
+    slab = np.flatnonzero((AXIAL_MM > 0.0) & (AXIAL_MM < HEIGHT_MM))
+    kept = columns_within_outline(body, DISK, TOLERANCE_PX, slab, INSET_PX)
+    assert np.array_equal(kept, cylinder(0.0, HEIGHT_MM))
+    # Judged whether the shell enclosed the body (no inset), they stay lost.
+    judged = columns_within_outline(body, DISK, TOLERANCE_PX, slab)
+    assert np.array_equal(judged, body)
+
+
 def test_a_shortfall_beyond_the_limit_is_made_up_by_the_limit_only():
     body = cylinder(0.0, HEIGHT_MM - 2.0)
     calibrated, fill = calibrate_to_endplate_points(body, AXIAL_MM, HEIGHT_MM, INSET_PX, shortfall_mm=1.0)

@@ -1,6 +1,7 @@
 """Phantoms whose voxel grid lies elsewhere against the anatomy than the sweeps' own
-(``PhantomSpec.grid_offset_voxels``): on 2 mm slices where a slice falls decides what the CT
-shows of the endplates, the disc and a faint cortex. Each case read wrong before, on the
+(``PhantomSpec.grid_offset_voxels``): on thick slices and coarse pixels where the voxels fall
+decides what the CT shows of the endplates, the disc and a faint cortex, and what the voxels
+hold of the body. Each case read wrong before, on the
 phantom sweep with the slice phase drawn at random (``benchmark_phantom_sweep.py
 --random-slice-phase``) or on the slice-phase benchmark; errors against the analytic truth.
 """
@@ -79,3 +80,26 @@ def test_the_faint_shallow_dishes_at_seven_eighths_of_a_slice_are_not_read_high(
     errors = measured(spec)
     assert abs(errors["vbv_pct"]) <= VBV_TOLERANCE_PCT
     assert abs(errors["ratio_pt"]) <= RATIO_TOLERANCE_PT
+
+
+def test_a_shell_opened_by_leaks_into_both_discs_keeps_every_column():
+    # A biconcave L1 at 80% height on 2 mm slices, with leaks into both discs. Their halos open
+    # both endplates, and the shell encloses no interior: between its faces it holds the runs of
+    # trabecular bone above its level. Moving the faces onto the points took as much off every
+    # run, and the columns that held only short runs were lost from top to bottom: VBV -5.9%, with
+    # no warning. Measured now: VBV -3.7%, and every target of the sweeps holds.
+    spec = PhantomSpec.for_level(
+        "L1",
+        side="right",
+        spacing_mm=(0.7, 0.7, 2.0),
+        orientation="flipped",
+        cement_preset="low",
+        leaks=("disc superior", "disc inferior"),
+        compression="biconcave",
+        compression_ratio=0.80,
+        basivertebral_foramen=True,
+        rotation_deg=1.7,
+        seed=2077,
+        grid_offset_voxels=(0.41, 0.59, 0.85),
+    )
+    check(make_phantom(spec))
