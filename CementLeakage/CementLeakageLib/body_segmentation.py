@@ -213,17 +213,24 @@ round to the nearest sample (up to 2% of a 12 mm body at each face)."""
 
 def _on_ct_grid(
     body: np.ndarray,
+    fill: FaceFill,
     grid: VolumeGeometry,
     crop_grid: VolumeGeometry,
     frame: VertebraFrame,
     reach_below: float,
     reach_above: float,
 ) -> np.ndarray:
-    """The body (its occupancy on the frame grid, :func:`face_occupancy`) moved onto the CT
+    """The body (bool on the frame grid, its end voxels filled by ``fill``) moved onto the CT
     sub-grid with its volume kept (see :mod:`mask_resampling`), within the slab between the
     endplate points (beyond them by ``reach_below`` and ``reach_above`` mm, where a concave
-    endplate's rim continues) give or take half a CT voxel."""
-    coverage = coverage_on(body, grid, crop_grid, FACE_SAMPLE_SPACING_MM)
+    endplate's rim continues) give or take half a CT voxel.
+
+    The volume kept is the body's own on the frame grid (its voxels less what its end voxels do
+    not fill), less the share of the coverage the slab leaves out;
+    the coverage only ranks the voxels. Sampled at the CT voxels' centres in the slice plane, the
+    coverage adds up to what the pixels' lattice holds of the outline, the same error in every
+    slice of an untilted body (a faint T6 on 1 x 1 x 1.25 mm voxels: 1.6% less than the body)."""
+    coverage = coverage_on(face_occupancy(body, fill), grid, crop_grid, FACE_SAMPLE_SPACING_MM)
     k, j, i = np.nonzero(coverage > 0.0)
     points = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))
     half_extent = 0.5 * float(np.abs(frame.rotation[:, 2] @ crop_grid.ijk_to_ras[:3, :3]).sum())
@@ -234,7 +241,15 @@ def _on_ct_grid(
     allowed[k[inside], j[inside], i[inside]] = True
     distance = np.zeros(coverage.shape, dtype=np.float32)
     distance[k, j, i] = np.hypot(points[:, 0], points[:, 1])  # mm from the axis
-    volume_mm3 = float(coverage[allowed].sum()) * crop_grid.voxel_volume_mm3
+    present = body.any(axis=0)
+    unfilled = sum(
+        float(np.sum(1.0 - np.broadcast_to(np.asarray(share, dtype=float), present.shape)[present]))
+        for share in (fill.lower, fill.upper)
+    )
+    frame_volume_mm3 = (float(np.count_nonzero(body)) - unfilled) * grid.voxel_volume_mm3
+    covered = float(coverage.sum())
+    kept_share = float(coverage[allowed].sum()) / covered if covered > 0.0 else 0.0
+    volume_mm3 = frame_volume_mm3 * kept_share
     return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, distance)
 
 
@@ -439,7 +454,7 @@ def segment_vertebral_body(
             "review the vertebral body mask"
         )
 
-    native = _on_ct_grid(face_occupancy(body, fill), grid, crop_grid, frame, reach_below, reach_above)
+    native = _on_ct_grid(body, fill, grid, crop_grid, frame, reach_below, reach_above)
     return BodySegmentation(
         mask=native,
         geometry=crop_grid,
