@@ -87,7 +87,7 @@ def test_a_shell_opened_by_leaks_into_both_discs_keeps_every_column():
     # both endplates, and the shell encloses no interior: between its faces it holds the runs of
     # trabecular bone above its level. Moving the faces onto the points took as much off every
     # run, and the columns that held only short runs were lost from top to bottom: VBV -5.9%, with
-    # no warning. Measured now: VBV -3.7%, and every target of the sweeps holds.
+    # no warning. Measured now: VBV -3.1%, and every target of the sweeps holds.
     spec = PhantomSpec.for_level(
         "L1",
         side="right",
