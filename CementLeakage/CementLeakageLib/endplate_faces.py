@@ -72,7 +72,7 @@ def smooth_face(
             return face
     outliers = inward * (values - fitted) > tolerance_px
     if outliers.mean() < BROKEN_FACE_FRACTION:
-        outliers &= np.zeros_like(outliers) if interior is None else interior[rows, cols]
+        outliers = np.zeros_like(outliers) if interior is None else outliers & interior[rows, cols]
     targets_rows, targets_cols, targets = rows[outliers], cols[outliers], fitted[outliers]
     if lost is not None and interior is not None:
         lost_rows, lost_cols = np.nonzero(lost & interior)
@@ -447,6 +447,17 @@ def body_from_face_positions(
         lower=np.where(present, lowest + 0.5 - lower, 1.0),
         upper=np.where(present, upper - highest + 0.5, 1.0),
     )
+
+
+def filled_voxels(body: np.ndarray, fill: FaceFill) -> float:
+    """The volume (in voxels) of ``body`` (bool ``[z, y, x]`` on the frame grid) whose end voxels
+    are filled by ``fill``: its voxels less the part of each column's end voxels left unfilled."""
+    present = body.any(axis=0)
+    unfilled = sum(
+        float(np.sum(1.0 - np.broadcast_to(np.asarray(share, dtype=float), present.shape)[present]))
+        for share in (fill.lower, fill.upper)
+    )
+    return float(np.count_nonzero(body)) - unfilled
 
 
 def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:

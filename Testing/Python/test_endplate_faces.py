@@ -19,6 +19,7 @@ from CementLeakageLib.endplate_faces import (
     face_crossings,
     face_occupancy,
     face_positions,
+    filled_voxels,
     fitted_faces,
     smooth_face,
 )
@@ -186,6 +187,15 @@ def test_columns_a_shell_lost_inside_its_outline_take_the_fitted_faces():
     # Judged whether the shell enclosed the body (no inset), they stay lost.
     judged = columns_within_outline(body, DISK, TOLERANCE_PX, slab)
     assert np.array_equal(judged, body)
+
+
+def test_the_filled_volume_is_the_voxels_less_the_unfilled_end_voxels():
+    # The cylinder from 0 to 20 mm (40 slices of 1793 columns) with 0.8 of its top voxels and 0.3
+    # of its bottom ones filled: 39.1 slices' worth; a column with a gap counts only its voxels.
+    body = cylinder(0.0, HEIGHT_MM)
+    assert filled_voxels(body, FaceFill(lower=0.3, upper=0.8)) == pytest.approx(1793 * 39.1)
+    body[40, 30, 30] = False
+    assert filled_voxels(body, FaceFill()) == pytest.approx(1793 * 40 - 1)
 
 
 def test_a_shortfall_beyond_the_limit_is_made_up_by_the_limit_only():
