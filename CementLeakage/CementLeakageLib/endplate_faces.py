@@ -59,9 +59,13 @@ def smooth_face(
     rows, cols = np.nonzero(present)
     if rows.size < 12:
         return face
-    r = (rows - rows.mean()) / max(float(rows.std()), 1.0)
-    c = (cols - cols.mean()) / max(float(cols.std()), 1.0)
-    design = quadratic_terms(r, c)
+    row_mean, row_scale = rows.mean(), max(float(rows.std()), 1.0)
+    col_mean, col_scale = cols.mean(), max(float(cols.std()), 1.0)
+
+    def design_at(at_rows: np.ndarray, at_cols: np.ndarray) -> np.ndarray:
+        return quadratic_terms((at_rows - row_mean) / row_scale, (at_cols - col_mean) / col_scale)
+
+    design = design_at(rows, cols)
     values = face[rows, cols].astype(float)
     keep = np.ones(values.size, dtype=bool)
     for _ in range(3):
@@ -76,13 +80,9 @@ def smooth_face(
     targets_rows, targets_cols, targets = rows[outliers], cols[outliers], fitted[outliers]
     if lost is not None and interior is not None:
         lost_rows, lost_cols = np.nonzero(lost & interior)
-        lost_design = quadratic_terms(
-            (lost_rows - rows.mean()) / max(float(rows.std()), 1.0),
-            (lost_cols - cols.mean()) / max(float(cols.std()), 1.0),
-        )
         targets_rows = np.concatenate([targets_rows, lost_rows])
         targets_cols = np.concatenate([targets_cols, lost_cols])
-        targets = np.concatenate([targets, lost_design @ coefficients])
+        targets = np.concatenate([targets, design_at(lost_rows, lost_cols) @ coefficients])
     if targets.size == 0:
         return face
     result = face.copy()
