@@ -21,6 +21,7 @@ from .endplate_faces import (
     calibrate_to_endplate_points,
     columns_within_outline,
     faces_meet_the_points,
+    fill_beyond,
 )
 from .endplate_rings import faces_on_rings
 from .faint_disc_cement import FAINT_CEMENT_MIN_HU
@@ -294,7 +295,7 @@ def _enclosed(
         halo_px: not_shells[halo_px].any(axis=0) if halo_px > frame_voxel_halo else None for halo_px in halos
     }
     candidates: dict[tuple[int, float, float], tuple[np.ndarray, np.ndarray] | None] = {}
-    partial: tuple[float, np.ndarray] | None = None
+    partial: tuple[float, np.ndarray, FaceFill] | None = None
     for (attempts, core_slices), halo_px in ((round_, halo) for round_ in rounds for halo in halos):
         for attempt in attempts:
             key = (halo_px, *attempt)
@@ -334,16 +335,18 @@ def _enclosed(
                     )
                 return Enclosure(kept, fill, whole=True)
             if partial is None or coverage > partial[0]:
-                partial = (coverage, calibrated)
+                partial = (coverage, calibrated, fill)
         if partial is not None:
             break
     if partial is None:
         return None
     # Every shell that closed has holes: its faces still follow the endplates beyond the points
     # (concave rims), and the body found slice by slice fills what it leaves out between them.
-    # Their columns may end where the slab's body does: the faces are kept whole.
-    merged = finished(partial[1], True) | (ringed_body & typical_outline[None])
-    return Enclosure(merged, FaceFill(), whole=False)
+    _, calibrated, fill = partial
+    shell_body = finished(calibrated, True)
+    slab_part = ringed_body & typical_outline[None]
+    merged = shell_body | slab_part
+    return Enclosure(merged, fill_beyond(shell_body, slab_part, fill), whole=False)
 
 
 def _dishes_on_contours(
