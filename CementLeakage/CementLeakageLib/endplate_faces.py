@@ -385,10 +385,17 @@ def _faces_at_crossings(
 @dataclass(frozen=True)
 class FaceFill:
     """The share (0 to 1] of its end voxels that each column of a body on the frame grid fills
-    along the axis, at the lower and upper face: the sub-voxel part of a calibration."""
+    along the axis, at the lower and upper face: the sub-voxel part of a calibration. One share
+    for every column, or one per column (``[y, x]``)."""
 
-    lower: float = 1.0
-    upper: float = 1.0
+    lower: float | np.ndarray = 1.0
+    upper: float | np.ndarray = 1.0
+
+    def per_column(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The lower and upper shares as one value per column of a ``[y, x]`` grid of ``shape``."""
+        return tuple(
+            np.broadcast_to(np.asarray(share, dtype=float), shape) for share in (self.lower, self.upper)
+        )
 
 
 def calibrate_to_endplate_points(
@@ -461,9 +468,8 @@ def face_positions(body: np.ndarray, fill: FaceFill) -> tuple[np.ndarray, np.nda
     filled by ``fill``) has its faces, as positions along it (frame slice indices, a voxel
     spanning its index ± 0.5): whether it holds a voxel, its lower and its upper face."""
     present, first, last = column_faces(body)
-    lower = first + 0.5 - np.broadcast_to(np.asarray(fill.lower, dtype=float), present.shape)
-    upper = last - 0.5 + np.broadcast_to(np.asarray(fill.upper, dtype=float), present.shape)
-    return present, lower, upper
+    lower_share, upper_share = fill.per_column(present.shape)
+    return present, first + 0.5 - lower_share, last - 0.5 + upper_share
 
 
 def body_from_face_positions(
@@ -486,10 +492,7 @@ def filled_voxels(body: np.ndarray, fill: FaceFill) -> float:
     """The volume (in voxels) of ``body`` (bool ``[z, y, x]`` on the frame grid) whose end voxels
     are filled by ``fill``: its voxels less the part of each column's end voxels left unfilled."""
     present = body.any(axis=0)
-    unfilled = sum(
-        float(np.sum(1.0 - np.broadcast_to(np.asarray(share, dtype=float), present.shape)[present]))
-        for share in (fill.lower, fill.upper)
-    )
+    unfilled = sum(float(np.sum(1.0 - share[present])) for share in fill.per_column(present.shape))
     return float(np.count_nonzero(body)) - unfilled
 
 
@@ -503,13 +506,9 @@ def fill_beyond(body: np.ndarray, other: np.ndarray, fill: FaceFill) -> FaceFill
     other_present, other_first, other_last = column_faces(other)
     lower_is_body = present & (~other_present | (first < other_first))
     upper_is_body = present & (~other_present | (last > other_last))
+    lower_share, upper_share = fill.per_column(present.shape)
     return FaceFill(
-        lower=np.where(
-            lower_is_body, np.broadcast_to(np.asarray(fill.lower, dtype=float), present.shape), 1.0
-        ),
-        upper=np.where(
-            upper_is_body, np.broadcast_to(np.asarray(fill.upper, dtype=float), present.shape), 1.0
-        ),
+        lower=np.where(lower_is_body, lower_share, 1.0), upper=np.where(upper_is_body, upper_share, 1.0)
     )
 
 
@@ -522,15 +521,15 @@ def face_occupancy(body: np.ndarray, fill: FaceFill) -> np.ndarray:
     present, first, last = column_faces(body)
     rows, cols = np.nonzero(present)
 
-    def crossing_value(share: float | np.ndarray) -> np.ndarray:
+    def crossing_value(share: np.ndarray) -> np.ndarray:
         # Between an inner voxel (1) and the end voxel (v) the half-crossing lies 0.5 / (1 - v)
         # from the inner voxel's centre; between the end voxel and the outside (0), (v - 0.5) / v
         # beyond the end voxel's centre.
-        share = np.clip(np.broadcast_to(np.asarray(share, dtype=float), present.shape)[rows, cols], 0.0, 1.0)
+        share = np.clip(share[rows, cols], 0.0, 1.0)
         return np.where(share >= 0.5, 0.5 / (1.5 - share), 1.0 - 0.5 / (0.5 + share))
 
     occupancy = body.astype(np.float32)
-    lower, upper = crossing_value(fill.lower), crossing_value(fill.upper)
+    lower, upper = (crossing_value(share) for share in fill.per_column(present.shape))
     occupancy[last[rows, cols], rows, cols] = upper
     occupancy[first[rows, cols], rows, cols] = np.minimum(occupancy[first[rows, cols], rows, cols], lower)
     return occupancy
