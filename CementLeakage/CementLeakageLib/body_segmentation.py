@@ -266,7 +266,7 @@ def _thick_slice_faces(
     if not slices.cross_the_columns():
         return None
     reach_mm = max(FACE_TOLERANCE_MM, float(np.max(ct.geometry.spacing_mm)))
-    planes = CtPlanes(crop, crop_grid, grid, slices)
+    planes = CtPlanes(crop, crop_grid, grid, slices, ct.slice_profile_share())
     return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes)
 
 

@@ -43,6 +43,17 @@ def parse_point(text: str) -> np.ndarray:
     return np.array(values)
 
 
+def parse_slice_thickness(text: str) -> float:
+    """Parse a slice thickness (mm): a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0.0):
+        raise argparse.ArgumentTypeError(f"expected a slice thickness in mm above 0, got {text!r}")
+    return value
+
+
 def _join_negative_points(argv: list[str]) -> list[str]:
     """Let ``--upper -12,3,40`` through argparse by turning it into ``--upper=-12,3,40``."""
     joined: list[str] = []
@@ -100,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.add_argument("--cement-segment", default="Cement", help="cement segment name in --segmentation")
     measure.add_argument("--series-uid", help="DICOM series to read when the folder holds several")
+    measure.add_argument(
+        "--slice-thickness",
+        type=parse_slice_thickness,
+        help="reconstructed slice thickness (mm) when it differs from the slice spacing and the file "
+        "does not state it (DICOM SliceThickness does; NRRD and NIfTI do not)",
+    )
     _add_common_options(measure)
 
     plan = commands.add_parser(
@@ -252,6 +269,8 @@ def run_measure(arguments: argparse.Namespace, requests: list | None = None) -> 
     requests = requests if requests is not None else level_requests(arguments)
     parameters = parameters_from(arguments)
     ct = read_ct(arguments.ct, series_uid=arguments.series_uid)
+    if getattr(arguments, "slice_thickness", None) is not None:
+        ct.slice_thickness_mm = arguments.slice_thickness
     given = given_masks_by_level(arguments, requests, ct)
     results = measure_levels(
         ct, requests, parameters, {level: (body, cement) for level, (body, cement, _) in given.items()}

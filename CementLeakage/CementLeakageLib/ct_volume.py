@@ -15,7 +15,9 @@ class CtVolume:
 
     ``source`` says where the image came from (a path, a node name or ``phantom``);
     ``sha256`` identifies the input file(s) (empty for data made in memory);
-    ``metadata`` keeps identifiers such as DICOM UIDs.
+    ``metadata`` keeps identifiers such as DICOM UIDs. ``slice_thickness_mm`` is the width (mm)
+    of the scanner's slice sensitivity along the slice normal when the source states it (DICOM
+    SliceThickness, which may be less than the slice spacing); None takes it as the spacing.
     """
 
     array_hu: np.ndarray
@@ -23,3 +25,11 @@ class CtVolume:
     source: str = ""
     sha256: str = ""
     metadata: dict = field(default_factory=dict)
+    slice_thickness_mm: float | None = None
+
+    def slice_profile_share(self) -> float:
+        """The slice sensitivity's width as a share of the slice spacing (k): 1 when unknown."""
+        spacing_mm = float(self.geometry.spacing_mm[2])
+        if self.slice_thickness_mm is None or not spacing_mm > 0.0:
+            return 1.0
+        return float(self.slice_thickness_mm) / spacing_mm

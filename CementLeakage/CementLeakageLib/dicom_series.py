@@ -99,7 +99,7 @@ def _common_dataset(
     ds.PatientSex = ""
     ds.BodyPartExamined = "SPINE"
     ds.KVP = "120"
-    ds.SliceThickness = _ds(spacing[2])
+    ds.SliceThickness = _ds(spacing[2] if ct.slice_thickness_mm is None else ct.slice_thickness_mm)
     ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid

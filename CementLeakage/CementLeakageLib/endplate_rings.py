@@ -9,13 +9,13 @@ slices'. The dish is modelled as a paraboloid over the body's outline, ``depth *
 beyond the point at normalised radius ``rho`` (0 on the axis, 1 on the outline's ellipse of
 inertia); the pocket is where the slice lies beyond that surface, so its area gives the depth,
 column by column where the slice is tilted against the axis. Where the first slice beyond a
-point is open, the face lies within that slice gap: a slice averaged over its thickness still
-shows the rim's cortex in partial volume (below), one sampled at its centre cannot place the face
-better than the point, and it is taken through the point with the tilt the shell gave it (a
-wedged face keeps its slope). A slice within a blur's reach of the point shows the endplate's
-cortex over the axis and is passed over. A slice with cement in it (a leak into the disc), a
-pocket that reaches the side wall (a face tilted against the slices) or a ring that does not
-surround the axis leaves the face as the shell has it.
+point is open, the face lies within that slice gap: a rim that reaches into the slice's
+sensitivity still shows its cortex there in partial volume (below); one that ends short of it
+cannot be placed better than the point, and the face is taken through the point with the tilt
+the shell gave it (a wedged face keeps its slope). A slice within a blur's reach of the point
+shows the endplate's cortex over the axis and is passed over. A slice with cement in it (a leak
+into the disc), a pocket that reaches the side wall (a face tilted against the slices) or a ring
+that does not surround the axis leaves the face as the shell has it.
 
 A slice averaged over its thickness that holds the point's plane (its centre less than half a
 slice beyond it) does not end its pocket at its centre: a column there holds the cortex from
@@ -35,18 +35,21 @@ beyond the surface by more than the in-plane offset it takes off), and the shall
 An open first slice does not count against a fit.
 
 A first slice beyond the point that lies open is read once more, for the part of the dish it
-holds in partial volume. A slice averaged over its thickness ``T`` (the CT's box-shaped slice
-profile) that starts ``s`` mm beyond the face's plane holds, in a column whose surface lies ``h``
-beyond that plane, ``h - s`` mm of the endplate's cortex, and its HU rises over the disc's in
-proportion: by ``k (depth * rho**2 - s)`` where ``rho**2`` exceeds ``s / depth`` (as long as that
-stays within the cortex), not at all nearer the axis. The depth is where that hinge, fitted by
-least squares to the slice's columns short of the cortex's edge level, bends; ``k`` (HU per mm
-of cortex) falls out of the fit, so neither the cortex's intensity nor its thickness need be
-known, only the disc's HU, read over the axis. A slice sampled at its centre holds no such rise
-beyond what the blur along the axis carries into it, and the face stays flat there (a T12 at
-90% height on 2 mm slices averaged over their thickness: its 1.15 mm dishes read 1.17 and
-1.19 mm, VBV -4.9% -> +0.3%; sampled at their centres, an L3 at 85% height whose slices the
-phantom's 0.6 mm blur reaches: -3.9% -> -0.9%).
+holds in partial volume. A slice whose sensitivity spans ``T`` along its normal (the CT's
+box-shaped slice profile: its spacing unless the CT states a thinner SliceThickness,
+:attr:`CtPlanes.profile_share`) and starts ``s`` mm beyond the face's plane holds, in a column
+whose surface lies ``h`` beyond that plane, ``h - s`` mm of the endplate's cortex, and its HU rises
+over the disc's in proportion: by ``k (depth * rho**2 - s)`` where ``rho**2`` exceeds
+``s / depth`` (as long as that stays within the cortex), not at all nearer the axis. The depth is
+where that hinge, fitted by least squares to the slice's columns short of the cortex's edge
+level, bends; ``k`` (HU per mm of cortex) falls out of the fit, so neither the cortex's
+intensity nor its thickness need be known, only the disc's HU, read over the axis. A slice whose
+profile the rim does not reach holds no such rise beyond what the blur along the axis carries
+into it, and the face stays flat there (a T12 at 90% height on 2 mm slices averaged over their
+thickness: its 1.15 mm dishes read 1.17 and 1.19 mm, VBV -4.9% -> +0.3%; a faint T6 at 90%
+height on 2 mm slices 1 mm thick, the phantom's point-sampled profile: its lower 0.84 mm dish,
+whose rim reaches 0.43 mm into the first slice beyond, reads 0.86 mm, where taken as averaged
+over the whole 2 mm it read none, VBV -5.5% -> -3.2%).
 
 The frame grid, resampled from the CT by linear interpolation between slices, cannot do this:
 on 2 mm slices its iso-surfaces put the face of a column where the interpolation between the
@@ -130,12 +133,16 @@ for its area, to which the depth is inversely proportional, to be read."""
 @dataclass(frozen=True)
 class CtPlanes:
     """The CT's own slices (``array_hu`` on ``ct_grid``, a sub-grid of the CT), sampled on the
-    columns of the frame grid (``frame_grid``; ``slices`` says where they cross them)."""
+    columns of the frame grid (``frame_grid``; ``slices`` says where they cross them).
+    ``profile_share`` is the width of each slice's sensitivity as a share of the slice spacing
+    (:meth:`~.ct_volume.CtVolume.slice_profile_share`): 1 for slices averaged over their
+    spacing, less for thinner slices spaced apart."""
 
     array_hu: np.ndarray
     ct_grid: VolumeGeometry
     frame_grid: VolumeGeometry
     slices: CtSlicePositions
+    profile_share: float = 1.0
 
     def crossings(self, k: int) -> np.ndarray:
         """Where CT slice ``k`` crosses each column of the frame grid (frame slice positions,
@@ -144,8 +151,9 @@ class CtPlanes:
 
     def thickness_along_columns(self, spacing_mm: float) -> np.ndarray:
         """How far (mm) along each column of the frame grid (``spacing_mm`` along the axis) one
-        CT slice reaches (``[y, x]``): its spacing, longer where it is tilted against the axis."""
-        return spacing_mm / np.abs(self.slices.per_slice)
+        CT slice's sensitivity reaches (``[y, x]``): its width (``profile_share`` of the slice
+        spacing), longer where the slice is tilted against the axis."""
+        return self.profile_share * spacing_mm / np.abs(self.slices.per_slice)
 
     def on_columns(self, k: int) -> np.ndarray:
         """CT slice ``k`` (HU) where it crosses each column of the frame grid, interpolated
@@ -197,17 +205,19 @@ def depth_from_partial_volume(
     level_hu: float,
 ) -> float:
     """Depth (mm) of the paraboloid dish ``depth * radius_sq`` whose rim reaches into an open CT
-    slice averaged over its thickness, read from the cortex's partial volume there; 0 when the
-    slice shows none (the dish ends short of it, or the slice was sampled at its centre).
+    slice's sensitivity profile, read from the cortex's partial volume there; 0 when the slice
+    shows none (the dish ends short of its profile).
 
     ``values`` (HU, ``[y, x]``) is the slice on the frame grid's columns, ``columns`` (bool) those
     to fit, away from the side wall, ``radius_sq`` :func:`normalised_radius_sq`, ``start_mm``
     how far beyond the face's plane (the point's, with the face's tilt) the slice starts in each
-    column (its centre's distance less half its thickness) and ``level_hu`` the cortex's edge
+    column (its centre's distance less half its profile's width) and ``level_hu`` the cortex's edge
     level: columns at or above it hold more than the cortex's outer part and are left out.
     Each column rises over the disc (the HU over the axis) by ``k * max(depth * radius_sq - start,
     0)``; for each depth tried ``k`` is its least-squares value, and the depth whose hinge leaves
-    the least residual is taken."""
+    the least residual is taken. A rise that does not go round the axis as a rim does (at least
+    ``RING_SECTORS_NEEDED`` of ``RING_SECTORS`` sectors rising by half the fit) is no dish: bone
+    beyond the rim on one side (osteophytes on a faint endplate), or a tilt the face does not have."""
     usable = columns & np.isfinite(values) & (values < level_hu)
     axis = usable & (radius_sq < PARTIAL_AXIS_RADIUS_SQ)
     if np.count_nonzero(axis) < PARTIAL_MIN_COLUMNS:
@@ -225,9 +235,30 @@ def depth_from_partial_volume(
             best_residual, best_depth, best_per_mm = residual, float(depth), per_mm
     if best_per_mm < PARTIAL_MIN_HU_PER_MM:
         return 0.0
-    if best_per_mm * float(np.max(best_depth * radius_sq - start_mm)) < PARTIAL_MIN_RISE_HU:
+    fitted = best_per_mm * np.maximum(best_depth * radius_sq - start_mm, 0.0)
+    if float(np.max(fitted)) < PARTIAL_MIN_RISE_HU:
         return 0.0
+    rows, cols = np.nonzero(usable)
+    centre = (values.shape[0] // 2, values.shape[1] // 2)
+    if _sectors_rising(rows, cols, centre, rise, fitted) < RING_SECTORS_NEEDED:
+        return 0.0  # a rise on one side (bone beyond the rim, a tilt the face does not have): no dish
     return best_depth
+
+
+def _sectors_rising(
+    rows: np.ndarray, cols: np.ndarray, centre: tuple[int, int], rise: np.ndarray, fitted: np.ndarray
+) -> int:
+    """How many of ``RING_SECTORS`` sectors around ``centre`` rise as a dish's rim does: over the
+    columns (``rows``, ``cols``) where the fitted hinge rises (``fitted``, HU over the disc), the
+    measured rise (``rise``) reaches at least half the fitted one on average."""
+    angles = np.arctan2(rows - centre[0], cols - centre[1])
+    sector = np.floor((angles + np.pi) / (2.0 * np.pi) * RING_SECTORS).astype(int) % RING_SECTORS
+    rising = 0
+    for index in range(RING_SECTORS):
+        within = (sector == index) & (fitted > 0.0)
+        if within.any() and rise[within].mean() >= 0.5 * fitted[within].mean():
+            rising += 1
+    return rising
 
 
 def _disc_hu(planes: CtPlanes, k: int, outline: np.ndarray, radius_sq: np.ndarray) -> float | None:
@@ -386,13 +417,29 @@ def faces_on_rings(
     cement_min_hu: float = 1500.0,
     fitted: tuple[bool, bool] = (False, False),
 ) -> tuple[np.ndarray, FaceFill] | None:
+    """:func:`faces_read_on_rings` without which faces were read."""
+    read = faces_read_on_rings(body, fill, planes, point_z, level_hu, spacing_mm, cement_min_hu, fitted)
+    return None if read is None else read[:2]
+
+
+def faces_read_on_rings(
+    body: np.ndarray,
+    fill: FaceFill,
+    planes: CtPlanes,
+    point_z: tuple[float, float],
+    level_hu: float,
+    spacing_mm: float,
+    cement_min_hu: float = 1500.0,
+    fitted: tuple[bool, bool] = (False, False),
+) -> tuple[np.ndarray, FaceFill, tuple[bool, bool]] | None:
     """``body`` (bool ``[z, y, x]`` on the frame grid of ``spacing_mm``, its end voxels filled
     by ``fill``) with each face whose dish the CT's slices show (:func:`dish_depth_mm`; the
     marked points at frame slice positions ``point_z``, lower and upper) on that paraboloid
     through its point, on top of the face's own tilt (:func:`_face_tilt`), to a fraction of a
     frame slice; None when no face moved. A face ``fitted`` marks (lower, upper: fitted to the
     contours, :mod:`endplate_contours`) moves only onto a shallower dish that a ring shows: one
-    that holds less beyond its point."""
+    that holds less beyond its point. Also returns which faces (lower, upper) the slices placed
+    through their points."""
     present, *faces = face_positions(body, fill)
     if not present.any():
         return None
@@ -400,7 +447,7 @@ def faces_on_rings(
     inner = slicewise.binary_erode(present[None], voxels_across(RING_INSET_MM, spacing_mm))[0]
     radius_sq = np.minimum(normalised_radius_sq(present, centre), 1.0)
     tilt_columns = slicewise.binary_erode(present[None], voxels_across(FACE_FIT_INSET_MM, spacing_mm))[0]
-    shown = False
+    placed = [False, False]
     for index, outward in ((0, -1), (1, 1)):
         tilt = _face_tilt(faces[index], tilt_columns, centre)
         depth = dish_depth_mm(
@@ -425,7 +472,7 @@ def faces_on_rings(
         ):
             continue
         faces[index] = dish
-        shown = True
-    if not shown:
+        placed[index] = True
+    if not any(placed):
         return None
-    return body_from_face_positions(present, faces[0], faces[1], body.shape[0])
+    return (*body_from_face_positions(present, faces[0], faces[1], body.shape[0]), (placed[0], placed[1]))

@@ -27,6 +27,8 @@ DICOM_UID_TAGS = {
     "Modality": "0008|0060",
     "SeriesDescription": "0008|103e",
 }
+SLICE_THICKNESS_TAG = "0018|0050"
+"""DICOM SliceThickness: the width (mm) of the slice sensitivity, which may differ from the spacing."""
 DICOM_IDENTIFYING_TAGS = {
     "PatientName": "0010|0010",
     "PatientID": "0010|0020",
@@ -251,7 +253,18 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
         source=str(folder),
         sha256=sha256_of_files([Path(f) for f in files]),
         metadata=metadata,
+        slice_thickness_mm=_slice_thickness_mm(files[0]),
     )
+
+
+def _slice_thickness_mm(path: str) -> float | None:
+    """SliceThickness (mm) of one DICOM file: None when absent, unreadable or not positive."""
+    text = _dicom_tag(path, SLICE_THICKNESS_TAG)
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) and value > 0.0 else None
 
 
 def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> CtVolume:

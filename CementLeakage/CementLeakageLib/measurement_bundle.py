@@ -39,11 +39,13 @@ class MeasuredLevel:
 
 
 def input_identity(ct: CtVolume, anonymize: bool = False) -> dict:
-    """Which CT was measured: file name and SHA-256, DICOM UIDs, and (unless ``anonymize``)
-    the attributes that identify the patient and the visit."""
+    """Which CT was measured: file name and SHA-256, DICOM UIDs, the slice thickness it was read
+    with (mm; None: taken as the slice spacing) and (unless ``anonymize``) the attributes that
+    identify the patient and the visit."""
     identity = {
         "source": os.path.basename(ct.source.rstrip("/\\")) if anonymize else ct.source,
         "sha256": ct.sha256,
+        "slice_thickness_mm": ct.slice_thickness_mm,
     }
     for key, value in ct.metadata.items():
         if anonymize and key in DICOM_IDENTIFYING_TAGS:

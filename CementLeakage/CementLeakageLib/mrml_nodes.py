@@ -91,7 +91,33 @@ def add_volume_node(scene, ct: CtVolume, name: str):
     node.CreateDefaultDisplayNodes()
     if ct.sha256:
         node.SetAttribute("CementLeakage.InputSHA256", ct.sha256)
+    if ct.slice_thickness_mm is not None:
+        node.SetAttribute(SLICE_THICKNESS_ATTRIBUTE, repr(float(ct.slice_thickness_mm)))
     return node
+
+
+SLICE_THICKNESS_ATTRIBUTE = "CementLeakage.SliceThicknessMm"
+"""Volume node attribute with the CT's slice thickness (mm) when it differs from the spacing
+(:attr:`~.ct_volume.CtVolume.slice_thickness_mm`); absent: taken as the spacing."""
+
+
+def slice_thickness_of_volume_node(volume_node) -> float | None:
+    """The slice thickness (mm) a volume node states in ``SLICE_THICKNESS_ATTRIBUTE``, or None.
+
+    Raises :class:`CementLeakageError` when the attribute is not a positive number."""
+    text = volume_node.GetAttribute(SLICE_THICKNESS_ATTRIBUTE)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0.0):
+        raise CementLeakageError(
+            f"volume {volume_node.GetName()} states a slice thickness of {text!r} "
+            f"({SLICE_THICKNESS_ATTRIBUTE}): set it to the thickness in mm or remove it"
+        )
+    return value
 
 
 def geometry_of_volume_node(volume_node) -> VolumeGeometry:
@@ -115,7 +141,13 @@ def ct_from_volume_node(volume_node) -> CtVolume:
         volume_node.GetAttribute("CementLeakage.InputSHA256")
         or hashlib.sha256(geometry.ijk_to_ras.tobytes() + np.ascontiguousarray(array).tobytes()).hexdigest()
     )
-    return CtVolume(array_hu=array, geometry=geometry, source=source, sha256=sha256)
+    return CtVolume(
+        array_hu=array,
+        geometry=geometry,
+        source=source,
+        sha256=sha256,
+        slice_thickness_mm=slice_thickness_of_volume_node(volume_node),
+    )
 
 
 def _reference_geometry(reference) -> VolumeGeometry:

@@ -637,6 +637,16 @@ def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry
     return np.rint(image).astype(np.int16)
 
 
+def phantom_slice_thickness_mm(spec: PhantomSpec, geometry: VolumeGeometry) -> float:
+    """Width (mm) of the phantom CT's slice sensitivity across a face parallel to its slices: the
+    slice spacing when each voxel averages its whole extent (``slice_averaged``), otherwise the
+    side of the cube of a voxel's volume over which its share of a solid ramps (bone; cement is
+    averaged over the voxel in either mode)."""
+    if spec.slice_averaged:
+        return float(geometry.spacing_mm[2])
+    return float(geometry.voxel_volume_mm3 ** (1.0 / 3.0))
+
+
 def make_phantom(spec: PhantomSpec | None = None) -> Phantom:
     """Render the phantom described by ``spec`` (defaults: clean lumbar L1, left puncture, high PSBCV).
 
@@ -653,7 +663,14 @@ def make_phantom(spec: PhantomSpec | None = None) -> Phantom:
     source += f"{spec.orientation} grid, seed {spec.seed}"
     labels = leak_label_map(geometry, anatomy)
     return Phantom(
-        ct=CtVolume(array, geometry, source=source, sha256="", metadata={"phantom_spec": asdict(spec)}),
+        ct=CtVolume(
+            array,
+            geometry,
+            source=source,
+            sha256="",
+            metadata={"phantom_spec": asdict(spec)},
+            slice_thickness_mm=phantom_slice_thickness_mm(spec, geometry),
+        ),
         truth=truth,
         body_mask=shape_mask(geometry, [anatomy.target.body]),
         cement_in_body_mask=shape_mask(geometry, anatomy.cement_blobs),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
 from CementLeakageLib.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, main
 from CementLeakageLib.errors import CementLeakageError
@@ -521,3 +522,39 @@ def test_a_series_that_cannot_be_referenced_still_gives_a_bundle_with_a_warning(
     assert code == 0, err
     assert "no DICOM Segmentation" in stdout
     assert not (out / "vertebra.seg.dcm").exists() and (out / "results.json").is_file()
+
+
+def test_a_stated_slice_thickness_measures_as_the_ct_that_carries_it(tmp_path, capsys):
+    # The faint biconcave T6 on 2 mm slices, each about 1 mm thick (the phantom's point-sampled
+    # profile): as NRRD, which does not store a slice thickness, it is taken as the spacing until
+    # --slice-thickness states it; then it measures as the phantom's own CT, which carries it.
+    spec = PhantomSpec.for_level(**FAINT_SHALLOW_DISHES)
+    shallow = make_phantom(spec)
+    truth = shallow.truth
+    path = tmp_path / "t6.nrrd"
+    write_volume(shallow.ct.array_hu, shallow.ct.geometry, path)
+    in_memory = measure_vertebra(shallow.ct, truth.upper_ras, truth.lower_ras, "left", level="T6").measurement
+    thickness = f"{shallow.ct.slice_thickness_mm:.17g}"
+    records = {}
+    for name, extra in (("stated", ["--slice-thickness", thickness]), ("spacing", [])):
+        out = tmp_path / name
+        argv = measure_args(path, truth.upper_ras, truth.lower_ras, "--out", str(out), *extra)
+        code, _, err = run(argv, capsys)
+        assert code == 0, err
+        records[name] = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    stated = records["stated"]["levels"][0]
+    assert stated["vbv_cm3"] == pytest.approx(in_memory.vbv_cm3, rel=1e-12)
+    assert records["stated"]["input"]["slice_thickness_mm"] == pytest.approx(shallow.ct.slice_thickness_mm)
+    assert records["spacing"]["input"]["slice_thickness_mm"] is None
+    # Within 4% of the analytic truth with its thickness stated; 5.5% low without.
+    assert abs(stated["vbv_cm3"] / truth.vbv_cm3 - 1.0) <= 0.04
+    assert records["spacing"]["levels"][0]["vbv_cm3"] / truth.vbv_cm3 - 1.0 < -0.05
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "thick"])
+def test_a_slice_thickness_that_is_not_a_positive_number_is_refused(phantom, ct_file, capsys, value):
+    truth = phantom.truth
+    code, out, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, f"--slice-thickness={value}"), capsys
+    )
+    assert_one_line_error(code, out, err, "slice thickness", value)

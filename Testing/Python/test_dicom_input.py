@@ -10,7 +10,10 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from CementLeakageLib.ct_volume import CtVolume
+from CementLeakageLib.dicom_series import write_ct_series
 from CementLeakageLib.errors import CementLeakageError
+from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.image_io import read_ct
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.77"
@@ -131,3 +134,22 @@ def test_duplicate_positions_are_refused(volume, tmp_path):
     write_axial_series(tmp_path / "s", volume, (0.7, 0.7), positions)
     with pytest.raises(CementLeakageError, match="same position"):
         read_ct(tmp_path / "s")
+
+
+def test_the_slice_thickness_is_read_apart_from_the_spacing(tmp_path):
+    # 1 mm thick slices every 2 mm: the slices' sensitivity covers half their spacing.
+    geometry = VolumeGeometry.from_origin_spacing_directions(
+        np.array([-10.0, -20.0, 30.0]), np.array([0.7, 0.7, 2.0]), np.eye(3), (6, 8, 10)
+    )
+    array = np.arange(6 * 8 * 10, dtype=np.int16).reshape(6, 8, 10)
+    write_ct_series(tmp_path / "s", CtVolume(array, geometry, slice_thickness_mm=1.0))
+    ct = read_ct(tmp_path / "s")
+    assert ct.geometry.spacing_mm == pytest.approx([0.7, 0.7, 2.0])
+    assert ct.slice_thickness_mm == pytest.approx(1.0)
+    assert ct.slice_profile_share() == pytest.approx(0.5)
+
+
+def test_a_series_without_a_slice_thickness_takes_its_spacing(volume, tmp_path):
+    write_axial_series(tmp_path / "s", volume, (0.7, 0.7), stack(12, 2.0))
+    ct = read_ct(tmp_path / "s")
+    assert ct.slice_thickness_mm is None and ct.slice_profile_share() == 1.0

@@ -21,6 +21,7 @@ from CementLeakageLib.endplate_rings import (
     depth_from_partial_volume,
     dish_depth_mm,
     faces_on_rings,
+    faces_read_on_rings,
     normalised_radius_sq,
 )
 from CementLeakageLib.geometry import VolumeGeometry
@@ -62,9 +63,9 @@ def outline() -> np.ndarray:
     ) ** 2 <= 1.0
 
 
-def planes_for(hu: np.ndarray, ct: VolumeGeometry) -> CtPlanes:
+def planes_for(hu: np.ndarray, ct: VolumeGeometry, profile_share: float = 1.0) -> CtPlanes:
     frame = frame_grid()
-    return CtPlanes(hu, ct, frame, CtSlicePositions.between(frame, ct))
+    return CtPlanes(hu, ct, frame, CtSlicePositions.between(frame, ct), profile_share)
 
 
 def lower_depth(planes: CtPlanes) -> float | None:
@@ -178,6 +179,9 @@ def test_the_faces_take_the_paraboloid_through_the_point():
     area_mm2 = float(outline().sum()) * SPACING_MM**2
     beyond_mm3 = float(np.nansum(20.0 - lower[present])) * SPACING_MM**3
     assert beyond_mm3 == pytest.approx(area_mm2 * 1.6 / 2.0, rel=0.06)
+    # The slices placed the lower face only: beyond the upper point the CT holds no slice.
+    read = faces_read_on_rings(body, FaceFill(0.5, 0.5), planes, (20.0, 50.0), LEVEL_HU, SPACING_MM)
+    assert read is not None and read[2] == (True, False)
 
 
 def test_a_face_within_the_slice_gap_keeps_its_tilt_through_the_point():
@@ -247,15 +251,24 @@ CORTEX_HU, MARROW_HU, DISC_HU = 750.0, 110.0, 80.0
 CORTEX_MM = 1.0
 
 
-def averaged_lower_dish_ct(grid: VolumeGeometry, depth_mm: float, noise_sd_hu: float = 0.0) -> np.ndarray:
-    """HU on ``grid`` averaged over each 2 mm slice (40 samples across it, a box-shaped slice
-    profile): a 1 mm cortex (750 HU) on the lower face ``-depth * rho**2`` under marrow (110 HU),
-    disc (80 HU) beyond the face and outside the outline, and Gaussian noise of ``noise_sd_hu``."""
+def averaged_lower_dish_ct(
+    grid: VolumeGeometry,
+    depth_mm: float,
+    noise_sd_hu: float = 0.0,
+    profile_mm: float = 2.0,
+    cortex_hu: float = CORTEX_HU,
+) -> np.ndarray:
+    """HU on ``grid`` averaged over ``profile_mm`` around each slice's centre (40 samples across
+    it, a box-shaped slice profile; the whole 2 mm slice by default): a 1 mm cortex (750 HU by
+    default) on the lower face ``-depth * rho**2`` under marrow (110 HU), disc (80 HU) beyond the
+    face and outside the outline, and Gaussian noise of ``noise_sd_hu``."""
     k, j, i = np.indices(grid.shape)
     x, y, z = grid.ijk_to_ras_points(np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1)).T
     rho_sq = (x / SEMI_AXES_MM[0]) ** 2 + (y / SEMI_AXES_MM[1]) ** 2
-    into_body = z[:, None] + np.linspace(-0.975, 0.975, 40)[None] + depth_mm * rho_sq[:, None]
-    hu = np.where(into_body < 0.0, DISC_HU, np.where(into_body < CORTEX_MM, CORTEX_HU, MARROW_HU))
+    half_step = 0.5 * profile_mm / 40
+    samples = np.linspace(-0.5 * profile_mm + half_step, 0.5 * profile_mm - half_step, 40)
+    into_body = z[:, None] + samples[None] + depth_mm * rho_sq[:, None]
+    hu = np.where(into_body < 0.0, DISC_HU, np.where(into_body < CORTEX_MM, cortex_hu, MARROW_HU))
     hu = np.where((rho_sq <= 1.0)[:, None], hu, DISC_HU).mean(axis=1)
     noise = np.random.default_rng(3).normal(0.0, noise_sd_hu, hu.size) if noise_sd_hu else 0.0
     return (hu + noise).reshape(grid.shape)
@@ -293,6 +306,19 @@ def test_the_partial_volume_hinge_bends_where_the_rim_enters_the_slice():
     assert depth_from_partial_volume(flat, columns, radius_sq, start_mm, LEVEL_HU) == 0.0
 
 
+@pytest.mark.parametrize("quadrants", [1, 2])
+def test_a_rise_on_one_side_of_the_axis_is_no_dish(quadrants):
+    # The same rise over a quarter (or half) of the outline only: bone beyond the rim on one side
+    # (osteophytes) or a tilt, not a dish's rim, which rises all round the axis.
+    columns = outline()
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    rows, cols = np.indices(columns.shape)
+    side = (cols > 40) & ((rows > 40) if quadrants == 1 else True)
+    values = DISC_HU + np.where(side, 300.0 * np.maximum(1.2 * radius_sq - 0.6, 0.0), 0.0)
+    start_mm = np.full(columns.shape, 0.6)
+    assert depth_from_partial_volume(values, columns, radius_sq, start_mm, LEVEL_HU) == 0.0
+
+
 @pytest.mark.parametrize("depth_mm", [1.3, 1.6, 2.0])
 def test_a_ring_in_an_averaged_slice_that_holds_the_point_has_its_edge_nearer(depth_mm):
     # The slice centred 0.8 mm beyond the point starts 0.2 mm short of it: a column holds
@@ -301,6 +327,26 @@ def test_a_ring_in_an_averaged_slice_that_holds_the_point_has_its_edge_nearer(de
     ct = ct_grid(-10.8)
     depth = lower_depth(planes_for(averaged_lower_dish_ct(ct, depth_mm), ct))
     assert depth == pytest.approx(depth_mm, rel=0.05)
+
+
+@pytest.mark.parametrize(("depth_mm", "noise_sd_hu"), [(0.84, 0.0), (0.84, 20.0), (1.2, 0.0)])
+def test_an_open_slice_thinner_than_its_spacing_shows_the_dish_in_partial_volume(depth_mm, noise_sd_hu):
+    # 1 mm thick slices every 2 mm, one centred 0.91 mm beyond the point: it starts 0.41 mm
+    # beyond it, and a 0.84 mm dish's rim reaches 0.43 mm into it. A faint cortex (300 HU) keeps
+    # its partial volume under the edge level: the slice lies open. Taken as averaged over the
+    # whole 2 mm spacing it would start short of the point: no hinge fits its rise, the face stays flat.
+    ct = ct_grid(-10.91)
+    hu = averaged_lower_dish_ct(ct, depth_mm, noise_sd_hu, profile_mm=1.0, cortex_hu=300.0)
+    assert lower_depth(planes_for(hu, ct, profile_share=0.5)) == pytest.approx(depth_mm, rel=0.05)
+    assert lower_depth(planes_for(hu, ct)) == 0.0
+
+
+def test_the_slice_profile_sets_how_far_a_slice_reaches_along_the_columns():
+    ct = ct_grid(-10.91)
+    hu = lower_dish_ct(ct, 0.0)
+    averaged, thin = planes_for(hu, ct), planes_for(hu, ct, profile_share=0.5)
+    assert averaged.thickness_along_columns(SPACING_MM) == pytest.approx(np.full((81, 81), 2.0))
+    assert thin.thickness_along_columns(SPACING_MM) == pytest.approx(np.full((81, 81), 1.0))
 
 
 def test_a_ring_sampled_at_the_slice_centre_keeps_its_edge_there():

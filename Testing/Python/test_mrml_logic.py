@@ -15,6 +15,7 @@ from CementLeakageLib.logic import RESULT_COLUMNS, CementLeakageLogic
 from CementLeakageLib.markups_files import read_endplate_markups_file, write_endplate_markups_file
 from CementLeakageLib.measurement import measure_masks
 from CementLeakageLib.mrml_nodes import (
+    SLICE_THICKNESS_ATTRIBUTE,
     add_endplate_markups,
     add_volume_node,
     ct_from_volume_node,
@@ -53,6 +54,17 @@ def test_volume_node_keeps_array_and_ijk_to_ras(scene, phantom):
     back = ct_from_volume_node(node)
     assert np.array_equal(back.array_hu, phantom.ct.array_hu)
     assert np.allclose(back.geometry.ijk_to_ras, phantom.ct.geometry.ijk_to_ras, atol=1e-9)
+
+
+def test_volume_node_keeps_the_slice_thickness(scene):
+    thick = make_phantom(PhantomSpec(spacing_mm=(0.7, 0.7, 2.0), n_vertebrae=1)).ct
+    node = add_volume_node(scene, thick, "CT")
+    assert ct_from_volume_node(node).slice_thickness_mm == thick.slice_thickness_mm
+    node.SetAttribute(SLICE_THICKNESS_ATTRIBUTE, "")
+    assert ct_from_volume_node(node).slice_thickness_mm is None
+    node.SetAttribute(SLICE_THICKNESS_ATTRIBUTE, "0")
+    with pytest.raises(CementLeakageError, match="slice thickness of '0'"):
+        ct_from_volume_node(node)
 
 
 def test_segments_round_trip_voxel_for_voxel_and_overlap(scene, phantom):

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from CementLeakageLib.geometry import VolumeGeometry
-from CementLeakageLib.phantom import CEMENT_MEAN_HU, DISC_HU, PhantomSpec, _Canvas, make_phantom
+from CementLeakageLib.phantom import (
+    CEMENT_MEAN_HU,
+    DISC_HU,
+    PhantomSpec,
+    _Canvas,
+    make_phantom,
+    phantom_slice_thickness_mm,
+)
 from CementLeakageLib.phantom_shapes import Ellipsoid, EllipticCylinder
 
 LAYER = (10.0, 10.0, 0.6)  # a 1.2 mm thick cement sheet, semi-axes in mm
@@ -91,3 +98,35 @@ def test_the_switch_changes_only_the_rendering():
     assert averaged.truth.psbcv_vbv_pct == centre_sampled.truth.psbcv_vbv_pct
     assert np.array_equal(averaged.body_mask, centre_sampled.body_mask)
     assert not np.array_equal(averaged.ct.array_hu, centre_sampled.ct.array_hu)
+
+
+@pytest.mark.parametrize("slice_averaged", [False, True])
+@pytest.mark.parametrize("spacing_mm", [(0.7, 0.7, 2.0), (0.5, 0.5, 1.5)])
+def test_the_ct_states_the_width_over_which_a_face_parallel_to_its_slices_ramps(slice_averaged, spacing_mm):
+    # A flat face (the top of a wide cylinder at z = 0.03 mm) stepped across one slice's centre:
+    # the slice's share of the solid falls linearly from 1 to 0 over the stated slice thickness.
+    geometry = grid(spacing_mm)
+    spec = replace(PhantomSpec(), spacing_mm=spacing_mm, slice_averaged=slice_averaged)
+    thickness_mm = phantom_slice_thickness_mm(spec, geometry)
+    expected_mm = spacing_mm[2] if slice_averaged else float(np.prod(spacing_mm)) ** (1.0 / 3.0)
+    assert thickness_mm == pytest.approx(expected_mm, rel=1e-9)
+    k = geometry.shape[0] // 2
+    centre_z = float(geometry.ijk_to_ras_points(np.array([[0.0, 0.0, k]]))[0, 2])
+    shares = []
+    for beyond_mm in np.linspace(-0.3, 0.3, 7) * thickness_mm:
+        canvas = _Canvas(geometry, 0.0, slice_averaged)
+        top = centre_z + beyond_mm
+        canvas.paint(EllipticCylinder((0.0, 0.0, top - 5.0), (15.0, 15.0), 10.0), 1.0)
+        shares.append(float(canvas.image[k, geometry.shape[1] // 2, geometry.shape[2] // 2]))
+    # Each step of a tenth of the thickness moves the share by a tenth.
+    assert np.diff(shares) == pytest.approx(np.full(6, 0.1), abs=0.01)
+
+
+def test_a_phantom_ct_carries_its_slice_thickness():
+    spec = replace(PhantomSpec(), spacing_mm=(0.7, 0.7, 2.0))
+    ct = make_phantom(spec).ct
+    assert ct.slice_thickness_mm == pytest.approx(0.98 ** (1.0 / 3.0), rel=1e-9)
+    assert ct.slice_profile_share() == pytest.approx(0.98 ** (1.0 / 3.0) / 2.0, rel=1e-9)
+    averaged = make_phantom(replace(spec, slice_averaged=True)).ct
+    assert averaged.slice_thickness_mm == pytest.approx(2.0)
+    assert averaged.slice_profile_share() == pytest.approx(1.0)
