@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 
 
@@ -27,9 +28,20 @@ class CtVolume:
     metadata: dict = field(default_factory=dict)
     slice_thickness_mm: float | None = None
 
+    def __post_init__(self) -> None:
+        self.slice_profile_share()
+
     def slice_profile_share(self) -> float:
-        """The slice sensitivity's width as a share of the slice spacing (k): 1 when unknown."""
-        spacing_mm = float(self.geometry.spacing_mm[2])
-        if self.slice_thickness_mm is None or not spacing_mm > 0.0:
+        """The slice sensitivity's width as a share of the slice spacing (k): 1 when unknown.
+
+        Raises :class:`CementLeakageError` when the slice thickness is not a positive number."""
+        if self.slice_thickness_mm is None:
             return 1.0
-        return float(self.slice_thickness_mm) / spacing_mm
+        thickness_mm = float(self.slice_thickness_mm)
+        if not (np.isfinite(thickness_mm) and thickness_mm > 0.0):
+            raise CementLeakageError(
+                f"the slice thickness of {self.source or 'the CT'} is {self.slice_thickness_mm!r} mm: "
+                "give a positive thickness, or none to take the slice spacing"
+            )
+        spacing_mm = float(self.geometry.spacing_mm[2])
+        return thickness_mm / spacing_mm if spacing_mm > 0.0 else 1.0

@@ -149,6 +149,15 @@ def test_the_slice_thickness_is_read_apart_from_the_spacing(tmp_path):
     assert ct.slice_profile_share() == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("thickness_mm", [0.0, -1.0, float("nan")])
+def test_a_slice_thickness_that_is_not_a_positive_number_is_refused(thickness_mm):
+    geometry = VolumeGeometry.from_origin_spacing_directions(
+        np.zeros(3), np.array([0.7, 0.7, 2.0]), np.eye(3), (2, 3, 4)
+    )
+    with pytest.raises(CementLeakageError, match="slice thickness"):
+        CtVolume(np.zeros((2, 3, 4), np.int16), geometry, slice_thickness_mm=thickness_mm)
+
+
 def test_a_series_without_a_slice_thickness_takes_its_spacing(volume, tmp_path):
     write_axial_series(tmp_path / "s", volume, (0.7, 0.7), stack(12, 2.0))
     ct = read_ct(tmp_path / "s")
