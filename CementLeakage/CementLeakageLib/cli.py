@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .case_export import check_bundle_destination, level_file_stem
+from .ct_volume import positive_mm
 from .errors import CementLeakageError
 from .parameters import MeasurementParameters
 
@@ -45,11 +46,8 @@ def parse_point(text: str) -> np.ndarray:
 
 def parse_slice_thickness(text: str) -> float:
     """Parse a slice thickness (mm): a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0.0):
+    value = positive_mm(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected a slice thickness in mm above 0, got {text!r}")
     return value
 

@@ -37,11 +37,21 @@ class CtVolume:
         Raises :class:`CementLeakageError` when the slice thickness is not a positive number."""
         if self.slice_thickness_mm is None:
             return 1.0
-        thickness_mm = float(self.slice_thickness_mm)
-        if not (np.isfinite(thickness_mm) and thickness_mm > 0.0):
+        thickness_mm = positive_mm(self.slice_thickness_mm)
+        if thickness_mm is None:
             raise CementLeakageError(
                 f"the slice thickness of {self.source or 'the CT'} is {self.slice_thickness_mm!r} mm: "
                 "give a positive thickness, or none to take the slice spacing"
             )
         spacing_mm = float(self.geometry.spacing_mm[2])
         return thickness_mm / spacing_mm if spacing_mm > 0.0 else 1.0
+
+
+def positive_mm(value: object) -> float | None:
+    """``value`` (a number or its text) as a positive, finite length in mm; None when it is not
+    one (a slice thickness that is zero, negative, NaN or not a number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) and number > 0.0 else None

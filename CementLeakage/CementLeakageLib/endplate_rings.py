@@ -251,8 +251,7 @@ def _sectors_rising(
     """How many of ``RING_SECTORS`` sectors around ``centre`` rise as a dish's rim does: over the
     columns (``rows``, ``cols``) where the fitted hinge rises (``fitted``, HU over the disc), the
     measured rise (``rise``) reaches at least half the fitted one on average."""
-    angles = np.arctan2(rows - centre[0], cols - centre[1])
-    sector = np.floor((angles + np.pi) / (2.0 * np.pi) * RING_SECTORS).astype(int) % RING_SECTORS
+    sector = slicewise.sector_of(rows, cols, centre, RING_SECTORS)
     rising = 0
     for index in range(RING_SECTORS):
         within = (sector == index) & (fitted > 0.0)
@@ -408,21 +407,6 @@ def _held_beyond(face: np.ndarray, present: np.ndarray, point_z: float, outward:
 
 
 def faces_on_rings(
-    body: np.ndarray,
-    fill: FaceFill,
-    planes: CtPlanes,
-    point_z: tuple[float, float],
-    level_hu: float,
-    spacing_mm: float,
-    cement_min_hu: float = 1500.0,
-    fitted: tuple[bool, bool] = (False, False),
-) -> tuple[np.ndarray, FaceFill] | None:
-    """:func:`faces_read_on_rings` without which faces were read."""
-    read = faces_read_on_rings(body, fill, planes, point_z, level_hu, spacing_mm, cement_min_hu, fitted)
-    return None if read is None else read[:2]
-
-
-def faces_read_on_rings(
     body: np.ndarray,
     fill: FaceFill,
     planes: CtPlanes,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .ct_volume import CtVolume
+from .ct_volume import CtVolume, positive_mm
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .sitk_bridge import geometry_of, to_sitk
@@ -259,12 +259,7 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
 
 def _slice_thickness_mm(path: str) -> float | None:
     """SliceThickness (mm) of one DICOM file: None when absent, unreadable or not positive."""
-    text = _dicom_tag(path, SLICE_THICKNESS_TAG)
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if np.isfinite(value) and value > 0.0 else None
+    return positive_mm(_dicom_tag(path, SLICE_THICKNESS_TAG))
 
 
 def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> CtVolume:

@@ -14,7 +14,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from .ct_volume import CtVolume
+from .ct_volume import CtVolume, positive_mm
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .sitk_bridge import resample_onto, to_sitk
@@ -108,11 +108,8 @@ def slice_thickness_of_volume_node(volume_node) -> float | None:
     text = volume_node.GetAttribute(SLICE_THICKNESS_ATTRIBUTE)
     if not text:
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0.0):
+    value = positive_mm(text)
+    if value is None:
         raise CementLeakageError(
             f"volume {volume_node.GetName()} states a slice thickness of {text!r} "
             f"({SLICE_THICKNESS_ATTRIBUTE}): set it to the thickness in mm or remove it"

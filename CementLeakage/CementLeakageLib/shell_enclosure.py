@@ -23,7 +23,7 @@ from .endplate_faces import (
     faces_meet_the_points,
     fill_beyond,
 )
-from .endplate_rings import faces_on_rings, faces_read_on_rings
+from .endplate_rings import faces_on_rings
 from .faint_disc_cement import FAINT_CEMENT_MIN_HU
 from .measurement import bounding_box, grown_box, voxels_across
 
@@ -87,7 +87,7 @@ class Enclosure:
     closed."""
     faces_from_slices: bool = False
     """True when the CT's thick slices beyond both points placed both faces through them
-    (:mod:`endplate_rings`): what the shell held beyond the points no longer sets them."""
+    (:func:`~.endplate_rings.faces_on_rings`): what the shell held beyond the points no longer sets them."""
 
 
 def cement_halo_px(ct_voxel_mm: float, working_spacing_mm: float) -> int:
@@ -367,7 +367,7 @@ def _enclosed(
             (False, False),
         )
         if on_rings is not None:
-            merged, merged_fill = on_rings
+            merged, merged_fill, _ = on_rings
     return Enclosure(merged, merged_fill, whole=False)
 
 
@@ -417,7 +417,7 @@ def _dishes_on_contours(
             spacing_mm,
         )
     if thick_slices.planes is not None:
-        on_rings = faces_read_on_rings(
+        on_rings = faces_on_rings(
             contoured,
             fill,
             thick_slices.planes,

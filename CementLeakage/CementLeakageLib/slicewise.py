@@ -164,8 +164,14 @@ def component_near(mask: np.ndarray, point: tuple[int, int]) -> np.ndarray:
     return members(labelled, chosen)
 
 
+def sector_of(rows: np.ndarray, cols: np.ndarray, centre: tuple[float, float], count: int) -> np.ndarray:
+    """Which of ``count`` equal angular sectors around ``centre`` (row, column) each point
+    (``rows``, ``cols``; pixels of a slice) lies in: 0 to ``count - 1``."""
+    angles = np.arctan2(np.asarray(rows) - centre[0], np.asarray(cols) - centre[1])
+    return np.floor((angles + np.pi) / (2 * np.pi) * count).astype(int) % count
+
+
 def sectors_around(rows: np.ndarray, cols: np.ndarray, centre: tuple[float, float], count: int) -> int:
     """How many of ``count`` equal angular sectors around ``centre`` (row, column) hold at least
     one of the points (``rows``, ``cols``; pixels of a slice)."""
-    angles = np.arctan2(np.asarray(rows) - centre[0], np.asarray(cols) - centre[1])
-    return int(np.unique(np.floor((angles + np.pi) / (2 * np.pi) * count).astype(int) % count).size)
+    return int(np.unique(sector_of(rows, cols, centre, count)).size)
