@@ -185,6 +185,15 @@ def measurementParameters(parameterNode: CementLeakageParameterNode) -> Measurem
     )
 
 
+def dicomInstanceFile(instanceUid: str) -> str:
+    """The file of a SOP Instance UID in Slicer's DICOM database: '' when the database is not
+    open or holds no such instance. The logic reads a DICOM series' SliceThickness from it."""
+    database = getattr(slicer, "dicomDatabase", None)
+    if database is None or not database.isOpen:
+        return ""
+    return database.fileForInstance(instanceUid) or ""
+
+
 #
 # CementLeakageWidget
 #
@@ -219,7 +228,7 @@ class CementLeakageWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from CementLeakageLib.editor_presets import editor_presets
         from CementLeakageLib.logic import CementLeakageLogic
 
-        self.logic = CementLeakageLogic(slicer.mrmlScene)
+        self.logic = CementLeakageLogic(slicer.mrmlScene, dicom_instance_file=dicomInstanceFile)
 
         self._liveUpdateTimer = qt.QTimer()
         self._liveUpdateTimer.setSingleShot(True)

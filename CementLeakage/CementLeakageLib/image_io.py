@@ -253,13 +253,19 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
         source=str(folder),
         sha256=sha256_of_files([Path(f) for f in files]),
         metadata=metadata,
-        slice_thickness_mm=_slice_thickness_mm(files[0]),
+        slice_thickness_mm=slice_thickness_of_dicom_file(files[0]),
     )
 
 
-def _slice_thickness_mm(path: str) -> float | None:
-    """SliceThickness (mm) of one DICOM file: None when absent, unreadable or not positive."""
-    return positive_mm(_dicom_tag(path, SLICE_THICKNESS_TAG))
+def slice_thickness_of_dicom_file(path: str | os.PathLike) -> float | None:
+    """SliceThickness (mm) of one DICOM file: None when the file is missing or the tag absent,
+    unreadable or not positive."""
+    if not Path(path).is_file():
+        return None
+    try:
+        return positive_mm(_dicom_tag(str(path), SLICE_THICKNESS_TAG))
+    except RuntimeError:  # SimpleITK cannot read the file's header
+        return None
 
 
 def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> CtVolume:

@@ -15,6 +15,7 @@ import slicer
 from .errors import CementLeakageError
 from .mrml_nodes import (
     SOURCE_TAG,
+    InstanceFile,
     ct_from_volume_node,
     endplate_points,
     mask_sha256,
@@ -75,12 +76,22 @@ class _MeasuredLevel:
 
 
 class CementLeakageLogic:
-    """Measure vertebrae on MRML nodes of ``scene``; one results table row per level."""
+    """Measure vertebrae on MRML nodes of ``scene``; one results table row per level.
 
-    def __init__(self, scene) -> None:
+    ``dicom_instance_file`` finds the file of a SOP Instance UID (in Slicer,
+    ``slicer.dicomDatabase.fileForInstance``): a CT loaded from DICOM is then measured with the
+    SliceThickness its files state, unless its volume node states one itself
+    (:func:`~.mrml_nodes.slice_thickness_of_volume_node`)."""
+
+    def __init__(self, scene, dicom_instance_file: InstanceFile | None = None) -> None:
         self.scene = scene
+        self.dicom_instance_file = dicom_instance_file
         self._table = None
         self._measured: dict[str, _MeasuredLevel] = {}
+
+    def _ct(self, volume_node):
+        """The CT of ``volume_node`` (:func:`~.mrml_nodes.ct_from_volume_node`)."""
+        return ct_from_volume_node(volume_node, self.dicom_instance_file)
 
     def segment_and_measure(
         self,
@@ -111,7 +122,7 @@ class CementLeakageLogic:
             )
         upper, lower = endplate_points(markups_node, level)
         result = measure_vertebra(
-            ct_from_volume_node(volume_node), upper, lower, side, level=level, parameters=parameters
+            self._ct(volume_node), upper, lower, side, level=level, parameters=parameters
         )
         existing = [name for name in names if segment_id_by_name(segmentation_node, name) is not None]
         if history is not None and existing:
@@ -222,7 +233,7 @@ class CementLeakageLogic:
 
         upper, lower = endplate_points(markups_node, level)
         record = plan_vertebra(
-            ct_from_volume_node(volume_node),
+            self._ct(volume_node),
             upper,
             lower,
             side,
@@ -336,11 +347,10 @@ class CementLeakageLogic:
                     record["level"],
                 )
             results = [entry.result for entry in self._measured.values()]
-            write_level_figures(folder, list(zip(results, records)), ct_from_volume_node(volume_node))
+            write_level_figures(folder, list(zip(results, records)), self._ct(volume_node))
 
-        return write_case_bundle(
-            Path(out_dir), records, volume_node_identity(volume_node), write_files, force, write_report
-        )
+        identity = volume_node_identity(volume_node, self.dicom_instance_file)
+        return write_case_bundle(Path(out_dir), records, identity, write_files, force, write_report)
 
     def _segment_provenance(self, segmentation_node, name: str, measured_mask, volume_node) -> dict:
         return {
@@ -357,7 +367,7 @@ class CementLeakageLogic:
         body = segment_mask(segmentation_node, body_name, volume_node)
         cement = segment_mask(segmentation_node, cement_name, volume_node)
         return measure_vertebra(
-            ct_from_volume_node(volume_node),
+            self._ct(volume_node),
             upper,
             lower,
             side,

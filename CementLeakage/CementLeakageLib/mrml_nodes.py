@@ -8,6 +8,8 @@ and on ``slicer-core``. Masks are boolean ``[k, j, i]`` arrays on a :class:`Volu
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import slicer
@@ -17,6 +19,7 @@ from vtk.util import numpy_support
 from .ct_volume import CtVolume, positive_mm
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
+from .image_io import sha256_of_files, slice_thickness_of_dicom_file
 from .sitk_bridge import resample_onto, to_sitk
 
 MASK_SHA256_TAG = "CementLeakage.MaskSHA256"
@@ -101,13 +104,24 @@ SLICE_THICKNESS_ATTRIBUTE = "CementLeakage.SliceThicknessMm"
 (:attr:`~.ct_volume.CtVolume.slice_thickness_mm`); absent: taken as the spacing."""
 
 
-def slice_thickness_of_volume_node(volume_node) -> float | None:
-    """The slice thickness (mm) a volume node states in ``SLICE_THICKNESS_ATTRIBUTE``, or None.
+DICOM_INSTANCE_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
+"""Volume node attribute in which Slicer's DICOM import lists the SOP Instance UIDs of the files
+it loaded, space-separated (``Unknown`` for a file without one)."""
+
+InstanceFile = Callable[[str], str]
+"""The path of the file of a SOP Instance UID, '' when unknown: in Slicer,
+``slicer.dicomDatabase.fileForInstance``."""
+
+
+def slice_thickness_of_volume_node(volume_node, instance_file: InstanceFile | None = None) -> float | None:
+    """The slice thickness (mm) of a volume node: the one it states in
+    ``SLICE_THICKNESS_ATTRIBUTE``; without it, the SliceThickness of the DICOM files it was loaded
+    from, found by ``instance_file`` (:func:`dicom_slice_thickness_mm`); None when neither says.
 
     Raises :class:`CementLeakageError` when the attribute is not a positive number."""
     text = volume_node.GetAttribute(SLICE_THICKNESS_ATTRIBUTE)
     if not text:
-        return None
+        return None if instance_file is None else dicom_slice_thickness_mm(volume_node, instance_file)
     value = positive_mm(text)
     if value is None:
         raise CementLeakageError(
@@ -115,6 +129,17 @@ def slice_thickness_of_volume_node(volume_node) -> float | None:
             f"({SLICE_THICKNESS_ATTRIBUTE}): set it to the thickness in mm or remove it"
         )
     return value
+
+
+def dicom_slice_thickness_mm(volume_node, instance_file: InstanceFile) -> float | None:
+    """SliceThickness (mm) of the first DICOM file a volume node was loaded from
+    (``DICOM_INSTANCE_UIDS_ATTRIBUTE``) that ``instance_file`` finds; None when the node lists no
+    instance, none of their files is found, or that file states none."""
+    for uid in (volume_node.GetAttribute(DICOM_INSTANCE_UIDS_ATTRIBUTE) or "").split():
+        path = instance_file(uid) if uid != "Unknown" else ""
+        if path:
+            return slice_thickness_of_dicom_file(path)
+    return None
 
 
 def geometry_of_volume_node(volume_node) -> VolumeGeometry:
@@ -128,8 +153,10 @@ def geometry_of_volume_node(volume_node) -> VolumeGeometry:
     return VolumeGeometry(numpy_matrix(matrix), (nk, nj, ni))
 
 
-def ct_from_volume_node(volume_node) -> CtVolume:
-    """The CT held by a scalar volume node: HU ``[k, j, i]`` (a copy) on its RAS geometry."""
+def ct_from_volume_node(volume_node, instance_file: InstanceFile | None = None) -> CtVolume:
+    """The CT held by a scalar volume node: HU ``[k, j, i]`` (a copy) on its RAS geometry, with
+    its slice thickness (:func:`slice_thickness_of_volume_node`, ``instance_file`` finding the
+    files of a series loaded from DICOM)."""
     geometry = geometry_of_volume_node(volume_node)
     array = _array_of(volume_node.GetImageData())
     storage = volume_node.GetStorageNode()
@@ -143,7 +170,7 @@ def ct_from_volume_node(volume_node) -> CtVolume:
         geometry=geometry,
         source=source,
         sha256=sha256,
-        slice_thickness_mm=slice_thickness_of_volume_node(volume_node),
+        slice_thickness_mm=slice_thickness_of_volume_node(volume_node, instance_file),
     )
 
 
@@ -426,26 +453,25 @@ def label_endplate_points(markups_node, level: str) -> list[str]:
     return labels
 
 
-def volume_node_identity(volume_node) -> dict:
+def volume_node_identity(volume_node, instance_file: InstanceFile | None = None) -> dict:
     """What identifies the measured CT: its file and SHA-256 when it has one, DICOM UIDs if
-    Slicer loaded it from DICOM, and always the SHA-256 of its voxel values (HU) and geometry."""
-    from .image_io import sha256_of_files
-
+    Slicer loaded it from DICOM, always the SHA-256 of its voxel values (HU) and geometry, and the
+    slice thickness it is measured with (mm, :func:`slice_thickness_of_volume_node`; None: taken
+    as the spacing)."""
     identity: dict = {"volume_name": volume_node.GetName()}
     storage = volume_node.GetStorageNode()
     file_name = storage.GetFileName() if storage is not None else None
     if file_name:
-        from pathlib import Path
-
         path = Path(file_name)
         identity["file_name"] = path.name
         if path.is_file():
             identity["file_sha256"] = sha256_of_files([path])
-    instance_uids = volume_node.GetAttribute("DICOM.instanceUIDs")
+    instance_uids = volume_node.GetAttribute(DICOM_INSTANCE_UIDS_ATTRIBUTE)
     if instance_uids:
         identity["dicom_instance_uids"] = instance_uids.split()
-    ct = ct_from_volume_node(volume_node)
+    ct = ct_from_volume_node(volume_node, instance_file)
     digest = hashlib.sha256(np.ascontiguousarray(ct.array_hu).tobytes())
     digest.update(np.asarray(ct.geometry.ijk_to_ras, dtype=float).tobytes())
     identity["voxels_sha256"] = digest.hexdigest()
+    identity["slice_thickness_mm"] = ct.slice_thickness_mm
     return identity
