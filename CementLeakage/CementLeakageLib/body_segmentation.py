@@ -210,6 +210,9 @@ moved onto the CT grid: the faces are placed on the frame grid to a fraction of 
 slices (:func:`endplate_faces.calibrate_to_endplate_points`), which samples 0.5 mm apart would
 round to the nearest sample (up to 2% of a 12 mm body at each face)."""
 
+WHOLLY_COVERED = 1.0 - 1e-6
+"""Coverage (0 to 1) at and above which the body covers a CT voxel wholly (:func:`_fill_order`)."""
+
 
 def _on_ct_grid(
     body: np.ndarray,
@@ -219,11 +222,15 @@ def _on_ct_grid(
     frame: VertebraFrame,
     reach_below: float,
     reach_above: float,
+    cement: np.ndarray,
 ) -> np.ndarray:
     """The body (bool on the frame grid, its end voxels filled by ``fill``) moved onto the CT
     sub-grid with its volume kept (see :mod:`mask_resampling`), within the slab between the
     endplate points (beyond them by ``reach_below`` and ``reach_above`` mm, where a concave
-    endplate's rim continues) give or take half a CT voxel.
+    endplate's rim continues) give or take half a CT voxel. ``cement`` (bool on ``crop_grid``)
+    marks the CT voxels at or above the cement threshold.
+
+    Voxels the body covers alike are taken in the order of :func:`_fill_order`.
 
     The volume kept is the body's own on the frame grid (:func:`endplate_faces.filled_voxels`),
     less the share of the coverage the slab leaves out; the coverage only ranks the voxels.
@@ -245,7 +252,35 @@ def _on_ct_grid(
     covered = float(coverage.sum())
     kept_share = float(coverage[allowed].sum()) / covered if covered > 0.0 else 0.0
     volume_mm3 = frame_volume_mm3 * kept_share
-    return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, distance)
+    along = np.full(coverage.shape, np.nan, dtype=np.float32)
+    along[k, j, i] = points[:, 2]  # mm above the lower point
+    in_face_slices = (np.abs(along) <= half_extent) | (np.abs(along - frame.height_mm) <= half_extent)
+    order = _fill_order(coverage, distance, cement & in_face_slices, in_face_slices)
+    return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, order)
+
+
+def _fill_order(
+    coverage: np.ndarray, distance_mm: np.ndarray, cement: np.ndarray, in_face_slices: np.ndarray
+) -> np.ndarray:
+    """The tie-break for moving the body onto the CT grid (smaller first) among voxels that the
+    body covers alike (``coverage``, 0 to 1), given each voxel's distance from the vertebral axis
+    (``distance_mm``, mm), whether it holds cement (``cement``, bool) and whether its centre lies
+    within half a CT voxel of an endplate point's plane along the axis (``in_face_slices``).
+
+    A face taken flat within a CT slice covers that slice's voxels alike, in part. Endplates are
+    flat or concave, and a concave one reaches further beyond its floor on the axis at its rim,
+    so there the voxels the body covers in part are taken from the outline inward; but cement
+    first, since cement fills the body up to the endplate and is kept in it rather than left
+    outside as a leak into the disc. On the biconcave T12 at 90% height averaged over 2 mm
+    slices, three eighths of a slice along (slice-phase benchmark), its face slices filled from
+    the axis outward give body Dice 0.941; from the outline inward, 0.958. Everywhere else, and
+    where the body covers voxels wholly, they are taken from the axis outward: the volume kept
+    may be a little less than the voxels it covers wholly hold (the outline sampled at the
+    pixels' centres), and what is left out is then a sliver of the outline, not a column along
+    the axis; and along the side walls the outline is not pushed towards a leak or an osteophyte
+    beside it."""
+    rim_first = in_face_slices & (coverage < WHOLLY_COVERED)
+    return np.where(cement, -(float(distance_mm.max()) + 1.0), np.where(rim_first, -distance_mm, distance_mm))
 
 
 def _thick_slice_faces(
@@ -449,7 +484,9 @@ def segment_vertebral_body(
             "review the vertebral body mask"
         )
 
-    native = _on_ct_grid(body, fill, grid, crop_grid, frame, reach_below, reach_above)
+    native = _on_ct_grid(
+        body, fill, grid, crop_grid, frame, reach_below, reach_above, crop >= parameters.cement_min_hu
+    )
     return BodySegmentation(
         mask=native,
         geometry=crop_grid,

@@ -19,9 +19,9 @@ from .sitk_bridge import resample_onto, to_sitk
 SAMPLE_SPACING_MM = 0.5
 """Largest distance (mm) between the points that sample one coarse voxel along each axis."""
 TIE_BREAK_PER_MM = 1e-4
-"""Score taken off per unit of the tie-break (mm from the centre, for a body): among voxels
-covered alike, those with the smaller tie-break are taken first, so a face that falls mid-slice
-is filled from the middle outward."""
+"""Score taken off per unit of the tie-break: among voxels covered alike, those with the smaller
+tie-break are taken first (for a body, an order by the distance from its axis; for cement, the
+brighter voxels first)."""
 
 
 def _offsets(spacing_mm: float, sample_spacing_mm: float = SAMPLE_SPACING_MM) -> np.ndarray:

@@ -70,15 +70,15 @@ def test_real_vertebral_body_matches_expert_labels():
     assert upper[1] > lower[1] - 5 and upper[2] > lower[2]  # anatomy reads as RAS after the flip
 
     _, mask, dice = _measured(ct, truth, upper, lower, follow_surfaces=False)
-    # Measured 0.915 (0.897 while a rim had to leave the outline's core, eroded by 3 mm, free:
+    # Measured 0.913 (0.897 while a rim had to leave the outline's core, eroded by 3 mm, free:
     # these shallow dishes' rims cover 9-22% of it). The rest of the loss is the part of the
     # rims under 226 HU and the labels' outermost layer of voxels.
     assert dice >= 0.90
     # The pedicles and the posterior arch are cut off: under 1% of the mask lies in them.
     assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
     volume_ratio = np.count_nonzero(mask) / np.count_nonzero(truth)
-    assert volume_ratio == pytest.approx(0.850, abs=0.03)  # measured 0.850 (0.821 before)
-    # The rims beyond the marked points: 1004 voxels of the labels' 2662 there, 2 outside them.
+    assert volume_ratio == pytest.approx(0.850, abs=0.03)  # measured 0.846 (0.821 before)
+    # The rims beyond the marked points: 1038 voxels of the labels' 2662 there, 2 outside them.
     beyond = _beyond_points(ct.geometry, truth, upper, lower)
     assert np.count_nonzero(beyond & truth) == 2662
     assert np.count_nonzero(mask & beyond & truth) >= 900
@@ -91,7 +91,7 @@ def test_real_upper_point_in_a_one_voxel_pit_is_moved_to_the_endplate_around_it(
     surface lies 0.7 mm beyond it (the columns 0.6-3 mm from the axis read +0.67 to +0.74 mm,
     the central one -0.09 mm), so the point is moved there; the lower point, 0.3 mm out in the
     disc by the CT, is within the tolerance and kept. Against the points as marked, the mask
-    gains 397 voxels of the labels and 169 outside them: Dice 0.915 -> 0.919."""
+    gains 358 voxels of the labels and 182 outside them: Dice 0.913 -> 0.916."""
     ct, labels = load_real_vertebra()
     truth = np.isin(labels, [1, 2])
     posterior_elements = np.isin(labels, [3, 4])
@@ -104,5 +104,5 @@ def test_real_upper_point_in_a_one_voxel_pit_is_moved_to_the_endplate_around_it(
     assert np.count_nonzero(mask & posterior_elements) <= 0.01 * np.count_nonzero(mask)
     assert np.count_nonzero(mask) / np.count_nonzero(truth) == pytest.approx(0.867, abs=0.03)
     beyond = _beyond_points(ct.geometry, truth, upper, lower)
-    assert np.count_nonzero(mask & beyond & truth) >= 1400  # measured 1568
-    assert np.count_nonzero(mask & beyond & ~truth) <= 250  # measured 179
+    assert np.count_nonzero(mask & beyond & truth) >= 1400  # measured 1632
+    assert np.count_nonzero(mask & beyond & ~truth) <= 250  # measured 181

@@ -3,16 +3,20 @@
 decides what the CT shows of the endplates, the disc and a faint cortex, and what the voxels
 hold of the body. Each case read wrong before, on the
 phantom sweep with the slice phase drawn at random (``benchmark_phantom_sweep.py
---random-slice-phase``) or on the slice-phase benchmark; errors against the analytic truth.
+--random-slice-phase``) or on the slice-phase benchmark, or with another order of filling the
+faces' slices on the CT grid; errors against the analytic truth.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from test_segmentation_anatomy import FAINT_BICONCAVE_T12, check
 from test_unseen_endplates import FAINT_SHALLOW_DISHES
 
+from CementLeakageLib.ct_volume import CtVolume
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
+from CementLeakageLib.vertebra_frame import vertebra_frame
 
 VBV_TOLERANCE_PCT = 4.0
 RATIO_TOLERANCE_PT = 0.7
@@ -178,3 +182,81 @@ def test_a_faint_retry_shell_with_one_face_placed_by_the_slices_is_kept():
     offset = (0.37, 0.29, 0.41 + 6 / 8)
     spec = PhantomSpec.for_level(**dict(FAINT_SHALLOW_DISHES, grid_offset_voxels=offset, slice_averaged=True))
     check(make_phantom(spec))
+
+
+def test_a_face_taken_flat_within_a_slice_is_filled_from_the_outline_inward():
+    # The biconcave T12 at 90% height (the biconcave grid's, seed 7) averaged over each 2 mm
+    # slice, its grid three eighths of a slice along (the slice-phase benchmark). A face taken
+    # flat within a slice covers that slice's voxels alike, and they were taken from the axis
+    # outward, where a dish holds least of the body: body Dice 0.941 against the voxel-centre
+    # truth. Taken from the outline inward, cement first: Dice 0.958, VBV +1.0% either way, and
+    # every target holds.
+    spec = PhantomSpec.for_level(
+        "T12",
+        compression="biconcave",
+        compression_ratio=0.9,
+        spacing_mm=(0.7, 0.7, 2.0),
+        seed=7,
+        grid_offset_voxels=(0.37, 0.29, 0.41 + 3 / 8),
+        slice_averaged=True,
+    )
+    check(make_phantom(spec))
+
+
+def test_a_body_short_of_its_wholly_covered_voxels_leaves_out_its_outline():
+    # A wedged L2 with a high fill on 0.8 x 0.8 x 0.5 mm voxels (seed 2026, random phase): the
+    # volume it keeps on the CT grid is 540 voxels fewer than those it covers wholly (its outline
+    # sampled at the pixels' centres). Taken from the outline inward, as the faces' slices are
+    # now, those voxels left out a column along the axis, and the cement there read as a
+    # paravertebral leak of 0.104 cm3 where none was planted. Taken from the axis outward, they
+    # leave out a sliver of the outline, and every target holds.
+    spec = PhantomSpec.for_level(
+        "L2",
+        side="right",
+        spacing_mm=(0.8, 0.8, 0.5),
+        cement_preset="high",
+        leaks=("anterior", "disc inferior"),
+        compression="wedge",
+        compression_ratio=0.7287,
+        schmorl_node=True,
+        basivertebral_foramen=True,
+        osteophytes=True,
+        rotation_deg=6.719,
+        seed=2035,
+        grid_offset_voxels=(0.8406, 0.7355, 0.4241),
+    )
+    check(make_phantom(spec))
+
+
+def test_cement_in_a_face_s_partial_slice_stays_in_the_body():
+    # The flat T6 of the slice-phase benchmark, sampled at the voxel centres three eighths of a
+    # slice along, with no leaks, and cement painted within 6 mm of the axis from mid-height up
+    # to the upper endplate (2700 HU at the voxels whose centres lie in the body). The upper face
+    # falls within a 2 mm slice whose voxels the body covers alike; filled from the outline
+    # inward alone, the 231 cement voxels of that slice were left out as a leak into the disc.
+    # Cement is taken first: all of it lies in the body, and no leakage is reported.
+    spec = PhantomSpec.for_level(
+        **dict(
+            FAINT_SHALLOW_DISHES,
+            cortex_hu=PhantomSpec().cortex_hu,
+            compression="none",
+            compression_ratio=1.0,
+            leaks=(),
+            paravertebral_leak=False,
+            grid_offset_voxels=(0.37, 0.29, 0.41 + 3 / 8),
+        )
+    )
+    phantom = make_phantom(spec)
+    truth, geometry = phantom.truth, phantom.ct.geometry
+    frame = vertebra_frame(truth.upper_ras, truth.lower_ras)
+    along = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(phantom.body_mask)))
+    painted = np.zeros_like(phantom.body_mask)
+    reach = (np.hypot(along[:, 0], along[:, 1]) <= 6.0) & (along[:, 2] >= 0.5 * frame.height_mm)
+    painted[tuple(axis[reach] for axis in np.nonzero(phantom.body_mask))] = True
+    hu = phantom.ct.array_hu.copy()
+    hu[painted] = 2700.0
+    ct = CtVolume(hu, geometry, source="phantom", slice_thickness_mm=phantom.ct.slice_thickness_mm)
+    result = measure_vertebra(ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
+    assert np.count_nonzero(painted) == 1155
+    assert np.count_nonzero(painted & ~result.body_mask) == 0
+    assert [c for c in result.measurement.extravertebral_components if c["is_leakage"]] == []
