@@ -241,21 +241,20 @@ def _on_ct_grid(
     k, j, i = np.nonzero(coverage > 0.0)
     points = frame.to_frame(crop_grid.voxel_centers_ras((k, j, i)))
     half_extent = 0.5 * float(np.abs(frame.rotation[:, 2] @ crop_grid.ijk_to_ras[:3, :3]).sum())
-    inside = (points[:, 2] >= -reach_below - half_extent) & (
-        points[:, 2] <= frame.height_mm + reach_above + half_extent
-    )
+    along = points[:, 2]  # mm above the lower point
+    inside = (along >= -reach_below - half_extent) & (along <= frame.height_mm + reach_above + half_extent)
     allowed = np.zeros(coverage.shape, dtype=bool)
     allowed[k[inside], j[inside], i[inside]] = True
+    near_a_face = (np.abs(along) <= half_extent) | (np.abs(along - frame.height_mm) <= half_extent)
+    in_face_slices = np.zeros(coverage.shape, dtype=bool)
+    in_face_slices[k[near_a_face], j[near_a_face], i[near_a_face]] = True
     distance = np.zeros(coverage.shape, dtype=np.float32)
     distance[k, j, i] = np.hypot(points[:, 0], points[:, 1])  # mm from the axis
     frame_volume_mm3 = filled_voxels(body, fill) * grid.voxel_volume_mm3
     covered = float(coverage.sum())
     kept_share = float(coverage[allowed].sum()) / covered if covered > 0.0 else 0.0
     volume_mm3 = frame_volume_mm3 * kept_share
-    along = np.full(coverage.shape, np.nan, dtype=np.float32)
-    along[k, j, i] = points[:, 2]  # mm above the lower point
-    in_face_slices = (np.abs(along) <= half_extent) | (np.abs(along - frame.height_mm) <= half_extent)
-    order = _fill_order(coverage, distance, cement & in_face_slices, in_face_slices)
+    order = _fill_order(coverage, distance, cement, in_face_slices)
     return volume_preserving_mask(coverage, volume_mm3, crop_grid.voxel_volume_mm3, allowed, order)
 
 
@@ -264,8 +263,9 @@ def _fill_order(
 ) -> np.ndarray:
     """The tie-break for moving the body onto the CT grid (smaller first) among voxels that the
     body covers alike (``coverage``, 0 to 1), given each voxel's distance from the vertebral axis
-    (``distance_mm``, mm), whether it holds cement (``cement``, bool) and whether its centre lies
-    within half a CT voxel of an endplate point's plane along the axis (``in_face_slices``).
+    (``distance_mm``, mm), whether it holds cement (``cement``, bool, at or above the cement
+    threshold) and whether its centre lies within half a CT voxel of an endplate point's plane
+    along the axis (``in_face_slices``).
 
     A face taken flat within a CT slice covers that slice's voxels alike, in part. Endplates are
     flat or concave, and a concave one reaches further beyond its floor on the axis at its rim,
@@ -279,8 +279,10 @@ def _fill_order(
     pixels' centres), and what is left out is then a sliver of the outline, not a column along
     the axis; and along the side walls the outline is not pushed towards a leak or an osteophyte
     beside it."""
+    cement_first = cement & in_face_slices
     rim_first = in_face_slices & (coverage < WHOLLY_COVERED)
-    return np.where(cement, -(float(distance_mm.max()) + 1.0), np.where(rim_first, -distance_mm, distance_mm))
+    by_distance = np.where(rim_first, -distance_mm, distance_mm)
+    return np.where(cement_first, -(float(distance_mm.max()) + 1.0), by_distance)
 
 
 def _thick_slice_faces(

@@ -249,10 +249,11 @@ def test_cement_in_a_face_s_partial_slice_stays_in_the_body():
     phantom = make_phantom(spec)
     truth, geometry = phantom.truth, phantom.ct.geometry
     frame = vertebra_frame(truth.upper_ras, truth.lower_ras)
-    along = frame.to_frame(geometry.voxel_centers_ras(np.nonzero(phantom.body_mask)))
+    voxels = np.nonzero(phantom.body_mask)
+    along = frame.to_frame(geometry.voxel_centers_ras(voxels))
     painted = np.zeros_like(phantom.body_mask)
     reach = (np.hypot(along[:, 0], along[:, 1]) <= 6.0) & (along[:, 2] >= 0.5 * frame.height_mm)
-    painted[tuple(axis[reach] for axis in np.nonzero(phantom.body_mask))] = True
+    painted[tuple(axis[reach] for axis in voxels)] = True
     hu = phantom.ct.array_hu.copy()
     hu[painted] = 2700.0
     ct = CtVolume(hu, geometry, source="phantom", slice_thickness_mm=phantom.ct.slice_thickness_mm)
