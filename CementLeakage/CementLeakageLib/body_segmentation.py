@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from .body_beyond_points import inside_the_body_warning, reach_beyond_points_mm
 from .body_cross_sections import cross_sections_by_slice
 from .body_settings import BodySegmentationSettings, frame_grid
 from .cement_bulges import cut_cement_bulges
@@ -108,10 +109,11 @@ def unseen_endplates_warning(edge_level_hu: float, bone_min_hu: float, geometry:
 
 
 UNCLOSED_SHELL_WARNING = (
-    "the vertebral body's cortical shell did not close around it in 3D (a leak into the disc, or an "
-    "opening in an endplate): its faces were taken flat through the endplate points, so the dish of "
-    "a concave endplate beyond them is left out (two 3 mm dishes of an 11 mm T5 hold a fifth of its "
-    "volume); review the body mask at the endplates"
+    "the vertebral body's cortical shell did not close around it in 3D (a leak into the disc, an "
+    "opening in an endplate, or an endplate point marked inside the body): its faces were taken flat "
+    "through the endplate points, so the dish of a concave endplate beyond them is left out (two 3 mm "
+    "dishes of an 11 mm T5 hold a fifth of its volume), as is any body beyond a point off its "
+    "endplate; review the body mask at the endplates and the points"
 )
 """Said when no shell encloses the body and no concave rim was found slice by slice beyond the
 points: its faces lie on the points whatever the endplates' shape."""
@@ -369,7 +371,20 @@ def segment_vertebral_body(
     cut = _cut_body(interiors, shape=grid.shape, **shaping)
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
-    if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
+    # A point in the marrow is no surface to move: the body goes on past it (body_beyond_points).
+    typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
+    beyond = reach_beyond_points_mm(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
+    inside_the_body = [
+        inside_the_body_warning(name, reach)
+        for name, reach in zip(("lower", "upper"), beyond)
+        if reach is not None
+    ]
+    if (
+        follow_surfaces
+        and not inside_the_body
+        and edge_level is not None
+        and reads_surfaces(ct.geometry.spacing_mm)
+    ):
         offsets = endplate_surface_offsets(
             hu,
             axial_mm,
@@ -465,6 +480,7 @@ def segment_vertebral_body(
             "the points may span a disc (endplates of two vertebrae); mark the upper and lower endplates "
             "of the same vertebra"
         )
+    warnings.extend(inside_the_body)
     if enclosed is None and reach_below == 0.0 and reach_above == 0.0:
         warnings.append(UNCLOSED_SHELL_WARNING)
     # Over 1 mm the endplates' surfaces are not read (endplate_surfaces): a faint shell with gaps

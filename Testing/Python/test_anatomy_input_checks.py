@@ -1,7 +1,10 @@
 """Bad anatomy input on real phantoms: metal beside the cement, streaks, a field of view that cuts
-the body, points that span a disc or hold no bone; and the cement outside the body, listed."""
+the body, points that span a disc, lie inside the body or hold no bone; and the cement outside the
+body, listed."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -104,6 +107,35 @@ def test_points_that_span_a_disc_are_flagged(phantom):
         assert "disc" in str(error) or "no vertebral body" in str(error)
     else:
         assert any("span a disc" in warning for warning in measurement.warnings)
+
+
+def test_a_point_marked_inside_the_body_is_flagged(phantom):
+    """The upper point halfway between the endplates, in the marrow: the body is cut there, and a
+    warning names the upper point. The reach it states is a lower bound: the upper endplate lies
+    half the body's height beyond the point. On their endplates, the points draw no such warning."""
+    truth = phantom.truth
+    halfway = 0.5 * (truth.upper_ras + truth.lower_ras)
+    measurement = measure_vertebra(phantom.ct, halfway, truth.lower_ras, "left").measurement
+    assert measurement.vbv_cm3 < 0.6 * truth.vbv_cm3
+    named = [warning for warning in measurement.warnings if "goes on for" in warning]
+    assert len(named) == 1 and "beyond the upper endplate point" in named[0]
+    stated_mm = float(re.search(r"goes on for ([0-9.]+) mm", named[0]).group(1))
+    assert 5.0 <= stated_mm <= np.linalg.norm(truth.upper_ras - halfway)
+    on_endplates = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, "left").measurement
+    assert not any("goes on for" in warning for warning in on_endplates.warnings)
+
+
+def test_the_deepest_dishes_are_not_taken_for_a_point_inside_the_body():
+    """A T5 compressed to 60% by two dishes, each a fifth of its rim's height deep (3.4 mm, a
+    third of its 10 mm height on the axis): the closed ring its rims draw beyond the points ends
+    4.3 mm beyond the lower point and 3.8 mm beyond the upper one, 2.6 mm short of the end of the
+    search, and no point is said to lie inside the body."""
+    spec = PhantomSpec.for_level("T5", compression="biconcave", compression_ratio=0.6)
+    deep = make_phantom(spec)
+    truth = deep.truth
+    measurement = measure_vertebra(deep.ct, truth.upper_ras, truth.lower_ras, truth.side).measurement
+    assert measurement.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.04)
+    assert not any("goes on for" in warning for warning in measurement.warnings)
 
 
 def test_points_without_bone_between_them_are_refused(phantom):

@@ -106,3 +106,21 @@ def test_real_upper_point_in_a_one_voxel_pit_is_moved_to_the_endplate_around_it(
     beyond = _beyond_points(ct.geometry, truth, upper, lower)
     assert np.count_nonzero(mask & beyond & truth) >= 1400  # measured 1632
     assert np.count_nonzero(mask & beyond & ~truth) <= 250  # measured 181
+
+
+def test_real_upper_point_marked_halfway_up_is_named():
+    """The upper point halfway between the endplates, in the marrow: the closed cortical ring goes
+    on past it (but for two lone slices the faint shell leaves open) to the edge of the search.
+    A warning names the upper point, and it is not moved: within 3 mm of it the marrow crosses
+    the cortex's edge level, which read as a surface 1.7 mm short of it and moved it further in.
+    The mask then holds 42% of the labelled body (measured 14175 of 33646 voxels)."""
+    ct, labels = load_real_vertebra()
+    truth = np.isin(labels, [1, 2])
+    upper, lower = endplate_midpoints(ct.geometry, truth)
+
+    result, mask, _ = _measured(ct, truth, 0.5 * (upper + lower), lower, follow_surfaces=True)
+
+    assert [text[:77] for text in result.warnings] == [
+        "the vertebral body goes on for 8.0 mm or more beyond the upper endplate point"
+    ]
+    assert np.count_nonzero(mask & truth) / np.count_nonzero(truth) == pytest.approx(0.42, abs=0.03)

@@ -1,0 +1,79 @@
+"""Whether the vertebral body goes on past an endplate point: a point marked inside the body
+instead of on its endplate's surface.
+
+The body is cut at the marked points, so a point clicked in the marrow (a slice away from the
+endplate, or the wrong end of the body) takes the rest of the body out of VBV without any other
+sign: the shell beyond it encloses marrow as it did between the points. Past a point on the
+endplate, the body's closed cortical ring ends within the endplate's blur, or, on a dished
+endplate, where the dish's rim ends: a slice or more of disc follows before the next vertebra.
+The frame grid reaches ``endplate_extension`` of the height plus ``slab_margin_mm`` beyond each
+point (:func:`body_settings.frame_grid`), past the deepest dish a biconcave fracture leaves (a
+third of the height on the axis at 60% of the rim's height, with a millimetre or two of blur).
+A body whose cross-section closes, at nearly its full area, in every slice out to there but a
+lone one here and there goes on past the point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .body_cross_sections import cross_sections_by_slice
+from .body_settings import BodySegmentationSettings
+
+FULL_AREA_SHARE = 0.7
+"""A slice beyond a point holds the body when its cross-section covers at least this share of the
+median cross-section between the points."""
+GAP_SLICES = 2
+"""Consecutive slices beyond a point without the body's cross-section that end it: a disc, 2 mm
+or more. A single slice is passed over: a faint shell leaves a ring open here and there (a real L2
+whose upper point was marked halfway up: 2 of the 28 slices beyond it, each alone)."""
+
+
+def reach_beyond_points_mm(
+    hu: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    centre: tuple[int, int],
+    attempts: list[tuple[float, float]],
+    settings: BodySegmentationSettings,
+    typical_area_px: float,
+) -> tuple[float | None, float | None]:
+    """How far (mm) the body's cross-section goes on beyond the lower and the upper endplate
+    point when it goes on to the edge of the frame grid; None for a point beyond which it ends.
+
+    ``hu`` (HU, ``[z, y, x]``) is the frame grid, ``axial_mm`` each slice's position along the axis
+    (mm above the lower point; the upper one at ``height_mm``), ``centre`` the axis (row, column),
+    ``attempts`` the shell levels (HU) and closing radii (mm) the body's cross-sections were found
+    with (:func:`body_cross_sections.cross_sections_by_slice`) and ``typical_area_px`` their median
+    area (pixels). Slices are looked at outward from each point, and ``GAP_SLICES`` in a row
+    without ``FULL_AREA_SHARE`` of that area end the search.
+    """
+    step = float(axial_mm[1] - axial_mm[0])
+    reaches: list[float | None] = []
+    for beyond in (np.flatnonzero(axial_mm < 0.0)[::-1], np.flatnonzero(axial_mm > height_mm)):
+        reach: float | None = None
+        missing = 0
+        for z in beyond:
+            slab = np.array([z])
+            found = cross_sections_by_slice(hu, slab, axial_mm, height_mm, centre, attempts, settings)
+            full = int(z) in found and found[int(z)].sum() >= FULL_AREA_SHARE * typical_area_px
+            missing = 0 if full else missing + 1
+            if missing == GAP_SLICES:
+                break
+        else:
+            if beyond.size:
+                edge = float(axial_mm[beyond[-1]])
+                reach = (-edge if edge < 0.0 else edge - height_mm) + 0.5 * abs(step)
+        reaches.append(reach)
+    return reaches[0], reaches[1]
+
+
+def inside_the_body_warning(name: str, reach_mm: float) -> str:
+    """What a user is told about the ``name`` (lower or upper) endplate point beyond which the body
+    goes on for at least ``reach_mm`` (mm)."""
+    return (
+        f"the vertebral body goes on for {reach_mm:.1f} mm or more beyond the {name} endplate point "
+        "(its cortical ring closes in every slice out to there): the point seems to lie inside the "
+        f"body, not on the {name} endplate, and the body is cut there (VBV too small); mark the "
+        f"midpoint of the {name} endplate on its surface against the disc"
+    )
