@@ -73,7 +73,7 @@ def inside_the_body_warning(name: str, reach_mm: float) -> str:
     goes on for at least ``reach_mm`` (mm)."""
     return (
         f"the vertebral body goes on for {reach_mm:.1f} mm or more beyond the {name} endplate point "
-        "(its cortical ring closes in every slice out to there): the point seems to lie inside the "
+        "(its cortical ring closes slice after slice out to there): the point seems to lie inside the "
         f"body, not on the {name} endplate, and the body is cut there (VBV too small); mark the "
         f"midpoint of the {name} endplate on its surface against the disc"
     )
