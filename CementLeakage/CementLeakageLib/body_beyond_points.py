@@ -74,6 +74,7 @@ def inside_the_body_warning(name: str, reach_mm: float) -> str:
     return (
         f"the vertebral body goes on for {reach_mm:.1f} mm or more beyond the {name} endplate point "
         "(its cortical ring closes slice after slice out to there): the point seems to lie inside the "
-        f"body, not on the {name} endplate, and the body is cut there (VBV too small); mark the "
-        f"midpoint of the {name} endplate on its surface against the disc"
+        f"body, not on the {name} endplate, and the body is cut there (VBV too small, and cement in "
+        "the rest of the body counted as extravertebral); mark the midpoint of the "
+        f"{name} endplate on its surface against the disc"
     )
