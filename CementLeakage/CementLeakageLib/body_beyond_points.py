@@ -48,23 +48,22 @@ def reach_beyond_points_mm(
     area (pixels). Slices are looked at outward from each point, and ``GAP_SLICES`` in a row
     without ``FULL_AREA_SHARE`` of that area end the search.
     """
-    step = float(axial_mm[1] - axial_mm[0])
+    half_slice_mm = 0.5 * abs(float(axial_mm[1] - axial_mm[0]))
     reaches: list[float | None] = []
-    for beyond in (np.flatnonzero(axial_mm < 0.0)[::-1], np.flatnonzero(axial_mm > height_mm)):
-        reach: float | None = None
+    for point_mm, beyond in (
+        (0.0, np.flatnonzero(axial_mm < 0.0)[::-1]),
+        (height_mm, np.flatnonzero(axial_mm > height_mm)),
+    ):
         missing = 0
         for z in beyond:
-            slab = np.array([z])
-            found = cross_sections_by_slice(hu, slab, axial_mm, height_mm, centre, attempts, settings)
+            one_slice = np.array([z])
+            found = cross_sections_by_slice(hu, one_slice, axial_mm, height_mm, centre, attempts, settings)
             full = int(z) in found and found[int(z)].sum() >= FULL_AREA_SHARE * typical_area_px
             missing = 0 if full else missing + 1
             if missing == GAP_SLICES:
                 break
-        else:
-            if beyond.size:
-                edge = float(axial_mm[beyond[-1]])
-                reach = (-edge if edge < 0.0 else edge - height_mm) + 0.5 * abs(step)
-        reaches.append(reach)
+        ended = beyond.size == 0 or missing == GAP_SLICES
+        reaches.append(None if ended else abs(float(axial_mm[beyond[-1]]) - point_mm) + half_slice_mm)
     return reaches[0], reaches[1]
 
 
