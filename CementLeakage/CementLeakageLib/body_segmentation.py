@@ -51,7 +51,7 @@ from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_voxels
 from .endplate_rings import CtPlanes
-from .endplate_surfaces import endplate_surface_offsets, points_on_surfaces, reads_surfaces
+from .endplate_surfaces import SurfaceOffsets, endplate_surface_offsets, points_on_surfaces, reads_surfaces
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -371,7 +371,6 @@ def segment_vertebral_body(
     cut = _cut_body(interiors, shape=grid.shape, **shaping)
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
-    # A point in the marrow is no surface to move: the body goes on past it (body_beyond_points).
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
     beyond = reach_beyond_points_mm(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
     inside_the_body = [
@@ -379,12 +378,7 @@ def segment_vertebral_body(
         for name, reach in zip(("lower", "upper"), beyond)
         if reach is not None
     ]
-    if (
-        follow_surfaces
-        and not inside_the_body
-        and edge_level is not None
-        and reads_surfaces(ct.geometry.spacing_mm)
-    ):
+    if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
         offsets = endplate_surface_offsets(
             hu,
             axial_mm,
@@ -393,6 +387,15 @@ def segment_vertebral_body(
             edge_level,
             parameters.cement_min_hu,
             settings.working_spacing_mm,
+        )
+        # A point the body goes on past (body_beyond_points) lies inside it: only a surface beyond
+        # it can be its endplate's (the marrow of a real L2 crossed the edge level 1.7 mm short of
+        # a point marked halfway up, which moved it further in).
+        offsets = SurfaceOffsets(
+            *(
+                None if reach is not None and (offset is None or offset <= 0.0) else offset
+                for offset, reach in zip((offsets.lower_mm, offsets.upper_mm), beyond)
+            )
         )
         upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
         # A point moved out of the CT (a body cut by the field of view) is used as marked.
