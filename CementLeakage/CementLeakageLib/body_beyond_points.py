@@ -10,10 +10,14 @@ The frame grid reaches ``endplate_extension`` of the height plus ``slab_margin_m
 point (:func:`body_settings.frame_grid`), past the deepest dish a biconcave fracture leaves (a
 third of the height on the axis at 60% of the rim's height, with a millimetre or two of blur).
 A body whose cross-section closes, at nearly its full area, in every slice out to there but a
-lone one here and there goes on past the point.
+lone one here and there goes on past the point. Where it goes on past a point for less than that,
+how far it goes tells the reading of the endplate's surface how far beyond the point to look
+(:mod:`endplate_surfaces`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,13 +27,30 @@ from .body_settings import BodySegmentationSettings
 FULL_AREA_SHARE = 0.7
 """A slice beyond a point holds the body when its cross-section covers at least this share of the
 median cross-section between the points."""
+PART_AREA_SHARE = 0.2
+"""A slice beyond a point holds part of the body when its cross-section covers at least this share
+of the median: the slices across a tilted endplate, whose plate cuts them, or a bolus that fills
+them only in part. A disc's slices hold none."""
 GAP_SLICES = 2
 """Consecutive slices beyond a point without the body's cross-section that end it: a disc, 2 mm
 or more. A single slice is passed over: a faint shell leaves a ring open here and there (a real L2
 whose upper point was marked halfway up: 2 of the 28 slices beyond it, each alone)."""
 
 
-def reach_beyond_points_mm(
+@dataclass(frozen=True)
+class ReachBeyondPoint:
+    """How far (mm) the body's cross-section goes on beyond one endplate point along the axis: out
+    to the outer face of the last slice that holds it (0 when the first slices beyond do not),
+    whether it goes on to the edge of the frame grid (the point lies inside the body), and out to
+    the outer face of the last of the slices that hold part of it, one after another from the
+    point (``part_reach_mm``, where a disc begins)."""
+
+    reach_mm: float
+    to_the_end: bool
+    part_reach_mm: float = 0.0
+
+
+def reach_beyond_points(
     hu: np.ndarray,
     axial_mm: np.ndarray,
     height_mm: float,
@@ -37,34 +58,49 @@ def reach_beyond_points_mm(
     attempts: list[tuple[float, float]],
     settings: BodySegmentationSettings,
     typical_area_px: float,
-) -> tuple[float | None, float | None]:
-    """How far (mm) the body's cross-section goes on beyond the lower and the upper endplate
-    point when it goes on to the edge of the frame grid; None for a point beyond which it ends.
+) -> tuple[ReachBeyondPoint, ReachBeyondPoint]:
+    """How far the body's cross-section goes on beyond the lower and the upper endplate point.
 
     ``hu`` (HU, ``[z, y, x]``) is the frame grid, ``axial_mm`` each slice's position along the axis
     (mm above the lower point; the upper one at ``height_mm``), ``centre`` the axis (row, column),
     ``attempts`` the shell levels (HU) and closing radii (mm) the body's cross-sections were found
     with (:func:`body_cross_sections.cross_sections_by_slice`) and ``typical_area_px`` their median
-    area (pixels). Slices are looked at outward from each point, and ``GAP_SLICES`` in a row
-    without ``FULL_AREA_SHARE`` of that area end the search.
+    area (pixels). Slices are looked at outward from each point: ``GAP_SLICES`` in a row without
+    ``FULL_AREA_SHARE`` of that area end the body's reach, the first without ``PART_AREA_SHARE``
+    of it the part's.
     """
     half_slice_mm = 0.5 * abs(float(axial_mm[1] - axial_mm[0]))
-    reaches: list[float | None] = []
+    reaches = []
     for point_mm, beyond in (
         (0.0, np.flatnonzero(axial_mm < 0.0)[::-1]),
         (height_mm, np.flatnonzero(axial_mm > height_mm)),
     ):
-        missing = 0
+        missing, last_full, last_part, parts_go_on = 0, None, None, True
         for z in beyond:
             one_slice = np.array([z])
             found = cross_sections_by_slice(hu, one_slice, axial_mm, height_mm, centre, attempts, settings)
-            full = int(z) in found and found[int(z)].sum() >= FULL_AREA_SHARE * typical_area_px
-            missing = 0 if full else missing + 1
-            if missing == GAP_SLICES:
+            area = found[int(z)].sum() if int(z) in found else 0
+            if missing < GAP_SLICES:
+                full = area >= FULL_AREA_SHARE * typical_area_px
+                missing = 0 if full else missing + 1
+                last_full = z if full else last_full
+            parts_go_on = parts_go_on and area >= PART_AREA_SHARE * typical_area_px
+            last_part = z if parts_go_on else last_part
+            if missing == GAP_SLICES and not parts_go_on:
                 break
-        ended = beyond.size == 0 or missing == GAP_SLICES
-        reaches.append(None if ended else abs(float(axial_mm[beyond[-1]]) - point_mm) + half_slice_mm)
+        reaches.append(
+            ReachBeyondPoint(
+                reach_mm=_distance_out_mm(axial_mm, last_full, point_mm, half_slice_mm),
+                to_the_end=beyond.size > 0 and missing < GAP_SLICES,
+                part_reach_mm=_distance_out_mm(axial_mm, last_part, point_mm, half_slice_mm),
+            )
+        )
     return reaches[0], reaches[1]
+
+
+def _distance_out_mm(axial_mm: np.ndarray, last: int | None, point_mm: float, half_slice_mm: float) -> float:
+    """From the point (axial mm) out to the outer face of slice ``last`` (0 for None)."""
+    return 0.0 if last is None else abs(float(axial_mm[last]) - point_mm) + half_slice_mm
 
 
 def inside_the_body_warning(name: str, reach_mm: float) -> str:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .body_beyond_points import inside_the_body_warning, reach_beyond_points_mm
+from .body_beyond_points import inside_the_body_warning, reach_beyond_points
 from .body_cross_sections import cross_sections_by_slice
 from .body_settings import BodySegmentationSettings, frame_grid
 from .cement_bulges import cut_cement_bulges
@@ -372,11 +372,11 @@ def segment_vertebral_body(
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
-    beyond = reach_beyond_points_mm(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
+    beyond = reach_beyond_points(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
     inside_the_body = [
-        inside_the_body_warning(name, reach)
+        inside_the_body_warning(name, reach.reach_mm)
         for name, reach in zip(("lower", "upper"), beyond)
-        if reach is not None
+        if reach.to_the_end
     ]
     if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
         offsets = endplate_surface_offsets(
@@ -387,13 +387,14 @@ def segment_vertebral_body(
             edge_level,
             parameters.cement_min_hu,
             settings.working_spacing_mm,
+            beyond=beyond,
         )
         # A point the body goes on past (body_beyond_points) lies inside it: only a surface beyond
         # it can be its endplate's (the marrow of a real L2 crossed the edge level 1.7 mm short of
         # a point marked halfway up, which moved it further in).
         offsets = SurfaceOffsets(
             *(
-                None if reach is not None and (offset is None or offset <= 0.0) else offset
+                None if reach.to_the_end and (offset is None or offset <= 0.0) else offset
                 for offset, reach in zip((offsets.lower_mm, offsets.upper_mm), beyond)
             )
         )

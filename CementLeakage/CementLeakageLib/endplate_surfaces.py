@@ -6,7 +6,8 @@ marked half a millimetre inside the body or out in the disc moves VBV by about 2
 the CT places the surface itself to about 0.1 mm: each column near the axis crosses the cortex's
 edge level (:func:`cortex_edge.outer_edge_level`, read on the side wall) where the endplate's
 cortex meets the disc. A point further than ``MOVE_TOLERANCE_MM`` from that surface is moved
-onto it along the axis (the split plane, which contains the axis, stays where it is).
+onto it along the axis (the split plane, which contains the axis, stays where it is). Beyond a
+point marked in the marrow the body's ring goes on, and the surface is looked for past its end.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .body_beyond_points import ReachBeyondPoint
 from .cortex_edge import CORTEX_PEAK_MAX_HU, outermost_crossing
 
 THIN_SLICE_MAX_MM = 1.0
@@ -31,6 +33,23 @@ varies by a few hundredths of a millimetre over it, a tilted one evenly either s
 
 SEARCH_MM = 3.0
 """How far (mm) either side of a point along the axis its endplate's surface is looked for."""
+
+CEMENT_CLEARANCE_MM = 1.5
+"""A column's crossing is read only where the cement beyond the point ends at least this far (mm)
+inside it: the blur of cement against the endplate's cortex carries the crossing outward."""
+
+RING_BEYOND_MM = 1.5
+"""A body whose cross-section goes on further than this (mm) beyond a point at nearly its full
+area (:mod:`body_beyond_points`) holds more than the endplate's blur there: the point may lie
+inside it, and its endplate's surface is looked for out to ``PAST_PART_MM`` beyond the last of
+the slices, one after another from the point, that hold part of the body (a tilted endplate cuts
+its slices' cross-sections short of its surface on the axis). The disc that follows holds none,
+so the neighbour's endplate across a narrow disc stays out of the search."""
+
+PAST_PART_MM = 2.0
+"""How far (mm) past the last slice that holds part of the body its surface is looked for: the
+endplate's plate and blur, which close no cross-section of their own (the plate of an L1 marked
+7.5 mm inside the body lay 1 mm past the last, a wedged L4's tilted plate 0.9 mm on the axis)."""
 
 MOVE_TOLERANCE_MM = 0.35
 """A point is moved onto the surface the CT shows when further from it than this (mm)."""
@@ -57,30 +76,37 @@ def _surface_offset_mm(
     outward: int,
     edge_level_hu: float,
     cement_min_hu: float,
+    outward_reach_mm: float = SEARCH_MM,
 ) -> float | None:
-    """The median over ``columns`` of the outermost crossing of ``edge_level_hu`` within
-    ``SEARCH_MM`` of ``point_mm`` (axial mm) going ``outward`` (+1 up, -1 down), less the point's
-    position (mm, positive outward). Columns with cement beyond the point (a leak in the disc, or
-    a bolus against the endplate when the point lies inside it) are left out."""
-    slices = np.flatnonzero(np.abs(axial_mm - point_mm) <= SEARCH_MM)
+    """The median over ``columns`` of the outermost crossing of ``edge_level_hu`` going ``outward``
+    (+1 up, -1 down) from ``SEARCH_MM`` inside ``point_mm`` (axial mm) to ``outward_reach_mm``
+    beyond it, less the point's position (mm, positive outward). Columns with cement beyond the
+    point within ``CEMENT_CLEARANCE_MM`` of their crossing (a leak in the disc, or a bolus against
+    the endplate when the point lies inside it: the cement's blur carries the crossing out) are
+    left out."""
+    along = outward * (axial_mm - point_mm)
+    slices = np.flatnonzero((along >= -SEARCH_MM) & (along <= outward_reach_mm))
     if slices.size < 3:
         return None
     if outward < 0:
         slices = slices[::-1]
     positions = axial_mm[slices]
     profiles = hu[slices][:, columns[0], columns[1]].astype(float).T
-    beyond = outward * (positions - point_mm) > 0.0
-    clear = ~(profiles[:, beyond] >= cement_min_hu).any(axis=1)
+    outward_mm = outward * (positions - point_mm)
     crossings = []
-    for profile in profiles[clear]:
+    for profile in profiles:
         crossing = outermost_crossing(np.minimum(profile, CORTEX_PEAK_MAX_HU), edge_level_hu)
         if crossing is None:
             continue
         index = min(int(crossing), slices.size - 2)
-        crossings.append(positions[index] + (crossing - index) * (positions[index + 1] - positions[index]))
+        at_mm = outward_mm[index] + (crossing - index) * (outward_mm[index + 1] - outward_mm[index])
+        cement = outward_mm[(profile >= cement_min_hu) & (outward_mm > 0.0)]
+        if cement.size and cement.max() > at_mm - CEMENT_CLEARANCE_MM:
+            continue
+        crossings.append(at_mm)
     if len(crossings) < MIN_COLUMN_SHARE * profiles.shape[0]:
         return None
-    return outward * (float(np.median(crossings)) - point_mm)
+    return float(np.median(crossings))
 
 
 def endplate_surface_offsets(
@@ -91,11 +117,15 @@ def endplate_surface_offsets(
     edge_level_hu: float,
     cement_min_hu: float,
     working_spacing_mm: float,
+    beyond: tuple[ReachBeyondPoint, ReachBeyondPoint] | None = None,
 ) -> SurfaceOffsets:
     """How far the endplates' outer surfaces lie from the points along the axis (see
     :class:`SurfaceOffsets`), read in ``hu`` (frame grid, HU) on the columns within
     ``AXIS_RADIUS_MM`` of the axis (``centre``: its row and column; ``axial_mm``: each slice's
-    position along the axis, mm from the lower point; the upper point at ``height_mm``)."""
+    position along the axis, mm from the lower point; the upper point at ``height_mm``).
+    ``beyond`` says how far the body's cross-section goes on beyond the lower and the upper point
+    (:func:`body_beyond_points.reach_beyond_points`): beyond ``RING_BEYOND_MM`` the surface is
+    looked for out to ``PAST_PART_MM`` past the slices that hold part of it."""
     radius = AXIS_RADIUS_MM / working_spacing_mm
     reach = int(np.floor(radius))
     dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
@@ -103,9 +133,17 @@ def endplate_surface_offsets(
     rows, cols = centre[0] + dy[near], centre[1] + dx[near]
     inside = (rows >= 0) & (rows < hu.shape[1]) & (cols >= 0) & (cols < hu.shape[2])
     columns = (rows[inside], cols[inside])
+    outward_reaches = [
+        max(SEARCH_MM, reach.part_reach_mm + PAST_PART_MM) if reach.reach_mm > RING_BEYOND_MM else SEARCH_MM
+        for reach in beyond or ()
+    ] or [SEARCH_MM, SEARCH_MM]
     return SurfaceOffsets(
-        lower_mm=_surface_offset_mm(hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu),
-        upper_mm=_surface_offset_mm(hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu),
+        lower_mm=_surface_offset_mm(
+            hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu, outward_reaches[0]
+        ),
+        upper_mm=_surface_offset_mm(
+            hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu, outward_reaches[1]
+        ),
     )
 
 
