@@ -51,7 +51,13 @@ from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_voxels
 from .endplate_rings import CtPlanes
-from .endplate_surfaces import SurfaceOffsets, endplate_surface_offsets, points_on_surfaces, reads_surfaces
+from .endplate_surfaces import (
+    MOVE_TOLERANCE_MM,
+    SurfaceOffsets,
+    endplate_surface_offsets,
+    points_on_surfaces,
+    reads_surfaces,
+)
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -86,6 +92,9 @@ class BodySegmentation:
     """On slices over 1 mm, what dishes ending short of the first CT slices that could show them
     could hold beyond faces taken flat through the points, as a share of the body's volume
     (:mod:`unseen_dishes`); None on thinner slices."""
+    goes_on_past: tuple[bool, bool] = (False, False)
+    """Whether the body goes on past the lower and the upper point to the end of the search
+    (:mod:`body_beyond_points`): the point seems to lie inside a body."""
 
 
 def unseen_endplates_warning(edge_level_hu: float, bone_min_hu: float, geometry: VolumeGeometry) -> str:
@@ -404,8 +413,16 @@ def segment_vertebral_body(
             moved = segment_vertebral_body(
                 ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False
             )
-            moved.warnings[:0] = moves
-            return moved
+            # A surface read past a disc is the next vertebra's (its far endplate, past a 3 mm
+            # disc): a body that goes on past a point moved outward is not the point's, and the
+            # points are kept as marked.
+            went_out = (
+                offsets.lower_mm is not None and offsets.lower_mm > MOVE_TOLERANCE_MM,
+                offsets.upper_mm is not None and offsets.upper_mm > MOVE_TOLERANCE_MM,
+            )
+            if not any(out and past for out, past in zip(went_out, moved.goes_on_past)):
+                moved.warnings[:0] = moves
+                return moved
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:
@@ -518,4 +535,5 @@ def segment_vertebral_body(
         slices_total=len(slab),
         warnings=warnings,
         unseen_dish_share=None if dishes is None else dishes.share,
+        goes_on_past=(beyond[0].to_the_end, beyond[1].to_the_end),
     )

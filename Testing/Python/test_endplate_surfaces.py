@@ -282,6 +282,17 @@ def test_a_point_marked_well_inside_the_body_is_moved_onto_its_endplate(spec, en
     assert result.measurement.psbcv_vbv_pct == pytest.approx(phantom.truth.psbcv_vbv_pct, abs=0.3)
 
 
+def test_a_point_out_in_a_narrow_disc_is_not_moved_onto_the_next_vertebra():
+    """A 3 mm disc: the upper point 0.5 mm out in it. The longer search past the body's ring read
+    a surface 3.5 mm beyond the point, the far side of the next vertebra's endplate, and moved the
+    point there (VBV +10.9%); the body then goes on past the moved point, so the move is undone
+    and the point kept as marked (measured +1.6%)."""
+    phantom, _, _, result = _moved_point_measurement(PhantomSpec(disc_height_mm=3.0), "upper", 0.5)
+
+    assert not any("inside the body" in text for text in result.measurement.warnings)
+    assert result.measurement.vbv_cm3 == pytest.approx(phantom.truth.vbv_cm3, rel=0.03)
+
+
 def test_exact_points_on_thin_slices_are_kept():
     phantom, _, _, result = _moved_point_measurement(PhantomSpec(), "upper", 0.0)
 
