@@ -43,8 +43,9 @@ RING_BEYOND_MM = 1.5
 area (:mod:`body_beyond_points`) holds more than the endplate's blur there: the point may lie
 inside it, and its endplate's surface is looked for out to ``PAST_PART_MM`` beyond the last of
 the slices, one after another from the point, that hold part of the body (a tilted endplate cuts
-its slices' cross-sections short of its surface on the axis). The disc that follows holds none,
-so the neighbour's endplate across a narrow disc stays out of the search."""
+its slices' cross-sections short of its surface on the axis). The disc that follows holds none;
+across a narrow disc the search can still reach the next vertebra's endplate, and a point moved
+onto it is put back (:func:`body_segmentation.segment_vertebral_body`)."""
 
 PAST_PART_MM = 2.0
 """How far (mm) past the last slice that holds part of the body its surface is looked for: the
