@@ -51,13 +51,7 @@ from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_voxels
 from .endplate_rings import CtPlanes
-from .endplate_surfaces import (
-    MOVE_TOLERANCE_MM,
-    SurfaceOffsets,
-    endplate_surface_offsets,
-    points_on_surfaces,
-    reads_surfaces,
-)
+from .endplate_surfaces import endplate_surface_offsets, moves_outward, points_on_surfaces, reads_surfaces
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -398,15 +392,6 @@ def segment_vertebral_body(
             settings.working_spacing_mm,
             beyond=beyond,
         )
-        # A point the body goes on past (body_beyond_points) lies inside it: only a surface beyond
-        # it can be its endplate's (the marrow of a real L2 crossed the edge level 1.7 mm short of
-        # a point marked halfway up, which moved it further in).
-        offsets = SurfaceOffsets(
-            *(
-                None if reach.to_the_end and (offset is None or offset <= 0.0) else offset
-                for offset, reach in zip((offsets.lower_mm, offsets.upper_mm), beyond)
-            )
-        )
         upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
         # A point moved out of the CT (a body cut by the field of view) is used as marked.
         if moves and all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
@@ -416,11 +401,7 @@ def segment_vertebral_body(
             # A surface read past a disc is the next vertebra's (its far endplate, past a 3 mm
             # disc): a body that goes on past a point moved outward is not the point's, and the
             # points are kept as marked.
-            went_out = (
-                offsets.lower_mm is not None and offsets.lower_mm > MOVE_TOLERANCE_MM,
-                offsets.upper_mm is not None and offsets.upper_mm > MOVE_TOLERANCE_MM,
-            )
-            if not any(out and past for out, past in zip(went_out, moved.goes_on_past)):
+            if not any(out and past for out, past in zip(moves_outward(offsets), moved.goes_on_past)):
                 moved.warnings[:0] = moves
                 return moved
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu

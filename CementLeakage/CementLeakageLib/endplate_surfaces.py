@@ -91,9 +91,8 @@ def _surface_offset_mm(
         return None
     if outward < 0:
         slices = slices[::-1]
-    positions = axial_mm[slices]
     profiles = hu[slices][:, columns[0], columns[1]].astype(float).T
-    outward_mm = outward * (positions - point_mm)
+    outward_mm = along[slices]
     crossings = []
     for profile in profiles:
         crossing = outermost_crossing(np.minimum(profile, CORTEX_PEAK_MAX_HU), edge_level_hu)
@@ -126,7 +125,8 @@ def endplate_surface_offsets(
     position along the axis, mm from the lower point; the upper point at ``height_mm``).
     ``beyond`` says how far the body's cross-section goes on beyond the lower and the upper point
     (:func:`body_beyond_points.reach_beyond_points`): beyond ``RING_BEYOND_MM`` the surface is
-    looked for out to ``PAST_PART_MM`` past the slices that hold part of it."""
+    looked for out to ``PAST_PART_MM`` past the slices that hold part of it, and a point it goes on
+    past to the end of the search keeps only a surface read beyond it."""
     radius = AXIS_RADIUS_MM / working_spacing_mm
     reach = int(np.floor(radius))
     dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
@@ -134,24 +134,55 @@ def endplate_surface_offsets(
     rows, cols = centre[0] + dy[near], centre[1] + dx[near]
     inside = (rows >= 0) & (rows < hu.shape[1]) & (cols >= 0) & (cols < hu.shape[2])
     columns = (rows[inside], cols[inside])
-    outward_reaches = [
-        max(SEARCH_MM, reach.part_reach_mm + PAST_PART_MM) if reach.reach_mm > RING_BEYOND_MM else SEARCH_MM
-        for reach in beyond or ()
-    ] or [SEARCH_MM, SEARCH_MM]
+    lower, upper = beyond or (None, None)
     return SurfaceOffsets(
-        lower_mm=_surface_offset_mm(
-            hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu, outward_reaches[0]
-        ),
-        upper_mm=_surface_offset_mm(
-            hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu, outward_reaches[1]
-        ),
+        lower_mm=_offset_beyond(hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu, lower),
+        upper_mm=_offset_beyond(hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu, upper),
     )
+
+
+def _offset_beyond(
+    hu: np.ndarray,
+    axial_mm: np.ndarray,
+    columns: tuple[np.ndarray, np.ndarray],
+    point_mm: float,
+    outward: int,
+    edge_level_hu: float,
+    cement_min_hu: float,
+    reach: ReachBeyondPoint | None,
+) -> float | None:
+    """One point's offset (:func:`_surface_offset_mm`), looked for out to ``PAST_PART_MM`` past
+    the slices that hold part of the body where it goes on beyond the point for more than
+    ``RING_BEYOND_MM`` (``reach``; None: not known). A point the body goes on past to the end of
+    the search lies inside it: only a surface beyond it can be its endplate's (the marrow of a
+    real L2 crossed the edge level 1.7 mm short of a point marked halfway up, which moved it
+    further in)."""
+    outward_reach_mm = SEARCH_MM
+    if reach is not None and reach.reach_mm > RING_BEYOND_MM:
+        outward_reach_mm = max(SEARCH_MM, reach.part_reach_mm + PAST_PART_MM)
+    offset = _surface_offset_mm(
+        hu, axial_mm, columns, point_mm, outward, edge_level_hu, cement_min_hu, outward_reach_mm
+    )
+    if reach is not None and reach.to_the_end and (offset is None or offset <= 0.0):
+        return None
+    return offset
 
 
 def reads_surfaces(ct_spacing_mm: np.ndarray) -> bool:
     """Whether a CT with voxel spacing ``ct_spacing_mm`` (mm) is thin enough for the endplate
     surfaces to be read from it (``THIN_SLICE_MAX_MM``)."""
     return float(np.max(ct_spacing_mm)) <= THIN_SLICE_MAX_MM + 1e-6
+
+
+def _moves(offset_mm: float | None) -> bool:
+    """Whether a point ``offset_mm`` from its surface (:class:`SurfaceOffsets`) is moved onto it."""
+    return offset_mm is not None and abs(offset_mm) > MOVE_TOLERANCE_MM
+
+
+def moves_outward(offsets: SurfaceOffsets) -> tuple[bool, bool]:
+    """Whether :func:`points_on_surfaces` moves the lower and the upper point outward, out of the
+    body towards the disc (a point found inside the body)."""
+    return tuple(_moves(offset) and offset > 0.0 for offset in (offsets.lower_mm, offsets.upper_mm))
 
 
 def points_on_surfaces(
@@ -164,7 +195,7 @@ def points_on_surfaces(
     warnings = []
     moved = {"upper": upper, "lower": lower}
     for name, offset, outward in (("upper", offsets.upper_mm, 1.0), ("lower", offsets.lower_mm, -1.0)):
-        if offset is None or abs(offset) <= MOVE_TOLERANCE_MM:
+        if not _moves(offset):
             continue
         moved[name] = moved[name] + outward * offset * axis
         where = "inside the body" if offset > 0 else "out in the disc"
