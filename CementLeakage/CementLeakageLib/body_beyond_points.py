@@ -32,18 +32,27 @@ PART_AREA_SHARE = 0.2
 of the median: the slices across a tilted endplate, whose plate cuts them, or a bolus that fills
 them only in part. A disc's slices hold none."""
 GAP_SLICES = 2
-"""Consecutive slices beyond a point without the body's cross-section that end it: a disc, 2 mm
-or more. A single slice is passed over: a faint shell leaves a ring open here and there (a real L2
-whose upper point was marked halfway up: 2 of the 28 slices beyond it, each alone)."""
+"""Consecutive slices beyond a point without the body's cross-section that keep it from going on
+to the end of the frame grid: a disc, 2 mm or more. A single slice is passed over: a faint shell
+leaves a ring open here and there (a real L2 whose upper point was marked halfway up: 2 of the 28
+slices beyond it, each alone)."""
+
+REACH_GAP_SLICES = 3
+"""Consecutive slices beyond a point without the body's cross-section, or without part of it, that
+end how far it, or part of it, goes on. Up to two in a row (1 mm on the frame grid's 0.5 mm
+slices) are passed over: a faint shell leaves the ring open there (a real L2 whose upper point was
+marked 7.5 mm inside its body: two slices 3.5-4.5 mm beyond the point hold a tenth of the area,
+the next three all of it again; its lower point marked 7.5 mm inside: the first two slices
+beyond). A 3 mm disc leaves four slices in a row without any."""
 
 
 @dataclass(frozen=True)
 class ReachBeyondPoint:
-    """How far (mm) the body's cross-section goes on beyond one endplate point along the axis: out
-    to the outer face of the last slice that holds it (0 when the first slices beyond do not),
-    whether it goes on to the edge of the frame grid (the point lies inside the body), and out to
-    the outer face of the last of the slices that hold part of it, one after another from the
-    point (``part_reach_mm``, where a disc begins)."""
+    """How far (mm) the body's cross-section goes on beyond one endplate point along the axis, one
+    slice after another from the point but for short gaps: out to the outer face of the last slice
+    that holds it (0 when none does), whether it goes on to the edge of the frame grid with no
+    gap but lone slices (the point lies inside the body), and out to the outer face of the last
+    of the slices that hold part of it (``part_reach_mm``, where a disc begins)."""
 
     reach_mm: float
     to_the_end: bool
@@ -65,9 +74,10 @@ def reach_beyond_points(
     (mm above the lower point; the upper one at ``height_mm``), ``centre`` the axis (row, column),
     ``attempts`` the shell levels (HU) and closing radii (mm) the body's cross-sections were found
     with (:func:`body_cross_sections.cross_sections_by_slice`) and ``typical_area_px`` their median
-    area (pixels). Slices are looked at outward from each point: ``GAP_SLICES`` in a row without
-    ``FULL_AREA_SHARE`` of that area end the body's reach, the first without ``PART_AREA_SHARE``
-    of it the part's.
+    area (pixels). Slices are looked at outward from each point: ``REACH_GAP_SLICES`` in a row
+    without ``FULL_AREA_SHARE`` of that area end the body's reach, as many without
+    ``PART_AREA_SHARE`` of it the part's, and ``GAP_SLICES`` in a row without the body keep it
+    from going on to the end.
     """
     half_slice_mm = 0.5 * abs(float(axial_mm[1] - axial_mm[0]))
     reaches = []
@@ -75,23 +85,26 @@ def reach_beyond_points(
         (0.0, np.flatnonzero(axial_mm < 0.0)[::-1]),
         (height_mm, np.flatnonzero(axial_mm > height_mm)),
     ):
-        missing, last_full, last_part, parts_go_on = 0, None, None, True
+        missing, gap_ends, last_full, missing_part, last_part = 0, False, None, 0, None
         for z in beyond:
             one_slice = np.array([z])
             found = cross_sections_by_slice(hu, one_slice, axial_mm, height_mm, centre, attempts, settings)
             area = found[int(z)].sum() if int(z) in found else 0
-            if missing < GAP_SLICES:
+            if missing < REACH_GAP_SLICES:
                 full = area >= FULL_AREA_SHARE * typical_area_px
                 missing = 0 if full else missing + 1
+                gap_ends = gap_ends or missing == GAP_SLICES
                 last_full = z if full else last_full
-            parts_go_on = parts_go_on and area >= PART_AREA_SHARE * typical_area_px
-            last_part = z if parts_go_on else last_part
-            if missing == GAP_SLICES and not parts_go_on:
+            if missing_part < REACH_GAP_SLICES:
+                part = area >= PART_AREA_SHARE * typical_area_px
+                missing_part = 0 if part else missing_part + 1
+                last_part = z if part else last_part
+            if missing == REACH_GAP_SLICES and missing_part == REACH_GAP_SLICES:
                 break
         reaches.append(
             ReachBeyondPoint(
                 reach_mm=_distance_out_mm(axial_mm, last_full, point_mm, half_slice_mm),
-                to_the_end=beyond.size > 0 and missing < GAP_SLICES,
+                to_the_end=beyond.size > 0 and not gap_ends,
                 part_reach_mm=_distance_out_mm(axial_mm, last_part, point_mm, half_slice_mm),
             )
         )

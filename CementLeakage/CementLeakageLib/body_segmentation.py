@@ -51,7 +51,13 @@ from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
 from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_voxels
 from .endplate_rings import CtPlanes
-from .endplate_surfaces import endplate_surface_offsets, moves_outward, points_on_surfaces, reads_surfaces
+from .endplate_surfaces import (
+    SurfaceOffsets,
+    endplate_surface_offsets,
+    moves_outward,
+    points_on_surfaces,
+    reads_surfaces,
+)
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .mask_resampling import coverage_on, volume_preserving_mask
@@ -312,6 +318,50 @@ def _thick_slice_faces(
     return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes)
 
 
+def _segmented_on_surfaces(
+    ct: CtVolume,
+    upper_ras: np.ndarray,
+    lower_ras: np.ndarray,
+    readings: list[SurfaceOffsets],
+    parameters: MeasurementParameters,
+    settings: BodySegmentationSettings,
+) -> BodySegmentation | None:
+    """The body segmented again between the endplate points (RAS mm) moved onto the surfaces
+    read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved;
+    None when neither point moves.
+
+    ``readings`` are each point's offsets in turn, those not read left out: with the search
+    lengthened past the body's ring, then with the 3 mm search (a lengthened search that ends in
+    the next vertebra across a narrow disc can leave its columns uncrossed). A surface read past
+    a disc is the next vertebra's (its far endplate, past a 3 mm disc): when the body goes on past
+    a point moved outward, that point takes its next reading that differs, then none (kept as
+    marked), and the body is segmented again. A point moved out of the CT (a body cut by the
+    field of view) leaves both as marked.
+    """
+    lower_readings = _distinct([reading.lower_mm for reading in readings]) + [None]
+    upper_readings = _distinct([reading.upper_mm for reading in readings]) + [None]
+    while True:
+        offsets = SurfaceOffsets(lower_mm=lower_readings[0], upper_mm=upper_readings[0])
+        upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
+        if not moves or not all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
+            return None
+        moved = segment_vertebral_body(
+            ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False
+        )
+        wrong = [out and past for out, past in zip(moves_outward(offsets), moved.goes_on_past)]
+        if not any(wrong):
+            moved.warnings[:0] = moves
+            return moved
+        lower_readings = lower_readings[1:] if wrong[0] else lower_readings
+        upper_readings = upper_readings[1:] if wrong[1] else upper_readings
+
+
+def _distinct(offsets: list[float | None]) -> list[float]:
+    """The ``offsets`` read (not None), without those equal to the one before."""
+    read = [offset for offset in offsets if offset is not None]
+    return [offset for index, offset in enumerate(read) if index == 0 or offset != read[index - 1]]
+
+
 def segment_vertebral_body(
     ct: CtVolume,
     upper_ras: np.ndarray,
@@ -382,28 +432,23 @@ def segment_vertebral_body(
         if reach.to_the_end
     ]
     if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
-        offsets = endplate_surface_offsets(
-            hu,
-            axial_mm,
-            centre,
-            frame.height_mm,
-            edge_level,
-            parameters.cement_min_hu,
-            settings.working_spacing_mm,
-            beyond=beyond,
-        )
-        upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
-        # A point moved out of the CT (a body cut by the field of view) is used as marked.
-        if moves and all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
-            moved = segment_vertebral_body(
-                ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False
+        readings = [
+            endplate_surface_offsets(
+                hu,
+                axial_mm,
+                centre,
+                frame.height_mm,
+                edge_level,
+                parameters.cement_min_hu,
+                settings.working_spacing_mm,
+                beyond=beyond,
+                lengthen=lengthen,
             )
-            # A surface read past a disc is the next vertebra's (its far endplate, past a 3 mm
-            # disc): a body that goes on past a point moved outward is not the point's, and the
-            # points are kept as marked.
-            if not any(out and past for out, past in zip(moves_outward(offsets), moved.goes_on_past)):
-                moved.warnings[:0] = moves
-                return moved
+            for lengthen in (True, False)
+        ]
+        moved = _segmented_on_surfaces(ct, upper_ras, lower_ras, readings, parameters, settings)
+        if moved is not None:
+            return moved
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:

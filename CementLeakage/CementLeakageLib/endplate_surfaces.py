@@ -44,13 +44,15 @@ area (:mod:`body_beyond_points`) holds more than the endplate's blur there: the 
 inside it, and its endplate's surface is looked for out to ``PAST_PART_MM`` beyond the last of
 the slices, one after another from the point, that hold part of the body (a tilted endplate cuts
 its slices' cross-sections short of its surface on the axis). The disc that follows holds none;
-across a narrow disc the search can still reach the next vertebra's endplate, and a point moved
-onto it is put back (:func:`body_segmentation.segment_vertebral_body`)."""
+across a narrow disc the search can still reach the next vertebra's endplate: a point moved onto
+it takes the 3 mm search's reading instead, or stays as marked
+(:func:`body_segmentation._segmented_on_surfaces`)."""
 
-PAST_PART_MM = 2.0
+PAST_PART_MM = 3.0
 """How far (mm) past the last slice that holds part of the body its surface is looked for: the
 endplate's plate and blur, which close no cross-section of their own (the plate of an L1 marked
-7.5 mm inside the body lay 1 mm past the last, a wedged L4's tilted plate 0.9 mm on the axis)."""
+7.5 mm inside the body lay 1 mm past the last, a wedged L4's tilted plate 0.9 mm on the axis, a
+real L2's faint upper plate 1.9 mm past it, with its point marked 3.75 mm inside the body)."""
 
 MOVE_TOLERANCE_MM = 0.35
 """A point is moved onto the surface the CT shows when further from it than this (mm)."""
@@ -118,6 +120,7 @@ def endplate_surface_offsets(
     cement_min_hu: float,
     working_spacing_mm: float,
     beyond: tuple[ReachBeyondPoint, ReachBeyondPoint] | None = None,
+    lengthen: bool = True,
 ) -> SurfaceOffsets:
     """How far the endplates' outer surfaces lie from the points along the axis (see
     :class:`SurfaceOffsets`), read in ``hu`` (frame grid, HU) on the columns within
@@ -125,8 +128,9 @@ def endplate_surface_offsets(
     position along the axis, mm from the lower point; the upper point at ``height_mm``).
     ``beyond`` says how far the body's cross-section goes on beyond the lower and the upper point
     (:func:`body_beyond_points.reach_beyond_points`): beyond ``RING_BEYOND_MM`` the surface is
-    looked for out to ``PAST_PART_MM`` past the slices that hold part of it, and a point it goes on
-    past to the end of the search keeps only a surface read beyond it."""
+    looked for out to ``PAST_PART_MM`` past the slices that hold part of it (unless not to
+    ``lengthen`` the search), and a point it goes on past to the end of the search keeps only a
+    surface read beyond it."""
     radius = AXIS_RADIUS_MM / working_spacing_mm
     reach = int(np.floor(radius))
     dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
@@ -136,8 +140,12 @@ def endplate_surface_offsets(
     columns = (rows[inside], cols[inside])
     lower, upper = beyond or (None, None)
     return SurfaceOffsets(
-        lower_mm=_offset_beyond(hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu, lower),
-        upper_mm=_offset_beyond(hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu, upper),
+        lower_mm=_offset_beyond(
+            hu, axial_mm, columns, 0.0, -1, edge_level_hu, cement_min_hu, lower, lengthen
+        ),
+        upper_mm=_offset_beyond(
+            hu, axial_mm, columns, height_mm, 1, edge_level_hu, cement_min_hu, upper, lengthen
+        ),
     )
 
 
@@ -150,15 +158,16 @@ def _offset_beyond(
     edge_level_hu: float,
     cement_min_hu: float,
     reach: ReachBeyondPoint | None,
+    lengthen: bool = True,
 ) -> float | None:
     """One point's offset (:func:`_surface_offset_mm`), looked for out to ``PAST_PART_MM`` past
     the slices that hold part of the body where it goes on beyond the point for more than
-    ``RING_BEYOND_MM`` (``reach``; None: not known). A point the body goes on past to the end of
-    the search lies inside it: only a surface beyond it can be its endplate's (the marrow of a
-    real L2 crossed the edge level 1.7 mm short of a point marked halfway up, which moved it
-    further in)."""
+    ``RING_BEYOND_MM`` (``reach``; None: not known), if it may ``lengthen`` the search. A point
+    the body goes on past to the end of the search lies inside it: only a surface beyond it can
+    be its endplate's (the marrow of a real L2 crossed the edge level 1.7 mm short of a point
+    marked halfway up, which moved it further in)."""
     outward_reach_mm = SEARCH_MM
-    if reach is not None and reach.reach_mm > RING_BEYOND_MM:
+    if lengthen and reach is not None and reach.reach_mm > RING_BEYOND_MM:
         outward_reach_mm = max(SEARCH_MM, reach.part_reach_mm + PAST_PART_MM)
     offset = _surface_offset_mm(
         hu, axial_mm, columns, point_mm, outward, edge_level_hu, cement_min_hu, outward_reach_mm

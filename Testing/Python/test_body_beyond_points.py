@@ -1,0 +1,120 @@
+"""How far the body's cross-section goes on beyond an endplate point (``body_beyond_points``), on
+stacks of slices drawn by hand: a 0.5 mm frame grid with the body's cortical ring (600 HU,
+13-15 mm from the axis, marrow at 150 HU inside) between the points, 20 mm apart, and what
+follows beyond the upper point slice by slice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from CementLeakageLib.body_beyond_points import reach_beyond_points
+from CementLeakageLib.body_cross_sections import cross_sections_by_slice
+from CementLeakageLib.body_settings import BodySegmentationSettings
+
+SPACING_MM = 0.5
+HEIGHT_MM = 20.0
+BEYOND_MM = 10.0
+SIZE = 81
+CENTRE = (SIZE // 2, SIZE // 2)
+SETTINGS = BodySegmentationSettings()
+ATTEMPTS = [(226.0, radius) for radius in SETTINGS.closing_radii_mm]
+
+
+def _disk_mm(radius_mm: float) -> np.ndarray:
+    rows, cols = np.mgrid[:SIZE, :SIZE]
+    return np.hypot(rows - CENTRE[0], cols - CENTRE[1]) * SPACING_MM <= radius_mm
+
+
+def _ring_slice(outer_mm: float = 15.0, open_ring: bool = False) -> np.ndarray:
+    """One slice (HU): a cortical ring 2 mm thick round marrow; ``open_ring`` leaves out its
+    anterior quarter (a gap far wider than any closing radius)."""
+    hu = np.zeros((SIZE, SIZE), dtype=np.float32)
+    hu[_disk_mm(outer_mm)] = 600.0
+    hu[_disk_mm(outer_mm - 2.0)] = 150.0
+    if open_ring:
+        rows, cols = np.mgrid[:SIZE, :SIZE]
+        anterior = rows - CENTRE[0] > np.abs(cols - CENTRE[1])
+        hu[anterior & _disk_mm(outer_mm) & ~_disk_mm(outer_mm - 2.0)] = 0.0
+    return hu
+
+
+def _reach_above(beyond: list[str]):
+    """The reach beyond the upper point of a stack whose slices beyond it are ``beyond`` (``full``:
+    the whole ring; ``open``: the ring open; ``part``: a ring of 8 mm, 28% of the area; ``disc``:
+    nothing), then disc to the end of the grid. Below the lower point: disc."""
+    count = int(round((HEIGHT_MM + 2 * BEYOND_MM) / SPACING_MM))
+    axial_mm = -BEYOND_MM + SPACING_MM * (np.arange(count) + 0.5)
+    drawn = {
+        "full": _ring_slice(),
+        "open": _ring_slice(open_ring=True),
+        "part": _ring_slice(outer_mm=8.0),
+        "disc": np.zeros((SIZE, SIZE), dtype=np.float32),
+    }
+    hu = np.zeros((count, SIZE, SIZE), dtype=np.float32)
+    hu[(axial_mm > 0) & (axial_mm < HEIGHT_MM)] = drawn["full"]
+    above = np.flatnonzero(axial_mm > HEIGHT_MM)
+    for z, kind in zip(above, beyond):
+        hu[z] = drawn[kind]
+    slab = np.flatnonzero((axial_mm > 0) & (axial_mm < HEIGHT_MM))
+    found = cross_sections_by_slice(hu, slab, axial_mm, HEIGHT_MM, CENTRE, ATTEMPTS, SETTINGS)
+    typical_area = float(np.median([section.sum() for section in found.values()]))
+    return reach_beyond_points(hu, axial_mm, HEIGHT_MM, CENTRE, ATTEMPTS, SETTINGS, typical_area)[1]
+
+
+def test_a_ring_open_in_two_slices_is_passed_over():
+    """Six whole slices (3 mm), the ring open in two (1 mm, a faint shell), three whole again:
+    the body goes on past the gap to the disc (5.5 mm), and so does the run of slices holding
+    part of it."""
+    reach = _reach_above(["full"] * 6 + ["open"] * 2 + ["full"] * 3)
+
+    assert reach.reach_mm == pytest.approx(5.5, abs=1e-6)
+    assert not reach.to_the_end
+    assert reach.part_reach_mm == pytest.approx(5.5, abs=1e-6)
+
+
+def test_a_ring_open_in_the_first_two_slices_is_passed_over():
+    """The ring open in the two slices next to the point, then whole for 4 mm: the body goes on
+    5 mm beyond the point."""
+    reach = _reach_above(["open"] * 2 + ["full"] * 8)
+
+    assert reach.reach_mm == pytest.approx(5.0, abs=1e-6)
+    assert reach.part_reach_mm == pytest.approx(5.0, abs=1e-6)
+
+
+def test_three_open_slices_end_the_reach():
+    """Three open slices in a row (1.5 mm) end it, as a disc does."""
+    reach = _reach_above(["full"] * 6 + ["open"] * 3 + ["full"] * 3)
+
+    assert reach.reach_mm == pytest.approx(3.0, abs=1e-6)
+    assert reach.part_reach_mm == pytest.approx(3.0, abs=1e-6)
+
+
+def test_slices_with_part_of_the_area_carry_the_part_run_only():
+    """Two whole slices, then four whose ring holds 28% of the area (a tilted plate cutting
+    them): the full reach is 1 mm, the part run 3 mm."""
+    reach = _reach_above(["full"] * 2 + ["part"] * 4)
+
+    assert reach.reach_mm == pytest.approx(1.0, abs=1e-6)
+    assert reach.part_reach_mm == pytest.approx(3.0, abs=1e-6)
+
+
+def test_a_body_that_goes_on_to_the_end_of_the_grid_is_said_to():
+    """Whole rings out to the edge of the grid but for a lone open slice: the point lies inside
+    the body."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(["full"] * 5 + ["open"] + ["full"] * (slices - 6))
+
+    assert reach.to_the_end
+    assert reach.reach_mm == pytest.approx(BEYOND_MM, abs=1e-6)
+
+
+def test_two_open_slices_in_a_row_keep_the_body_from_going_on_to_the_end():
+    """Whole rings out to the edge of the grid but for two open slices in a row: the body's
+    reach goes on to the end, but the point is said to lie inside the body only where the ring
+    closes out to there in every slice but lone ones."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(["full"] * 5 + ["open"] * 2 + ["full"] * (slices - 7))
+
+    assert not reach.to_the_end
+    assert reach.reach_mm == pytest.approx(BEYOND_MM, abs=1e-6)
