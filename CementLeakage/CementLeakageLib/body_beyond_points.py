@@ -56,7 +56,7 @@ class ReachBeyondPoint:
 
     reach_mm: float
     to_the_end: bool
-    part_reach_mm: float = 0.0
+    part_reach_mm: float
 
 
 def reach_beyond_points(

@@ -53,7 +53,7 @@ from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_
 from .endplate_rings import CtPlanes
 from .endplate_surfaces import (
     SurfaceOffsets,
-    endplate_surface_offsets,
+    endplate_surface_readings,
     moves_outward,
     points_on_surfaces,
     reads_surfaces,
@@ -432,20 +432,16 @@ def segment_vertebral_body(
         if reach.to_the_end
     ]
     if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
-        readings = [
-            endplate_surface_offsets(
-                hu,
-                axial_mm,
-                centre,
-                frame.height_mm,
-                edge_level,
-                parameters.cement_min_hu,
-                settings.working_spacing_mm,
-                beyond=beyond,
-                lengthen=lengthen,
-            )
-            for lengthen in (True, False)
-        ]
+        readings = endplate_surface_readings(
+            hu,
+            axial_mm,
+            centre,
+            frame.height_mm,
+            edge_level,
+            parameters.cement_min_hu,
+            settings.working_spacing_mm,
+            beyond,
+        )
         moved = _segmented_on_surfaces(ct, upper_ras, lower_ras, readings, parameters, settings)
         if moved is not None:
             return moved

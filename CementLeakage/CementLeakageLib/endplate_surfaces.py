@@ -149,6 +149,33 @@ def endplate_surface_offsets(
     )
 
 
+def endplate_surface_readings(
+    hu: np.ndarray,
+    axial_mm: np.ndarray,
+    centre: tuple[int, int],
+    height_mm: float,
+    edge_level_hu: float,
+    cement_min_hu: float,
+    working_spacing_mm: float,
+    beyond: tuple[ReachBeyondPoint, ReachBeyondPoint],
+) -> list[SurfaceOffsets]:
+    """The offsets (:func:`endplate_surface_offsets`, same arguments) each point tries in turn:
+    read with the search lengthened where the body goes on past a point, then, where it was
+    lengthened for either point, with the 3 mm search (a lengthened search can reach the next
+    vertebra across a narrow disc; :func:`body_segmentation._segmented_on_surfaces`)."""
+    arguments = (hu, axial_mm, centre, height_mm, edge_level_hu, cement_min_hu, working_spacing_mm)
+    readings = [endplate_surface_offsets(*arguments, beyond=beyond)]
+    if any(_lengthens(reach) for reach in beyond):
+        readings.append(endplate_surface_offsets(*arguments, beyond=beyond, lengthen=False))
+    return readings
+
+
+def _lengthens(reach: ReachBeyondPoint | None) -> bool:
+    """Whether the body goes on far enough beyond a point (``reach``; None: not known) for its
+    surface to be looked for past the 3 mm search (``RING_BEYOND_MM``)."""
+    return reach is not None and reach.reach_mm > RING_BEYOND_MM
+
+
 def _offset_beyond(
     hu: np.ndarray,
     axial_mm: np.ndarray,
@@ -167,7 +194,7 @@ def _offset_beyond(
     be its endplate's (the marrow of a real L2 crossed the edge level 1.7 mm short of a point
     marked halfway up, which moved it further in)."""
     outward_reach_mm = SEARCH_MM
-    if lengthen and reach is not None and reach.reach_mm > RING_BEYOND_MM:
+    if lengthen and _lengthens(reach):
         outward_reach_mm = max(SEARCH_MM, reach.part_reach_mm + PAST_PART_MM)
     offset = _surface_offset_mm(
         hu, axial_mm, columns, point_mm, outward, edge_level_hu, cement_min_hu, outward_reach_mm
