@@ -50,6 +50,7 @@ CSV_COLUMNS = (
     "segmentation_source",
     "ct_blur_sigma_mm",
     "unseen_dish_vbv_pct",
+    "points_off_centre_mm",
     "body_segment",
     "body_edited_by_hand",
     "body_mask_sha256",
@@ -67,7 +68,8 @@ CSV_COLUMNS = (
     "exported_utc",
     "warnings",
 )
-"""Columns of ``results.csv``; points are ``R A S`` in mm, warnings joined with ``; ``."""
+"""Columns of ``results.csv``; points are ``R A S`` in mm, the points' distances from the body's
+centre line ``upper lower`` in mm, warnings joined with ``; ``."""
 
 
 def level_file_stem(level: str) -> str:
@@ -103,6 +105,7 @@ def csv_row(record: dict, exported_utc: str, identity: dict | None = None) -> di
         "cement_mask_sha256": cement.get("mask_sha256", ""),
         "upper_ras": " ".join(f"{v:.3f}" for v in record.get("upper_ras", [])),
         "lower_ras": " ".join(f"{v:.3f}" for v in record.get("lower_ras", [])),
+        "points_off_centre_mm": " ".join(f"{v:.2f}" for v in record.get("points_off_centre_mm") or []),
         "exported_utc": exported_utc,
         "patient_id": identity.get("PatientID", ""),
         "study_instance_uid": identity.get("StudyInstanceUID", ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .body_centre_line import OFF_CENTRE_WARNING_MM, off_centre_warning, points_off_centre
 from .cutoff_margin import near_cutoff_warnings
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
@@ -136,11 +137,10 @@ def measure_masks(
             "the vertebral body mask is empty, so VBV is zero and no ratio exists: segment the body first"
         )
     body_box = bounding_box(body)
-    distances = plane.signed_distance_mm(
-        geometry.voxel_centers_ras(
-            tuple(index + body_box[axis].start for axis, index in enumerate(np.nonzero(body[body_box])))
-        )
+    body_centres = geometry.voxel_centers_ras(
+        tuple(index + body_box[axis].start for axis, index in enumerate(np.nonzero(body[body_box])))
     )
+    distances = plane.signed_distance_mm(body_centres)
     if distances.min() > 0.0 or distances.max() <= 0.0:
         raise CementLeakageError(
             "the split plane through the endplate points misses the vertebral body (all of the body lies "
@@ -150,8 +150,9 @@ def measure_masks(
     # The body lies within its box, and so does the cement inside it.
     cement_in_body = body[body_box] & cement[body_box]
     cement_in_body_voxels = int(np.count_nonzero(cement_in_body))
+    body_box_geometry = geometry.cropped(body_box)
     puncture_side_cement_voxels = int(
-        np.count_nonzero(puncture_side_voxels(cement_in_body, geometry.cropped(body_box), plane))
+        np.count_nonzero(puncture_side_voxels(cement_in_body, body_box_geometry, plane))
     )
     extravertebral_voxels = int(np.count_nonzero(cement)) - cement_in_body_voxels
 
@@ -163,6 +164,11 @@ def measure_masks(
     psbcv_pct = 100.0 * puncture_side_cement_voxels / body_voxels
     warnings = near_cutoff_warnings(psbcv_pct, parameters.cutoff_pct, unseen_dish_share)
     near_cutoff = bool(warnings)
+    off_centre = points_off_centre(body_centres, upper_ras, lower_ras, plane)
+    if off_centre is not None and off_centre.largest_mm > OFF_CENTRE_WARNING_MM:
+        centred_side = puncture_side_voxels(cement_in_body, body_box_geometry, off_centre.centred_plane(side))
+        centred_pct = 100.0 * np.count_nonzero(centred_side) / body_voxels
+        warnings.extend(off_centre_warning(off_centre, side, psbcv_pct, centred_pct))
     if cement_in_body_voxels == 0:
         warnings.append(
             "no cement inside the vertebral body (BCV = 0): check the level, the endplate points and the "
@@ -189,4 +195,5 @@ def measure_masks(
         voxel_volume_mm3=geometry.voxel_volume_mm3,
         parameters=parameters.as_dict(),
         warnings=warnings,
+        points_off_centre_mm=None if off_centre is None else [off_centre.upper_mm, off_centre.lower_mm],
     )

@@ -59,6 +59,10 @@ class VertebraMeasurement:
     """The CT's point spread (SD, mm) measured on the cement bolus's edges and used to size the
     cement (:mod:`ct_blur`); None where the standard kernel's 0.6 mm was assumed (a small, thin
     or clipped bolus) or the masks were given."""
+    points_off_centre_mm: list[float] | None = None
+    """Side-to-side distance (mm) of the upper and lower endplate points from the body's centre
+    line, positive towards the puncture side (:mod:`body_centre_line`); a warning names points
+    more than 2.5 mm off. None when the body mask reaches too little of the height between them."""
     unseen_dish_vbv_pct: float | None = None
     """On CT slices over 1 mm, how much VBV could read low (% of VBV) if the endplates taken flat
     through their points are dished up to the first slices that could show them

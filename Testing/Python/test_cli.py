@@ -178,6 +178,11 @@ def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):
     # The blur the automatic segmentation measured on the bolus, in the JSON and the CSV.
     assert 0.3 <= record["ct_blur_sigma_mm"] <= 1.2
     assert float(rows[0]["ct_blur_sigma_mm"]) == pytest.approx(record["ct_blur_sigma_mm"], abs=1e-12)
+    # Each point's distance from the body's centre line (mm), upper then lower, within 0.1 mm of
+    # the line on the phantom; the CSV gives them to 0.01 mm.
+    assert record["points_off_centre_mm"] == pytest.approx([0.0, 0.0], abs=0.1)
+    csv_offsets = [float(v) for v in rows[0]["points_off_centre_mm"].split()]
+    assert csv_offsets == pytest.approx(record["points_off_centre_mm"], abs=0.005)
 
     # A second run refuses to replace the results without --force.
     code, stdout, err = run(
