@@ -54,7 +54,8 @@ from .endplate_rings import CtPlanes
 from .endplate_surfaces import (
     SurfaceOffsets,
     endplate_surface_readings,
-    moves_outward,
+    kept_as_marked_warning,
+    moved_points,
     points_on_surfaces,
     reads_surfaces,
 )
@@ -325,41 +326,61 @@ def _segmented_on_surfaces(
     readings: list[SurfaceOffsets],
     parameters: MeasurementParameters,
     settings: BodySegmentationSettings,
-) -> BodySegmentation | None:
+) -> tuple[BodySegmentation | None, list[str]]:
     """The body segmented again between the endplate points (RAS mm) moved onto the surfaces
-    read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved;
-    None when neither point moves.
+    read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved, or
+    None when neither point moves; and the warnings for points kept as marked after every
+    surface read for them proved wrong.
 
-    ``readings`` are each point's offsets in turn, those not read left out: with the search
-    lengthened past the body's ring, then with the 3 mm search (a lengthened search that ends in
-    the next vertebra across a narrow disc can leave its columns uncrossed). A surface read past
-    a disc is the next vertebra's (its far endplate, past a 3 mm disc): when the body goes on past
-    a point moved outward, that point takes its next reading that differs, then none (kept as
-    marked), and the body is segmented again. A point moved out of the CT (a body cut by the
-    field of view) leaves both as marked.
+    ``readings`` are each point's offsets in turn (:func:`endplate_surfaces.endplate_surface_readings`),
+    those not read left out. A point moved that the body then goes on past to the end of the
+    search was moved wrong: outward, onto the next vertebra's far endplate past a narrow disc; in,
+    into the marrow. That point takes its next reading that differs, then none (kept as marked,
+    and named), the other point's move is kept, and the body is segmented again. A point moved
+    out of the CT (a body cut by the field of view) leaves both as marked.
     """
-    lower_readings = _distinct([reading.lower_mm for reading in readings]) + [None]
-    upper_readings = _distinct([reading.upper_mm for reading in readings]) + [None]
+    pending = {
+        "lower": _distinct([reading.lower_mm for reading in readings]) + [None],
+        "upper": _distinct([reading.upper_mm for reading in readings]) + [None],
+    }
+    rejected: dict[str, list[float]] = {"lower": [], "upper": []}
     while True:
-        offsets = SurfaceOffsets(lower_mm=lower_readings[0], upper_mm=upper_readings[0])
+        offsets = SurfaceOffsets(lower_mm=pending["lower"][0], upper_mm=pending["upper"][0])
         upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
+        kept = [
+            kept_as_marked_warning(name, rejected[name])
+            for name in ("lower", "upper")
+            if rejected[name] and pending[name][0] is None
+        ]
         if not moves or not all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
-            return None
+            return None, kept
         moved = segment_vertebral_body(
             ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False
         )
-        wrong = [out and past for out, past in zip(moves_outward(offsets), moved.goes_on_past)]
+        wrong = [shifted and past for shifted, past in zip(moved_points(offsets), moved.goes_on_past)]
         if not any(wrong):
-            moved.warnings[:0] = moves
-            return moved
-        lower_readings = lower_readings[1:] if wrong[0] else lower_readings
-        upper_readings = upper_readings[1:] if wrong[1] else upper_readings
+            moved.warnings[:0] = moves + kept
+            return moved, []
+        for name, point_wrong in zip(("lower", "upper"), wrong):
+            if point_wrong:
+                rejected[name].append(pending[name][0])
+                pending[name] = pending[name][1:]
+
+
+SAME_READING_MM = 0.05
+"""Readings of one surface closer than this (mm) are one: a point moved onto either lands in the
+same place (a T6's lengthened and 3 mm searches read 2.2918 mm and 2.2924 mm)."""
 
 
 def _distinct(offsets: list[float | None]) -> list[float]:
-    """The ``offsets`` read (not None), without those equal to the one before."""
+    """The ``offsets`` read (not None), without those within ``SAME_READING_MM`` of the one
+    before."""
     read = [offset for offset in offsets if offset is not None]
-    return [offset for index, offset in enumerate(read) if index == 0 or offset != read[index - 1]]
+    return [
+        offset
+        for index, offset in enumerate(read)
+        if index == 0 or abs(offset - read[index - 1]) > SAME_READING_MM
+    ]
 
 
 def segment_vertebral_body(
@@ -442,9 +463,12 @@ def segment_vertebral_body(
             settings.working_spacing_mm,
             beyond,
         )
-        moved = _segmented_on_surfaces(ct, upper_ras, lower_ras, readings, parameters, settings)
+        moved, kept_as_marked = _segmented_on_surfaces(
+            ct, upper_ras, lower_ras, readings, parameters, settings
+        )
         if moved is not None:
             return moved
+        inside_the_body.extend(kept_as_marked)
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:

@@ -8,6 +8,8 @@ edge level (:func:`cortex_edge.outer_edge_level`, read on the side wall) where t
 cortex meets the disc. A point further than ``MOVE_TOLERANCE_MM`` from that surface is moved
 onto it along the axis (the split plane, which contains the axis, stays where it is). Beyond a
 point marked in the marrow the body's ring goes on, and the surface is looked for past its end.
+Out in a narrow disc the search beyond a point reaches the next vertebra's endplate, and the
+point's own surface is read short of it (:func:`surfaces_short_of_points`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ inside it, and its endplate's surface is looked for out to ``PAST_PART_MM`` beyo
 the slices, one after another from the point, that hold part of the body (a tilted endplate cuts
 its slices' cross-sections short of its surface on the axis). The disc that follows holds none;
 across a narrow disc the search can still reach the next vertebra's endplate: a point moved onto
-it takes the 3 mm search's reading instead, or stays as marked
-(:func:`body_segmentation._segmented_on_surfaces`)."""
+it takes the 3 mm search's reading instead, then its surface read up to it, or stays as marked
+and is named (:func:`body_segmentation._segmented_on_surfaces`)."""
 
 PAST_PART_MM = 3.0
 """How far (mm) past the last slice that holds part of the body its surface is looked for: the
@@ -111,6 +113,20 @@ def _surface_offset_mm(
     return float(np.median(crossings))
 
 
+def _axis_columns(
+    shape: tuple[int, ...], centre: tuple[int, int], working_spacing_mm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (frame grid of ``shape``, ``[slice, row, column]``) within
+    ``AXIS_RADIUS_MM`` of the axis at ``centre`` (its row and column)."""
+    radius = AXIS_RADIUS_MM / working_spacing_mm
+    reach = int(np.floor(radius))
+    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    near = dy**2 + dx**2 <= radius**2
+    rows, cols = centre[0] + dy[near], centre[1] + dx[near]
+    inside = (rows >= 0) & (rows < shape[1]) & (cols >= 0) & (cols < shape[2])
+    return rows[inside], cols[inside]
+
+
 def endplate_surface_offsets(
     hu: np.ndarray,
     axial_mm: np.ndarray,
@@ -131,13 +147,7 @@ def endplate_surface_offsets(
     looked for out to ``PAST_PART_MM`` past the slices that hold part of it (unless not to
     ``lengthen`` the search), and a point it goes on past to the end of the search keeps only a
     surface read beyond it."""
-    radius = AXIS_RADIUS_MM / working_spacing_mm
-    reach = int(np.floor(radius))
-    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
-    near = dy**2 + dx**2 <= radius**2
-    rows, cols = centre[0] + dy[near], centre[1] + dx[near]
-    inside = (rows >= 0) & (rows < hu.shape[1]) & (cols >= 0) & (cols < hu.shape[2])
-    columns = (rows[inside], cols[inside])
+    columns = _axis_columns(hu.shape, centre, working_spacing_mm)
     lower, upper = beyond or (None, None)
     return SurfaceOffsets(
         lower_mm=_offset_beyond(
@@ -162,12 +172,66 @@ def endplate_surface_readings(
     """The offsets (:func:`endplate_surface_offsets`, same arguments) each point tries in turn:
     read with the search lengthened where the body goes on past a point, then, where it was
     lengthened for either point, with the 3 mm search (a lengthened search can reach the next
-    vertebra across a narrow disc; :func:`body_segmentation._segmented_on_surfaces`)."""
+    vertebra across a narrow disc; :func:`body_segmentation._segmented_on_surfaces`), and last
+    the surfaces read up to the points (:func:`surfaces_short_of_points`). A point out in a narrow
+    disc reads the next vertebra's endplate beyond it, or nothing where the search ends in that
+    endplate, and its own surface only short of it."""
     arguments = (hu, axial_mm, centre, height_mm, edge_level_hu, cement_min_hu, working_spacing_mm)
     readings = [endplate_surface_offsets(*arguments, beyond=beyond)]
     if any(_lengthens(reach) for reach in beyond):
         readings.append(endplate_surface_offsets(*arguments, beyond=beyond, lengthen=False))
+    short_of = surfaces_short_of_points(*arguments, beyond)
+
+    def last(short_mm: float | None, earlier: list[float | None], reach: ReachBeyondPoint) -> float | None:
+        # With nothing read beyond it, only a point the body goes no further past than
+        # RING_BEYOND_MM takes a surface short of it: further in, the marrow can cross there.
+        read = any(offset is not None for offset in earlier)
+        return short_mm if read or not _lengthens(reach) else None
+
+    readings.append(
+        SurfaceOffsets(
+            lower_mm=last(short_of.lower_mm, [reading.lower_mm for reading in readings], beyond[0]),
+            upper_mm=last(short_of.upper_mm, [reading.upper_mm for reading in readings], beyond[1]),
+        )
+    )
     return readings
+
+
+def surfaces_short_of_points(
+    hu: np.ndarray,
+    axial_mm: np.ndarray,
+    centre: tuple[int, int],
+    height_mm: float,
+    edge_level_hu: float,
+    cement_min_hu: float,
+    working_spacing_mm: float,
+    beyond: tuple[ReachBeyondPoint, ReachBeyondPoint],
+) -> SurfaceOffsets:
+    """The surfaces read up to the points and no further (same arguments as
+    :func:`endplate_surface_offsets`), for points whose surface read beyond them proved to be the
+    next vertebra's, or for which none was read there: out in a narrow disc, the next endplate
+    lies within the 3 mm search beyond a point and its far side is the outermost crossing (a T8
+    over 3 mm discs, its points 2.7 mm and 1.1 mm out in them: read 1.5 mm and 2.5 mm beyond
+    them), or the search ends inside that endplate and reads nothing, while the point's own
+    surface lies short of it. The search ends at the point, or ``MOVE_TOLERANCE_MM`` past it for a point on
+    its surface (a point kept where it is). A point the body goes on past to the end of the
+    search lies inside it, where the marrow can cross the edge level short of the point: none is
+    read there."""
+    columns = _axis_columns(hu.shape, centre, working_spacing_mm)
+
+    def short_of(point_mm: float, outward: int, beyond_point: ReachBeyondPoint) -> float | None:
+        if beyond_point.to_the_end:
+            return None
+        # A point on its surface: the crossing lies at the window's end, and is read just past it.
+        for outward_reach_mm in (0.0, MOVE_TOLERANCE_MM):
+            offset = _surface_offset_mm(
+                hu, axial_mm, columns, point_mm, outward, edge_level_hu, cement_min_hu, outward_reach_mm
+            )
+            if offset is not None and offset <= MOVE_TOLERANCE_MM:
+                return offset
+        return None
+
+    return SurfaceOffsets(lower_mm=short_of(0.0, -1, beyond[0]), upper_mm=short_of(height_mm, 1, beyond[1]))
 
 
 def _lengthens(reach: ReachBeyondPoint | None) -> bool:
@@ -215,10 +279,33 @@ def _moves(offset_mm: float | None) -> bool:
     return offset_mm is not None and abs(offset_mm) > MOVE_TOLERANCE_MM
 
 
-def moves_outward(offsets: SurfaceOffsets) -> tuple[bool, bool]:
-    """Whether :func:`points_on_surfaces` moves the lower and the upper point outward, out of the
-    body towards the disc (a point found inside the body)."""
-    return tuple(_moves(offset) and offset > 0.0 for offset in (offsets.lower_mm, offsets.upper_mm))
+def moved_points(offsets: SurfaceOffsets) -> tuple[bool, bool]:
+    """Whether :func:`points_on_surfaces` moves the lower and the upper point."""
+    return _moves(offsets.lower_mm), _moves(offsets.upper_mm)
+
+
+def kept_as_marked_warning(name: str, rejected_mm: list[float]) -> str:
+    """The warning for the ``name`` endplate point kept as marked after each surface read for it
+    (``rejected_mm``, offsets as in :class:`SurfaceOffsets`) proved wrong: the body went on past
+    the point moved there."""
+
+    def listed(offsets: list[float]) -> str:
+        return " and ".join(dict.fromkeys(f"{abs(offset):.1f} mm" for offset in offsets))
+
+    beyond = [offset for offset in rejected_mm if offset > 0.0]
+    short = [offset for offset in rejected_mm if offset < 0.0]
+    reasons = []
+    if beyond:
+        reasons.append(f"the surface read {listed(beyond)} beyond it belongs to the next vertebra")
+    if short:
+        reasons.append(f"the surface read {listed(short)} short of it lies inside this body")
+    else:
+        reasons.append("none was read short of it")
+    return (
+        f"the {name} endplate point was kept where it was marked: {', and '.join(reasons)} (this body "
+        "went on past the point moved there); mark the point on this vertebra's endplate surface, "
+        "against the disc"
+    )
 
 
 def points_on_surfaces(

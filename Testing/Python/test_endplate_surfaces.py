@@ -17,8 +17,10 @@ from CementLeakageLib.endplate_surfaces import (
     RING_BEYOND_MM,
     SurfaceOffsets,
     endplate_surface_offsets,
+    kept_as_marked_warning,
     points_on_surfaces,
     reads_surfaces,
+    surfaces_short_of_points,
 )
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
@@ -160,6 +162,46 @@ def test_the_neighbours_endplate_across_a_narrow_disc_stays_out_of_the_search():
     assert through_the_disc.upper_mm == pytest.approx(6.0, abs=0.3)
 
 
+def _narrow_disc_above() -> np.ndarray:
+    """The scene with a 3 mm disc above the upper endplate and the next vertebra's 1 mm endplate
+    and marrow beyond it (frame grid HU)."""
+    z = AXIAL_MM
+    plate = _box(z, UPPER_MM + 3.0, UPPER_MM + 4.0)
+    marrow = _box(z, UPPER_MM + 3.0, UPPER_MM + 30.0)
+    neighbour = (CORTEX_HU - MARROW_HU) * plate + (MARROW_HU - DISC_HU) * marrow
+    return _scene() + neighbour.astype(np.float32)[:, None, None]
+
+
+@pytest.mark.parametrize("out_mm", [2.6, 1.5, 0.0])
+def test_a_point_out_in_a_narrow_disc_reads_its_own_surface_short_of_it(out_mm):
+    """The upper point ``out_mm`` out in a 3 mm disc: the 3 mm search beyond it reaches the next
+    vertebra's endplate and reads that plate's far side (4.1 mm past the surface, where the blur
+    crosses the edge level: 1.50 mm and 2.58 mm beyond the points 2.6 mm and 1.5 mm out), the
+    search up to the point its own surface, within 0.05 mm (measured within 0.03 mm). A point on
+    its surface reads it there too."""
+    hu = _narrow_disc_above()
+    upper_mm = UPPER_MM + out_mm
+    beyond = (_reach(0.0, 0.0), _reach(0.0, 0.0))
+    arguments = (hu, AXIAL_MM, CENTRE, upper_mm, EDGE_LEVEL_HU, CEMENT_MIN_HU, SPACING_MM)
+
+    reaching = endplate_surface_offsets(*arguments, beyond=beyond)
+    short_of = surfaces_short_of_points(*arguments, beyond)
+
+    if out_mm > 1.0:
+        assert reaching.upper_mm == pytest.approx(4.1 - out_mm, abs=0.1)
+    assert short_of.upper_mm == pytest.approx(-out_mm, abs=0.05)
+    assert short_of.lower_mm == pytest.approx(0.0, abs=0.05)
+
+
+def test_no_surface_short_of_a_point_the_body_goes_on_past_is_read():
+    """A point 5 mm inside the body: whatever the marrow crosses short of it is not a surface."""
+    hu = _scene()
+    arguments = (hu, AXIAL_MM, CENTRE, UPPER_MM - 5.0, EDGE_LEVEL_HU, CEMENT_MIN_HU, SPACING_MM)
+    inside = ReachBeyondPoint(reach_mm=4.5, to_the_end=False, part_reach_mm=5.0)
+
+    assert surfaces_short_of_points(*arguments, (_reach(0.0, 0.0), inside)).upper_mm is None
+
+
 def test_cement_between_a_point_inside_and_the_endplate_leaves_the_surface_read():
     """A bolus beyond a point marked 5 mm inside the body, ending 2.5 mm short of the surface:
     the surface is read past it. Against the endplate's cortex (ending 0.5 mm short) its blur
@@ -282,15 +324,28 @@ def test_a_point_marked_well_inside_the_body_is_moved_onto_its_endplate(spec, en
     assert result.measurement.psbcv_vbv_pct == pytest.approx(phantom.truth.psbcv_vbv_pct, abs=0.3)
 
 
-def test_a_point_out_in_a_narrow_disc_is_not_moved_onto_the_next_vertebra():
-    """A 3 mm disc: the upper point 0.5 mm out in it. The longer search past the body's ring read
-    a surface 3.5 mm beyond the point, the far side of the next vertebra's endplate, and moved the
-    point there (VBV +10.9%); the body then goes on past the moved point, so the move is undone
-    and the point kept as marked (measured +1.6%)."""
-    phantom, _, _, result = _moved_point_measurement(PhantomSpec(disc_height_mm=3.0), "upper", 0.5)
+@pytest.mark.parametrize(
+    ("level", "end", "out_mm", "moved_mm"),
+    [("L1", "upper", 0.5, 0.4), ("T6", "lower", 2.0, 1.8), ("L2", "upper", 1.0, 0.9)],
+    ids=["L1-upper-0.5mm-out", "T6-lower-2mm-out", "L2-upper-1mm-out"],
+)
+def test_a_point_out_in_a_narrow_disc_is_moved_back_not_onto_the_next_vertebra(level, end, out_mm, moved_mm):
+    """3 mm discs. The L1's upper point 0.5 mm out: the longer search past the body's ring read a
+    surface 3.5 mm beyond the point, the far side of the next vertebra's endplate (moved there:
+    VBV +10.9%); the body then goes on past the moved point, so that move is undone. Kept as
+    marked it read +1.6%; it now takes its surface read up to the point, 0.4 mm back (measured
+    -0.12%). The T6's lower point 2 mm out: both searches read the next endplate 2.3 mm beyond
+    it, and it was kept as marked with no warning (+4.85%); moved 1.8 mm back it reads +1.43%.
+    The L2's upper point 1 mm out: both searches end inside the next endplate and read nothing, so
+    it was kept with no warning (+1.80%); moved 0.9 mm back it reads +0.01%."""
+    spec = PhantomSpec.for_level(level, disc_height_mm=3.0)
+    phantom, _, _, result = _moved_point_measurement(spec, end, out_mm)
 
-    assert not any("inside the body" in text for text in result.measurement.warnings)
-    assert result.measurement.vbv_cm3 == pytest.approx(phantom.truth.vbv_cm3, rel=0.03)
+    warnings = _point_warnings(result)
+    assert [text.split(" along")[0] for text in warnings] == [
+        f"the {end} endplate point lies {moved_mm:.1f} mm out in the disc"
+    ]
+    assert result.measurement.vbv_cm3 == pytest.approx(phantom.truth.vbv_cm3, rel=0.02)
 
 
 @pytest.mark.parametrize(
@@ -314,6 +369,57 @@ def test_a_point_inside_under_a_narrow_disc_takes_the_short_search_when_the_long
     assert len(warnings) == 1 and warnings[0].startswith("the upper endplate point lies")
     assert float(warnings[0].split(" lies ")[1].split(" mm")[0]) == pytest.approx(inside_mm, abs=0.3)
     assert result.measurement.vbv_cm3 == pytest.approx(phantom.truth.vbv_cm3, rel=0.015)
+
+
+def test_both_points_out_in_narrow_discs_are_moved_back_onto_their_endplates():
+    """A T8 on 0.7 x 0.7 x 1 mm voxels over 3 mm discs, its upper point 2.66 mm and its lower
+    point 1.08 mm out in them. The 3 mm searches read the next vertebrae's endplates, 1.5 mm and
+    2.5 mm beyond the points; moved there, the body went on past both, so before each point was
+    kept as marked with no warning (VBV +9.6%, the discs taken in). Each point now takes its
+    surface read up to it: moved 2.6 mm and 1.3 mm back, both stated (measured VBV -1.1%)."""
+    spec = PhantomSpec.for_level("T8", disc_height_mm=3.0, spacing_mm=(0.7, 0.7, 1.0))
+    phantom = make_phantom(spec)
+    truth = phantom.truth
+    upper, lower = np.asarray(truth.upper_ras, float), np.asarray(truth.lower_ras, float)
+    axis = (upper - lower) / np.linalg.norm(upper - lower)
+    result = measure_vertebra(phantom.ct, upper + 2.66 * axis, lower - 1.08 * axis, truth.side)
+
+    warnings = _point_warnings(result)
+    assert [text.split(" along")[0] for text in warnings] == [
+        "the upper endplate point lies 2.6 mm out in the disc",
+        "the lower endplate point lies 1.3 mm out in the disc",
+    ]
+    assert result.measurement.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.02)
+    assert result.measurement.psbcv_vbv_pct == pytest.approx(truth.psbcv_vbv_pct, abs=0.5)
+
+
+def test_a_point_on_the_next_vertebras_endplate_is_kept_and_named():
+    """The T8 over 3 mm discs with its upper point 3.4 mm out, in the next vertebra's endplate:
+    the surface read 0.7 mm beyond it is that endplate's far side (the body then goes on past the
+    moved point), and the search up to the point ends in the disc short of the T8's own surface.
+    The point is kept as marked, as before, but now named (measured VBV +8.08%; before, no
+    warning)."""
+    spec = PhantomSpec.for_level("T8", disc_height_mm=3.0, spacing_mm=(0.7, 0.7, 1.0))
+    phantom, _, _, result = _moved_point_measurement(spec, "upper", 3.4)
+
+    assert not _point_warnings(result)
+    [kept] = [text for text in result.measurement.warnings if "kept where it was marked" in text]
+    assert kept.startswith(
+        "the upper endplate point was kept where it was marked: the surface read 0.7 mm beyond it "
+        "belongs to the next vertebra, and none was read short of it"
+    )
+    assert result.measurement.vbv_cm3 > 1.05 * phantom.truth.vbv_cm3
+
+
+def test_the_kept_point_warning_gives_each_surface_tried_once():
+    """Readings within a tenth of a millimetre are given once; one short of the point that the
+    body went on past is said to lie inside it."""
+    both = kept_as_marked_warning("lower", [2.29, 2.31, -1.24])
+    assert both.startswith(
+        "the lower endplate point was kept where it was marked: the surface read 2.3 mm beyond it "
+        "belongs to the next vertebra, and the surface read 1.2 mm short of it lies inside this body"
+    )
+    assert "the surface read 0.8 mm short of it lies inside" in kept_as_marked_warning("upper", [-0.8])
 
 
 def test_exact_points_on_thin_slices_are_kept():
