@@ -447,7 +447,7 @@ def segment_vertebral_body(
     edge_level = cut[2]
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
     beyond = reach_beyond_points(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
-    inside_the_body = [
+    point_warnings = [
         inside_the_body_warning(name, reach.reach_mm)
         for name, reach in zip(("lower", "upper"), beyond)
         if reach.to_the_end
@@ -468,7 +468,7 @@ def segment_vertebral_body(
         )
         if moved is not None:
             return moved
-        inside_the_body.extend(kept_as_marked)
+        point_warnings.extend(kept_as_marked)
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:
@@ -547,7 +547,7 @@ def segment_vertebral_body(
             "the points may span a disc (endplates of two vertebrae); mark the upper and lower endplates "
             "of the same vertebra"
         )
-    warnings.extend(inside_the_body)
+    warnings.extend(point_warnings)
     if enclosed is None and reach_below == 0.0 and reach_above == 0.0:
         warnings.append(UNCLOSED_SHELL_WARNING)
     # Over 1 mm the endplates' surfaces are not read (endplate_surfaces): a faint shell with gaps
