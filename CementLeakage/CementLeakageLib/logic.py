@@ -53,9 +53,11 @@ RESULT_COLUMNS = (
     ("Extravertebral cement (cm3)", "extravertebral_cement_cm3"),
     ("Segmentation", "segmentation_source"),
     ("CT blur (mm)", "ct_blur_sigma_mm"),
+    ("Points off centre line (mm)", "points_off_centre_mm"),
     ("Warnings", "warnings"),
 )
-"""Results table columns: header and the VertebraMeasurement field each shows."""
+"""Results table columns: header and the VertebraMeasurement field each shows. The points' offsets
+from the body's centre line read ``upper / lower``, signed towards the puncture side."""
 
 
 def _measured_cement_segment(result: VertebraResult):
@@ -410,6 +412,8 @@ class CementLeakageLogic:
                 text = "yes" if value else "no"
             elif isinstance(value, float):
                 text = f"{value:.3f}" if field.endswith("cm3") else f"{value:.2f}"
+            elif isinstance(value, list) and all(isinstance(item, float) for item in value):
+                text = " / ".join(f"{item:+.2f}" for item in value)
             elif isinstance(value, list):
                 text = "; ".join(value)
             elif value is None:

@@ -276,6 +276,13 @@ def test_logic_measures_given_segments_exactly_as_the_library(scene, axial_phant
     # Measured from the segments as they are: no blur was measured to size the cement.
     assert measured.ct_blur_sigma_mm is None
     assert table.GetCellText(0, headers.index("CT blur (mm)")) == ""
+    # The points' distances from the body's centre line, upper / lower (mm, towards the puncture
+    # side): the phantom's points lie on it.
+    upper_off, lower_off = measured.points_off_centre_mm
+    assert abs(upper_off) < 0.1 and abs(lower_off) < 0.1
+    assert table.GetCellText(0, headers.index("Points off centre line (mm)")) == (
+        f"{upper_off:+.2f} / {lower_off:+.2f}"
+    )
 
 
 def test_logic_segments_protects_edits_and_overwrites_on_request(scene, axial_phantom):
