@@ -55,9 +55,9 @@ class PointsOffCentre:
     centred_lower_ras: np.ndarray
 
     @property
-    def largest_mm(self) -> float:
-        """The larger of the two distances (mm, unsigned)."""
-        return max(abs(self.upper_mm), abs(self.lower_mm))
+    def named(self) -> bool:
+        """Whether either point lies further than ``OFF_CENTRE_WARNING_MM`` from the line."""
+        return max(abs(self.upper_mm), abs(self.lower_mm)) > OFF_CENTRE_WARNING_MM
 
     def centred_plane(self, side: str) -> SplitPlane:
         """The split plane through the centre line's ends, containing the anterior axis."""
@@ -104,21 +104,19 @@ def points_off_centre(
 
 
 def off_centre_warning(
-    off_centre: PointsOffCentre | None, side: str, psbcv_vbv_pct: float, centred_psbcv_vbv_pct: float
-) -> list[str]:
-    """The warning for endplate points further than ``OFF_CENTRE_WARNING_MM`` from the body's
-    centre line, with PSBCV/VBV% (%) as measured and through the centre line; none otherwise."""
-    if off_centre is None or off_centre.largest_mm <= OFF_CENTRE_WARNING_MM:
-        return []
+    off_centre: PointsOffCentre, side: str, psbcv_vbv_pct: float, centred_psbcv_vbv_pct: float
+) -> str:
+    """The warning for endplate points off the body's centre line (:attr:`PointsOffCentre.named`),
+    with PSBCV/VBV% (%) as measured and through the centre line."""
     other = "right" if side == "left" else "left"
 
     def where(distance_mm: float) -> str:
         return f"{abs(distance_mm):.1f} mm to the {side if distance_mm > 0 else other}"
 
-    return [
+    return (
         f"the endplate points lie off the vertebral body's centre line (through its cross-sections' "
         f"centroids): the upper {where(off_centre.upper_mm)}, the lower {where(off_centre.lower_mm)}, "
         f"and the split plane follows them. PSBCV/VBV% reads {psbcv_vbv_pct:.2f}% as marked and "
         f"{centred_psbcv_vbv_pct:.2f}% through the centre line: mark each point midway between the "
         "body's side walls in a coronal view"
-    ]
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .body_centre_line import OFF_CENTRE_WARNING_MM, off_centre_warning, points_off_centre
+from .body_centre_line import off_centre_warning, points_off_centre
 from .cutoff_margin import near_cutoff_warnings
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
@@ -165,10 +165,10 @@ def measure_masks(
     warnings = near_cutoff_warnings(psbcv_pct, parameters.cutoff_pct, unseen_dish_share)
     near_cutoff = bool(warnings)
     off_centre = points_off_centre(body_centres, upper_ras, lower_ras, plane)
-    if off_centre is not None and off_centre.largest_mm > OFF_CENTRE_WARNING_MM:
+    if off_centre is not None and off_centre.named:
         centred_side = puncture_side_voxels(cement_in_body, body_box_geometry, off_centre.centred_plane(side))
         centred_pct = 100.0 * np.count_nonzero(centred_side) / body_voxels
-        warnings.extend(off_centre_warning(off_centre, side, psbcv_pct, centred_pct))
+        warnings.append(off_centre_warning(off_centre, side, psbcv_pct, centred_pct))
     if cement_in_body_voxels == 0:
         warnings.append(
             "no cement inside the vertebral body (BCV = 0): check the level, the endplate points and the "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_body_segmentation_real import endplate_midpoints, load_real_vertebra
+from test_measurement import rotation
 
 from CementLeakageLib.body_centre_line import OFF_CENTRE_WARNING_MM, points_off_centre
 from CementLeakageLib.body_segmentation import segment_vertebral_body
@@ -27,20 +28,11 @@ def about_anterior(angle_deg: float) -> np.ndarray:
     return np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
 
 
-def about_all(angles_deg: tuple[float, float, float]) -> np.ndarray:
-    """Rotation (RAS) about R, A and S in turn (degrees)."""
-    ax, ay, az = np.radians(angles_deg)
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 GRIDS = {
     # 2 mm slices with the body 0.4 degrees off them: each slice's edge crosses the frame's
     # planes over the body's width.
     "axial 2 mm, body tilted 0.4 deg": (np.eye(3), (0.8, 0.8, 2.0), 0.4),
-    "oblique 1 mm, body tilted 8 deg": (about_all((17.0, -11.0, 23.0)), (0.9, 0.7, 1.0), 8.0),
+    "oblique 1 mm, body tilted 8 deg": (rotation((17.0, -11.0, 23.0)), (0.9, 0.7, 1.0), 8.0),
     "flipped 1.5 mm, body tilted -15 deg": (np.diag([-1.0, -1.0, 1.0]), (0.6, 0.6, 1.5), -15.0),
 }
 
@@ -52,12 +44,12 @@ def cylinder(grid: str) -> tuple[VolumeGeometry, np.ndarray, np.ndarray]:
     shape = (int(64 / spacing[2]), int(64 / spacing[1]), int(64 / spacing[0]))
     origin = CENTRE_RAS - (directions @ np.diag(spacing)) @ (np.array(shape[::-1]) / 2.0)
     geometry = VolumeGeometry.from_origin_spacing_directions(origin, spacing, directions, shape)
-    rotation = about_anterior(tilt_deg)
-    local = (geometry.voxel_centers_ras(tuple(np.indices(shape).reshape(3, -1))) - CENTRE_RAS) @ rotation
+    tilt = about_anterior(tilt_deg)
+    local = (geometry.voxel_centers_ras(tuple(np.indices(shape).reshape(3, -1))) - CENTRE_RAS) @ tilt
     inside = ((local[:, 0] / SEMI_AXES_MM[0]) ** 2 + (local[:, 1] / SEMI_AXES_MM[1]) ** 2 <= 1.0) & (
         np.abs(local[:, 2]) <= HEIGHT_MM / 2
     )
-    return geometry, inside.reshape(shape), rotation[:, 2]
+    return geometry, inside.reshape(shape), tilt[:, 2]
 
 
 def expected_offsets_mm(axis_ras, upper, lower, side) -> tuple[float, float]:
