@@ -103,7 +103,8 @@ def test_the_limits_name_follow_settle_and_turn_back():
     assert AxisLean(0.0, 0.2, 0.0, 0.3).settled
     assert AxisLean(1.2, -1.0, 0.0, 0.0).overshot(side)  # -2.2 after +2.2
     assert not AxisLean(-0.4, 0.4, 0.0, 0.0).overshot(side)  # what is left, the same way
-    assert not AxisLean(0.4, -0.4, 0.0, 0.0).overshot(side)  # back by 0.8 mm of 2.2
+    assert not AxisLean(0.2, -0.2, 0.0, 0.0).overshot(side)  # back by 0.4 mm of 2.2
+    assert AxisLean(0.4, -0.4, 0.0, 0.0).overshot(side)  # back by 0.8 mm of 2.2
     assert not AxisLean(0.0, 0.0, -0.4, 0.4).overshot(AxisLean(0.0, 0.0, 0.1, -0.1))  # noise
     assert LATERAL_LEAN_MM < ANTERIOR_LEAN_MM
 
