@@ -421,14 +421,18 @@ def _segmented_along_axis(
 
     The rounds stop at one whose points leave the CT or tilt more than ``MAX_FOLLOWED_DEG`` from
     the line as marked, that finds no body, or whose lean turns back past the axis it followed
-    (:meth:`AxisLean.overshot`); the last round before that whose lean is within the limits is
-    kept, and with none such, None. Readings that do not settle so follow the body's shape
-    rather than a tilt of its axis: the real L2 of the tests, its points on one column through
-    the labelled body, reads 2.8 mm side to side, then -2.2 mm once followed (its front half's
-    centroid moves -0.8 mm to +1.0 mm from 20% to 80% of the height, while the labelled
-    endplates' centroids move the other way); a wedged L4 tilted 15 degrees, its points 6 mm in
-    front of and behind the middles of its endplates, reads 6 mm front to back the wrong way,
-    then 16 mm, and its next points would tilt 48 degrees from the marked line.
+    (:meth:`AxisLean.overshot`); the last round before that whose lean is within the limits and
+    whose shell closed is kept, and with none such, None. A body whose shell did not close has its
+    faces flat through the points, whatever lies beyond them: the demo's L1, its upper point 7.7
+    mm inside the body and 2.3 mm to one side, its lower one 3.6 mm out in the disc and 1.4 mm to
+    the other, read VBV +5.7% as first segmented and +14.5% followed, the shell open. Readings
+    that do not settle so follow the body's shape rather than a tilt of its axis: the real L2 of
+    the tests, its points on one column through the labelled body, reads 2.8 mm side to side, then
+    -2.2 mm once followed (its front half's centroid moves -0.8 mm to +1.0 mm from 20% to 80% of
+    the height, while the labelled endplates' centroids move the other way); a wedged L4 tilted 15
+    degrees, its points 6 mm in front of and behind the middles of its endplates, reads 6 mm front
+    to back the wrong way, then 16 mm, and its next points would tilt 48 degrees from the marked
+    line.
 
     A lean read short of the whole still points the right way: the demo's L1 on a flipped grid,
     its points 6 mm in front and behind, reads 4.3 mm of the 12 mm, then 6.2 mm of what is left.
@@ -451,7 +455,7 @@ def _segmented_along_axis(
         read = result.axis_lean
         if read is None or read.overshot(current):
             break
-        if not read.named:
+        if not read.named and UNCLOSED_SHELL_WARNING not in result.warnings:
             kept = result
         current, current_frame = read, result.frame
         if read.settled:
