@@ -27,7 +27,8 @@ two points. With the points on their endplates' midpoints, the 450 phantoms of t
 (seeds 2026 to 2034) read a median of 0.04 mm each way, at most 0.66 mm side to side and, in 447
 of them, 2.92 mm front to back (the anterior walls of wedged bodies). Three wedged bodies with
 osteophytes read 3.5 to 5.7 mm front to back; followed, their lean turned back past the axis it
-pointed to by more than half (:meth:`AxisLean.overshot`), and they were kept as segmented.
+pointed to by more than a quarter of itself (:meth:`AxisLean.overshot`), and they were kept as
+segmented.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ LATERAL_LEAN_MM = 2.0
 """A side-to-side lean (mm between the two points) beyond this is named and followed."""
 ANTERIOR_LEAN_MM = 3.0
 """A front-to-back lean (mm between the two points) beyond this is named and followed: the
-anterior wall of a wedged body reads up to 2.4 mm with the points on their endplates."""
+anterior wall of a wedged body reads up to 2.9 mm with the points on their endplates' middles."""
 SETTLED_SHARE = 0.25
 """The body is segmented again along the axis read until what is left of the lean is under this
 share of the limits above."""
@@ -64,8 +65,8 @@ OVERSHOOT_SHARE = 0.25
 of itself is the body's shape, not a tilt of its axis (:meth:`AxisLean.overshot`). Read on
 cross-sections that lean, a tilt comes out short of the whole, and what is left points the same
 way: the demo's L1 with its points 3 mm to the sides reads 3.3 mm of the 6 mm, then 2.1 mm. A
-wedged L2 with osteophytes on 0.5 mm slices, its points on its endplates' middles, read 3.3 mm
-front to back, then -1.6 mm, then +1.4 mm."""
+wedged L2 with osteophytes on 0.5 mm slices, its points on the CT's slice centres 0.2 mm from
+its endplates' middles, read 3.3 mm front to back, then -1.6 mm, then +1.4 mm."""
 AXIS_ROUNDS = 3
 """Most segmentations along the axis read: each reads the lean left on cross-sections that still
 lean a little, which come out short of the whole."""
