@@ -76,8 +76,9 @@ lean a little, which come out short of the whole."""
 class AxisLean:
     """Where the body's own axis crosses the planes of the lower and the upper endplate point,
     in the frame of the points (mm; lateral along ``VertebraFrame.lateral_ras``, anterior along
-    ``VertebraFrame.anterior_ras``). The front-to-back position is known only relative to the
-    points' midpoint: its mean is 0."""
+    ``VertebraFrame.anterior_ras``). Read from the cross-sections (:func:`axis_lean`), the
+    front-to-back position is known only relative to the points' midpoint, and its mean is 0;
+    between the points as marked and those the body was segmented along, it is where they lie."""
 
     lower_lateral_mm: float
     upper_lateral_mm: float
@@ -172,10 +173,12 @@ def axis_lean(
     for z in slices:
         share = float(axial_mm[z]) / height_mm
         weight = float(np.clip((min(share, 1.0 - share) - start) / (full - start), 0.0, 1.0))
+        if weight <= 0.0:
+            continue
         front = body[z, centre[0] :, :]
         around_axis = body[z, :, centre[1] - strip : centre[1] + strip + 1]
         columns = np.flatnonzero(around_axis.any(axis=0))
-        if weight <= 0.0 or not front.any() or columns.size == 0:
+        if not front.any() or columns.size == 0:
             continue
         last_rows = [np.flatnonzero(around_axis[:, column])[-1] for column in columns]
         heights.append(float(axial_mm[z]) - 0.5 * height_mm)
