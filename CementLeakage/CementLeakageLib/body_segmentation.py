@@ -45,8 +45,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .body_axis_lean import AXIS_ROUNDS, MAX_FOLLOWED_DEG, AxisLean, axis_lean, axis_lean_warning
-from .body_beyond_points import inside_the_body_warning, reach_beyond_points
+from .body_beyond_points import inside_the_body_warning, lies_inside, reach_beyond_points
 from .body_cross_sections import cross_sections_by_slice
+from .body_outline_ring import outline_ring, usual_outline
 from .body_settings import BodySegmentationSettings, frame_grid
 from .cement_bulges import cut_cement_bulges
 from .cement_segmentation import has_thick_slices
@@ -100,8 +101,9 @@ class BodySegmentation:
     could hold beyond faces taken flat through the points, as a share of the body's volume
     (:mod:`unseen_dishes`); None on thinner slices."""
     goes_on_past: tuple[bool, bool] = (False, False)
-    """Whether the body goes on past the lower and the upper point to the end of the search
-    (:mod:`body_beyond_points`): the point seems to lie inside a body."""
+    """Whether the body goes on past the lower and the upper point to the end of the search, or
+    further than any dish (:func:`body_beyond_points.lies_inside`): the point seems to lie inside
+    a body."""
     axis_lean: AxisLean | None = None
     """The body's own axis against the line of the points used (:mod:`body_axis_lean`), read
     from the cross-sections found slice by slice; None when too few were found."""
@@ -336,19 +338,23 @@ def _segmented_on_surfaces(
     parameters: MeasurementParameters,
     settings: BodySegmentationSettings,
     follow_axis: bool,
-) -> tuple[BodySegmentation | None, list[str]]:
+    named_inside: dict[str, str],
+) -> tuple[BodySegmentation | None, dict[str, str]]:
     """The body segmented again between the endplate points (RAS mm) moved onto the surfaces
     read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved, or
     None when neither point moves; and the warnings for points kept as marked after every
-    surface read for them proved wrong.
+    surface read for them proved wrong, by point (``"lower"``, ``"upper"``).
 
     ``follow_axis`` is passed on to each segmentation (see :func:`segment_vertebral_body`).
+    ``named_inside`` holds the warnings for the points (``"lower"``, ``"upper"``) the body went on
+    past (:func:`body_beyond_points.lies_inside`): one not moved keeps its warning.
     ``readings`` are each point's offsets in turn (:func:`endplate_surfaces.endplate_surface_readings`),
-    those not read left out. A point moved that the body then goes on past to the end of the
-    search was moved wrong: outward, onto the next vertebra's far endplate past a narrow disc; in,
-    into the marrow. That point takes its next reading that differs, then none (kept as marked,
-    and named), the other point's move is kept, and the body is segmented again. A point moved
-    out of the CT (a body cut by the field of view) leaves both as marked.
+    those not read left out. A point moved that the body then goes on past (to the end of the
+    search, or further than any dish) was moved wrong: outward, onto the next vertebra's far
+    endplate past a narrow disc, or onto a surface in the marrow; in, into the marrow. That point
+    takes its next reading that differs, then none (kept as marked, and named), the other point's
+    move is kept, and the body is segmented again. A point moved out of the CT (a body cut by the
+    field of view) leaves both as marked.
     """
     pending = {
         "lower": _distinct([reading.lower_mm for reading in readings]) + [None],
@@ -358,20 +364,29 @@ def _segmented_on_surfaces(
     while True:
         offsets = SurfaceOffsets(lower_mm=pending["lower"][0], upper_mm=pending["upper"][0])
         upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
-        kept = [
-            kept_as_marked_warning(name, rejected[name])
+        kept = {
+            name: kept_as_marked_warning(name, rejected[name], name in named_inside)
             for name in ("lower", "upper")
             if rejected[name] and pending[name][0] is None
-        ]
+        }
         if not moves or not all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
             return None, kept
         moved = segment_vertebral_body(
             ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False, follow_axis=follow_axis
         )
-        wrong = [shifted and past for shifted, past in zip(moved_points(offsets), moved.goes_on_past)]
+        shifted = moved_points(offsets)
+        wrong = [point_shifted and past for point_shifted, past in zip(shifted, moved.goes_on_past)]
         if not any(wrong):
-            moved.warnings[:0] = moves + kept
-            return moved, []
+            # A point left where it was marked that the body went on past in the first search, and
+            # not named for a surface tried, is still named when the new segmentation's longer grid
+            # finds it otherwise (the other point moved outward).
+            still_inside = [
+                named_inside[name]
+                for name, point_shifted, past in zip(("lower", "upper"), shifted, moved.goes_on_past)
+                if name in named_inside and not point_shifted and not past and not rejected[name]
+            ]
+            moved.warnings[:0] = moves + list(kept.values()) + still_inside
+            return moved, {}
         for name, point_wrong in zip(("lower", "upper"), wrong):
             if point_wrong:
                 rejected[name].append(pending[name][0])
@@ -537,12 +552,17 @@ def segment_vertebral_body(
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
-    beyond = reach_beyond_points(hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area)
-    point_warnings = [
-        inside_the_body_warning(name, reach.reach_mm)
-        for name, reach in zip(("lower", "upper"), beyond)
-        if reach.to_the_end
-    ]
+    ring = outline_ring(usual_outline(list(interiors.values())), centre, settings.working_spacing_mm)
+    beyond = reach_beyond_points(
+        hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area, ring
+    )
+    inside = tuple(lies_inside(reach, frame.height_mm, settings) for reach in beyond)
+    named_inside = {
+        name: inside_the_body_warning(name, reach.held_mm)
+        for name, reach, lies in zip(("lower", "upper"), beyond, inside)
+        if lies
+    }
+    point_warnings = list(named_inside.values())
     if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
         readings = endplate_surface_readings(
             hu,
@@ -555,11 +575,13 @@ def segment_vertebral_body(
             beyond,
         )
         moved, kept_as_marked = _segmented_on_surfaces(
-            ct, upper_ras, lower_ras, readings, parameters, settings, follow_axis
+            ct, upper_ras, lower_ras, readings, parameters, settings, follow_axis, named_inside
         )
         if moved is not None:
             return moved
-        point_warnings.extend(kept_as_marked)
+        # A point kept as marked is named once: its warning says the body went on past it.
+        point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]
+        point_warnings.extend(kept_as_marked.values())
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:
@@ -680,6 +702,6 @@ def segment_vertebral_body(
         slices_total=len(slab),
         warnings=warnings,
         unseen_dish_share=None if dishes is None else dishes.share,
-        goes_on_past=(beyond[0].to_the_end, beyond[1].to_the_end),
+        goes_on_past=inside,
         axis_lean=lean,
     )

@@ -284,10 +284,12 @@ def moved_points(offsets: SurfaceOffsets) -> tuple[bool, bool]:
     return _moves(offsets.lower_mm), _moves(offsets.upper_mm)
 
 
-def kept_as_marked_warning(name: str, rejected_mm: list[float]) -> str:
+def kept_as_marked_warning(name: str, rejected_mm: list[float], inside_body: bool = False) -> str:
     """The warning for the ``name`` endplate point kept as marked after each surface read for it
     (``rejected_mm``, offsets as in :class:`SurfaceOffsets`) proved wrong: the body went on past
-    the point moved there."""
+    the point moved there. A surface read beyond a point out in a disc is the next vertebra's;
+    beyond a point that a body goes on past (``inside_body``), it lies inside that body: this one
+    (a point in its marrow) or the next (a point on the far side of a narrow disc)."""
 
     def listed(offsets: list[float]) -> str:
         return " and ".join(dict.fromkeys(f"{abs(offset):.1f} mm" for offset in offsets))
@@ -296,7 +298,12 @@ def kept_as_marked_warning(name: str, rejected_mm: list[float]) -> str:
     short = [offset for offset in rejected_mm if offset < 0.0]
     reasons = []
     if beyond:
-        reasons.append(f"the surface read {listed(beyond)} beyond it belongs to the next vertebra")
+        owner = (
+            "lies inside a vertebral body, this one or the next"
+            if inside_body
+            else "belongs to the next vertebra"
+        )
+        reasons.append(f"the surface read {listed(beyond)} beyond it {owner}")
     if short:
         reasons.append(f"the surface read {listed(short)} short of it lies inside this body")
     else:

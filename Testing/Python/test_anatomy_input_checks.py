@@ -125,6 +125,33 @@ def test_a_point_marked_inside_the_body_is_flagged(phantom):
     assert not any("goes on for" in warning for warning in on_endplates.warnings)
 
 
+@pytest.mark.parametrize(
+    ("level", "spacing_mm", "fraction", "stated_mm"),
+    [
+        ("L1", (1.0, 1.0, 1.0), 0.40, 8.5),
+        ("T8", (0.7, 0.7, 2.0), 0.40, 5.9),
+        ("T12", (1.0, 1.0, 1.0), 0.40, 7.9),
+    ],
+    ids=["L1", "T8-2mm-slices", "T12"],
+)
+def test_a_lower_point_marked_deep_inside_the_body_is_named(level, spacing_mm, fraction, stated_mm):
+    """The lower point at 40% of the height, in the marrow, and the body cut there (VBV -26.6%,
+    -31.9%, -33.2%). The rings beyond it close, or stay open round marrow, but the closed ones
+    alone stopped short of the end of the search and nothing was said. Now the point is named,
+    with how far the body goes on past it (at least; 0.4 of the height in truth)."""
+    deep = make_phantom(PhantomSpec.for_level(level, spacing_mm=spacing_mm))
+    truth = deep.truth
+    marked = truth.lower_ras + fraction * (truth.upper_ras - truth.lower_ras)
+    measurement = measure_vertebra(deep.ct, truth.upper_ras, marked, truth.side).measurement
+    assert measurement.vbv_cm3 < 0.8 * truth.vbv_cm3
+    named = [warning for warning in measurement.warnings if "goes on for" in warning]
+    assert len(named) == 1 and "beyond the lower endplate point" in named[0]
+    assert float(re.search(r"goes on for ([0-9.]+) mm", named[0]).group(1)) == pytest.approx(
+        stated_mm, abs=0.3
+    )
+    assert stated_mm <= fraction * np.linalg.norm(truth.upper_ras - truth.lower_ras)
+
+
 def test_a_point_inside_the_body_near_its_surface_is_moved_onto_it():
     """A biconcave T10 at 62% height on 1 mm slices, its upper point at 85% of the height on the
     axis, under the dish's floor: the dish's rims close a ring beyond it out to the end of the

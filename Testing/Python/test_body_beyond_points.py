@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CementLeakageLib.body_beyond_points import reach_beyond_points
+from CementLeakageLib.body_beyond_points import ReachBeyondPoint, lies_inside, reach_beyond_points
 from CementLeakageLib.body_cross_sections import cross_sections_by_slice
+from CementLeakageLib.body_outline_ring import outline_ring, usual_outline
 from CementLeakageLib.body_settings import BodySegmentationSettings
 
 SPACING_MM = 0.5
@@ -26,29 +27,38 @@ def _disk_mm(radius_mm: float) -> np.ndarray:
     return np.hypot(rows - CENTRE[0], cols - CENTRE[1]) * SPACING_MM <= radius_mm
 
 
-def _ring_slice(outer_mm: float = 15.0, open_ring: bool = False) -> np.ndarray:
+def _ring_slice(outer_mm: float = 15.0, open_ring: bool = False, open_side: bool = False) -> np.ndarray:
     """One slice (HU): a cortical ring 2 mm thick round marrow; ``open_ring`` leaves out its
-    anterior quarter (a gap far wider than any closing radius)."""
+    anterior quarter (a gap far wider than any closing radius), ``open_side`` 60 degrees of it at
+    the side (15 mm, a faint shell)."""
     hu = np.zeros((SIZE, SIZE), dtype=np.float32)
     hu[_disk_mm(outer_mm)] = 600.0
     hu[_disk_mm(outer_mm - 2.0)] = 150.0
+    rows, cols = np.mgrid[:SIZE, :SIZE]
+    cortex = _disk_mm(outer_mm) & ~_disk_mm(outer_mm - 2.0)
     if open_ring:
-        rows, cols = np.mgrid[:SIZE, :SIZE]
         anterior = rows - CENTRE[0] > np.abs(cols - CENTRE[1])
-        hu[anterior & _disk_mm(outer_mm) & ~_disk_mm(outer_mm - 2.0)] = 0.0
+        hu[anterior & cortex] = 0.0
+    if open_side:
+        side = np.abs(np.arctan2(rows - CENTRE[0], cols - CENTRE[1])) < np.radians(30.0)
+        hu[side & cortex] = 0.0
     return hu
 
 
-def _reach_above(beyond: list[str]):
+def _reach_above(beyond: list[str], read_rings: bool = False):
     """The reach beyond the upper point of a stack whose slices beyond it are ``beyond`` (``full``:
-    the whole ring; ``open``: the ring open; ``part``: a ring of 8 mm, 28% of the area; ``disc``:
-    nothing), then disc to the end of the grid. Below the lower point: disc."""
+    the whole ring; ``open``: the ring open; ``side``: the ring open at the side; ``part``: a ring
+    of 8 mm, 28% of the area; ``plate``: bone across the body; ``disc``: nothing), then disc to
+    the end of the grid. Below the lower point: disc. With ``read_rings``, slices that show the
+    body's ring round marrow hold it too (:mod:`body_outline_ring`)."""
     count = int(round((HEIGHT_MM + 2 * BEYOND_MM) / SPACING_MM))
     axial_mm = -BEYOND_MM + SPACING_MM * (np.arange(count) + 0.5)
     drawn = {
         "full": _ring_slice(),
         "open": _ring_slice(open_ring=True),
         "part": _ring_slice(outer_mm=8.0),
+        "side": _ring_slice(open_side=True),
+        "plate": np.where(_disk_mm(15.0), 600.0, 0.0).astype(np.float32),
         "disc": np.zeros((SIZE, SIZE), dtype=np.float32),
     }
     hu = np.zeros((count, SIZE, SIZE), dtype=np.float32)
@@ -59,7 +69,8 @@ def _reach_above(beyond: list[str]):
     slab = np.flatnonzero((axial_mm > 0) & (axial_mm < HEIGHT_MM))
     found = cross_sections_by_slice(hu, slab, axial_mm, HEIGHT_MM, CENTRE, ATTEMPTS, SETTINGS)
     typical_area = float(np.median([section.sum() for section in found.values()]))
-    return reach_beyond_points(hu, axial_mm, HEIGHT_MM, CENTRE, ATTEMPTS, SETTINGS, typical_area)[1]
+    ring = outline_ring(usual_outline(list(found.values())), CENTRE, SPACING_MM) if read_rings else None
+    return reach_beyond_points(hu, axial_mm, HEIGHT_MM, CENTRE, ATTEMPTS, SETTINGS, typical_area, ring)[1]
 
 
 def test_a_ring_open_in_two_slices_is_passed_over():
@@ -118,3 +129,46 @@ def test_two_open_slices_in_a_row_keep_the_body_from_going_on_to_the_end():
 
     assert not reach.to_the_end
     assert reach.reach_mm == pytest.approx(BEYOND_MM, abs=1e-6)
+
+
+@pytest.mark.parametrize("read_rings", [False, True], ids=["closed-rings", "open-rings-read"])
+def test_a_ring_open_slice_after_slice_holds_the_body_where_rings_are_read(read_rings):
+    """Whole rings out to the edge of the grid but for four slices in a row (2 mm) whose faint
+    shell leaves the ring open at the side: its cortex still runs round 30 of the 36 sectors
+    along the outline, round marrow. Read as rings, they hold the body, and it goes on to the end
+    (the point lies inside it); by the closed rings alone, the reach ends at them."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(["full"] * 5 + ["side"] * 4 + ["full"] * (slices - 9), read_rings)
+
+    assert reach.to_the_end is read_rings
+    assert reach.reach_mm == pytest.approx(BEYOND_MM if read_rings else 2.5, abs=1e-6)
+
+
+def test_plates_and_a_disc_beyond_the_point_end_the_ring_too():
+    """Beyond a point on its endplate: a slice of the body, the endplate's plate (1 mm), a 2 mm
+    disc, the next vertebra's plate and body. The plates are bone across the body, not a ring
+    round marrow, and the disc shows none: the body's reach ends at the first slice, and it
+    does not go on to the end."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(
+        ["full"] + ["plate"] * 2 + ["disc"] * 4 + ["plate"] * 2 + ["full"] * (slices - 9), True
+    )
+
+    assert not reach.to_the_end
+    assert reach.reach_mm == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("held_mm", "reach_mm", "to_the_end", "inside"),
+    [(4.5, 4.5, False, False), (4.6, 4.6, False, True), (2.0, 9.0, False, False), (1.0, 1.0, True, True)],
+    ids=["as-deep-as-a-dish", "deeper-than-any-dish", "on-past-a-narrow-disc", "to-the-end"],
+)
+def test_a_point_lies_inside_the_body_past_any_dish(held_mm, reach_mm, to_the_end, inside):
+    """With 10 mm between the points, a body that goes on 4.5 mm past one (0.45 of the height)
+    with no two slices in a row without it may be a dish's rim; further, or to the end of the
+    grid, the point lies inside a body. A reach that passes over a narrow disc into the next
+    vertebra does not count."""
+    reach = ReachBeyondPoint(
+        reach_mm=reach_mm, to_the_end=to_the_end, part_reach_mm=reach_mm, held_mm=held_mm
+    )
+    assert lies_inside(reach, 10.0, SETTINGS) is inside

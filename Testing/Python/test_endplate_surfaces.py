@@ -398,7 +398,7 @@ def test_a_point_on_the_next_vertebras_endplate_is_kept_and_named():
     the surface read 0.7 mm beyond it is that endplate's far side (the body then goes on past the
     moved point), and the search up to the point ends in the disc short of the T8's own surface.
     The point is kept as marked, as before, but now named (measured VBV +8.08%; before, no
-    warning)."""
+    warning), once."""
     spec = PhantomSpec.for_level("T8", disc_height_mm=3.0, spacing_mm=(0.7, 0.7, 1.0))
     phantom, _, _, result = _moved_point_measurement(spec, "upper", 3.4)
 
@@ -408,6 +408,7 @@ def test_a_point_on_the_next_vertebras_endplate_is_kept_and_named():
         "the upper endplate point was kept where it was marked: the surface read 0.7 mm beyond it "
         "belongs to the next vertebra, and none was read short of it"
     )
+    assert not any("goes on for" in text for text in result.measurement.warnings)
     assert result.measurement.vbv_cm3 > 1.05 * phantom.truth.vbv_cm3
 
 
@@ -420,6 +421,14 @@ def test_the_kept_point_warning_gives_each_surface_tried_once():
         "belongs to the next vertebra, and the surface read 1.2 mm short of it lies inside this body"
     )
     assert "the surface read 0.8 mm short of it lies inside" in kept_as_marked_warning("upper", [-0.8])
+
+
+def test_a_surface_read_beyond_a_point_inside_a_body_is_not_given_to_the_next_vertebra():
+    """Beyond a point that a body goes on past, the surface read lies inside that body, whichever
+    it is (the real L2's lower point at 45%: 1.5 mm beyond it, in the marrow)."""
+    text = kept_as_marked_warning("lower", [1.5], inside_body=True)
+    assert "the surface read 1.5 mm beyond it lies inside a vertebral body, this one or the next" in text
+    assert "next vertebra" not in text
 
 
 def test_exact_points_on_thin_slices_are_kept():
