@@ -338,7 +338,7 @@ def _segmented_on_surfaces(
     parameters: MeasurementParameters,
     settings: BodySegmentationSettings,
     follow_axis: bool,
-    named_inside: dict[str, str],
+    points_inside: set[str],
 ) -> tuple[BodySegmentation | None, dict[str, str]]:
     """The body segmented again between the endplate points (RAS mm) moved onto the surfaces
     read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved, or
@@ -346,8 +346,9 @@ def _segmented_on_surfaces(
     surface read for them proved wrong, by point (``"lower"``, ``"upper"``).
 
     ``follow_axis`` is passed on to each segmentation (see :func:`segment_vertebral_body`).
-    ``named_inside`` holds the warnings for the points (``"lower"``, ``"upper"``) the body went on
-    past (:func:`body_beyond_points.lies_inside`): one not moved keeps its warning.
+    ``points_inside`` names the points (``"lower"``, ``"upper"``) the body went on past
+    (:func:`body_beyond_points.lies_inside`): a surface read beyond such a point and proved wrong
+    lies inside a body, not necessarily the next one.
     ``readings`` are each point's offsets in turn (:func:`endplate_surfaces.endplate_surface_readings`),
     those not read left out. A point moved that the body then goes on past (to the end of the
     search, or further than any dish) was moved wrong: outward, onto the next vertebra's far
@@ -365,7 +366,7 @@ def _segmented_on_surfaces(
         offsets = SurfaceOffsets(lower_mm=pending["lower"][0], upper_mm=pending["upper"][0])
         upper_moved, lower_moved, moves = points_on_surfaces(upper_ras, lower_ras, offsets)
         kept = {
-            name: kept_as_marked_warning(name, rejected[name], name in named_inside)
+            name: kept_as_marked_warning(name, rejected[name], name in points_inside)
             for name in ("lower", "upper")
             if rejected[name] and pending[name][0] is None
         }
@@ -374,18 +375,9 @@ def _segmented_on_surfaces(
         moved = segment_vertebral_body(
             ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False, follow_axis=follow_axis
         )
-        shifted = moved_points(offsets)
-        wrong = [point_shifted and past for point_shifted, past in zip(shifted, moved.goes_on_past)]
+        wrong = [shifted and past for shifted, past in zip(moved_points(offsets), moved.goes_on_past)]
         if not any(wrong):
-            # A point left where it was marked that the body went on past in the first search, and
-            # not named for a surface tried, is still named when the new segmentation's longer grid
-            # finds it otherwise (the other point moved outward).
-            still_inside = [
-                named_inside[name]
-                for name, point_shifted, past in zip(("lower", "upper"), shifted, moved.goes_on_past)
-                if name in named_inside and not point_shifted and not past and not rejected[name]
-            ]
-            moved.warnings[:0] = moves + list(kept.values()) + still_inside
+            moved.warnings[:0] = moves + list(kept.values())
             return moved, {}
         for name, point_wrong in zip(("lower", "upper"), wrong):
             if point_wrong:
@@ -575,7 +567,7 @@ def segment_vertebral_body(
             beyond,
         )
         moved, kept_as_marked = _segmented_on_surfaces(
-            ct, upper_ras, lower_ras, readings, parameters, settings, follow_axis, named_inside
+            ct, upper_ras, lower_ras, readings, parameters, settings, follow_axis, set(named_inside)
         )
         if moved is not None:
             return moved

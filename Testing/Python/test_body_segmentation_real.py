@@ -199,8 +199,9 @@ def test_real_point_marked_deep_inside_the_body_is_named(end, fraction, named, c
     were measured with nothing said (Dice 0.735, 0.739, 0.652, 0.665). Its cortex still runs
     round 83-89% of the outline there, round marrow: read as rings, the body goes on past the
     point out to the end of the search, or deeper than any dish, and the point is named. At 45%,
-    a surface read 1.5 mm beyond the point in the marrow proves wrong (the body goes on 9.5 mm
-    past it), and the point is kept and named. The mask holds what lies between the points."""
+    a surface read 1.5 mm beyond the point in the marrow proves wrong (the body goes on 8.5 mm
+    past the point moved there), and the point is kept and named. The mask holds what lies
+    between the points."""
     ct, labels = load_real_vertebra()
     truth = np.isin(labels, [1, 2])
     upper, lower = endplate_midpoints(ct.geometry, truth)
