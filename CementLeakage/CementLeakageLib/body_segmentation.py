@@ -554,7 +554,7 @@ def segment_vertebral_body(
         for name, reach, lies in zip(("lower", "upper"), beyond, inside)
         if lies
     }
-    point_warnings = list(named_inside.values())
+    kept_as_marked: dict[str, str] = {}
     if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
         readings = endplate_surface_readings(
             hu,
@@ -571,9 +571,9 @@ def segment_vertebral_body(
         )
         if moved is not None:
             return moved
-        # A point kept as marked is named once: its warning says the body went on past it.
-        point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]
-        point_warnings.extend(kept_as_marked.values())
+    # A point kept as marked is named once: its warning says the body went on past it.
+    point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]
+    point_warnings.extend(kept_as_marked.values())
     faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:

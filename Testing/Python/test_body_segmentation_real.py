@@ -61,6 +61,18 @@ def _beyond_points(geometry, truth, upper, lower):
     return beyond
 
 
+def _one_point_marked_at(end: str, fraction: float):
+    """The real L2, its labelled body, and its endplate points (RAS mm) with the ``end`` one
+    ("lower" or "upper") marked at ``fraction`` of the way from the lower point to the upper."""
+    ct, labels = load_real_vertebra()
+    truth = np.isin(labels, [1, 2])
+    upper, lower = endplate_midpoints(ct.geometry, truth)
+    marked = lower + fraction * (upper - lower)
+    if end == "upper":
+        return ct, truth, marked, lower
+    return ct, truth, upper, marked
+
+
 def test_real_vertebral_body_matches_expert_labels():
     """With the points as marked (the endplate surfaces not read from the CT)."""
     ct, labels = load_real_vertebra()
@@ -149,14 +161,7 @@ def test_real_point_marked_inside_the_body_is_moved_onto_its_endplate(end, fract
     (8.75 mm inside) was read 1.1 mm out in the disc, on a surface in the marrow, as the closed
     rings beyond it ended within a millimetre (Dice 0.734); read as rings round marrow, the body
     goes on 7 mm past it and the point is moved onto its endplate (Dice 0.919)."""
-    ct, labels = load_real_vertebra()
-    truth = np.isin(labels, [1, 2])
-    upper, lower = endplate_midpoints(ct.geometry, truth)
-    marked = lower + fraction * (upper - lower)
-    if end == "upper":
-        upper = marked
-    else:
-        lower = marked
+    ct, truth, upper, lower = _one_point_marked_at(end, fraction)
 
     result, mask, dice = _measured(ct, truth, upper, lower, follow_surfaces=True)
 
@@ -202,14 +207,7 @@ def test_real_point_marked_deep_inside_the_body_is_named(end, fraction, named, c
     a surface read 1.5 mm beyond the point in the marrow proves wrong (the body goes on 8.5 mm
     past the point moved there), and the point is kept and named. The mask holds what lies
     between the points."""
-    ct, labels = load_real_vertebra()
-    truth = np.isin(labels, [1, 2])
-    upper, lower = endplate_midpoints(ct.geometry, truth)
-    marked = lower + fraction * (upper - lower)
-    if end == "upper":
-        upper = marked
-    else:
-        lower = marked
+    ct, truth, upper, lower = _one_point_marked_at(end, fraction)
 
     result, mask, _ = _measured(ct, truth, upper, lower, follow_surfaces=True)
 
