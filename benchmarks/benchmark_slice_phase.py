@@ -11,8 +11,9 @@ misses a target (the sweep's targets), and whether the result names unseen dishe
 closed nowhere.
 
 The bodies: phantom 11 of the seed-2027 sweep (a biconcave T6 at 90% height with a faint 300 HU
-cortex, its one miss), the same with a normal cortex, the same with flat endplates, and the
-biconcave grid's T12 at 90% height and L3 at 85% height (seed 7).
+cortex, whose true PSBCV/VBV% lies 0.14 points above the cut-off), the same with a normal
+cortex, the same with flat endplates, and the biconcave grid's T12 at 90% height and L3 at 85%
+height (seed 7).
 
 Run: ``python benchmarks/benchmark_slice_phase.py [--out FILE]``; writes
 ``results/slice_phase.md`` by default. This is a benchmark, not a test: nothing here asserts.
