@@ -544,7 +544,9 @@ def segment_vertebral_body(
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
     edge_level = cut[2]
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
-    ring = outline_ring(usual_outline(list(interiors.values())), centre, settings.working_spacing_mm)
+    ring = outline_ring(
+        usual_outline(list(interiors.values())), centre, settings.working_spacing_mm, parameters.cement_min_hu
+    )
     beyond = reach_beyond_points(
         hu, axial_mm, frame.height_mm, centre, attempts, settings, typical_area, ring
     )

@@ -152,6 +152,49 @@ def test_a_lower_point_marked_deep_inside_the_body_is_named(level, spacing_mm, f
     assert stated_mm <= fraction * np.linalg.norm(truth.upper_ras - truth.lower_ras)
 
 
+@pytest.mark.parametrize(
+    ("end", "fraction", "stated_mm"),
+    [("upper", 0.6, 7.0), ("upper", 0.5, 6.3), ("lower", 0.5, 6.8)],
+    ids=["upper-60%", "upper-50%", "lower-50%"],
+)
+def test_a_point_marked_in_the_bolus_is_named_not_moved_onto_its_blur(end, fraction, stated_mm):
+    """A T6 rotated 15 degrees with a low fill, one point marked in the bolus (at 60% or 50% of the
+    height from the other endplate, 7-8.8 mm inside the body). Along the columns near the axis the
+    bolus's blur falls from the cement to the edge level and was read as the endplate 1.6, 3.4 and
+    4.1 mm beyond the point: moved there, the point stayed in the body, its faces were taken flat
+    and only the open shell was named (VBV -30.7%, -30.3%, -25.8%). A point the body goes on past
+    reads no surface from the bolus's own blur now: it stays as marked and is named, with how far
+    the body goes on past it."""
+    deep = make_phantom(PhantomSpec.for_level("T6", rotation_deg=15, cement_preset="low"))
+    truth = deep.truth
+    marked = truth.lower_ras + fraction * (truth.upper_ras - truth.lower_ras)
+    upper, lower = (marked, truth.lower_ras) if end == "upper" else (truth.upper_ras, marked)
+    measurement = measure_vertebra(deep.ct, upper, lower, truth.side).measurement
+    assert not any(warning.startswith(f"the {end} endplate point lies") for warning in measurement.warnings)
+    named = [warning for warning in measurement.warnings if "goes on for" in warning]
+    assert len(named) == 1 and f"beyond the {end} endplate point" in named[0]
+    assert float(re.search(r"goes on for ([0-9.]+) mm", named[0]).group(1)) == pytest.approx(
+        stated_mm, abs=0.3
+    )
+
+
+def test_a_point_in_the_bolus_of_a_wedged_body_is_moved_onto_its_endplate():
+    """A wedged L4 (70%) tilted 15 degrees, its lower point at 30% of the height, in the bolus. The
+    slices beyond it hold cement over half of their marrow and its blur over most of the rest:
+    read as plates, the body seemed to end there, no surface was looked for past them, and the
+    point was kept with only the open shell named (VBV -31.8%). Cement is not marrow now: the
+    ring goes on past the point, and the point is moved 6.9 mm onto its endplate."""
+    spec = PhantomSpec.for_level("L4", tilt_deg=15, compression="wedge", compression_ratio=0.7)
+    wedged = make_phantom(spec)
+    truth = wedged.truth
+    marked = truth.lower_ras + 0.3 * (truth.upper_ras - truth.lower_ras)
+    measurement = measure_vertebra(wedged.ct, truth.upper_ras, marked, truth.side).measurement
+    assert measurement.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    assert [warning[:52] for warning in measurement.warnings if "endplate point" in warning] == [
+        "the lower endplate point lies 6.9 mm inside the body"
+    ]
+
+
 def test_a_point_inside_the_body_near_its_surface_is_moved_onto_it():
     """A biconcave T10 at 62% height on 1 mm slices, its upper point at 85% of the height on the
     axis, under the dish's floor: the dish's rims close a ring beyond it out to the end of the

@@ -66,6 +66,37 @@ def test_a_disc_does_not():
     assert not RING.rings(np.full((SIZE, SIZE), 80.0, dtype=np.float32), LEVEL_HU)
 
 
+CEMENT_MIN_HU = 1500.0
+CEMENT_RING = outline_ring(OUTLINE, CENTRE, SPACING_MM, CEMENT_MIN_HU)
+
+
+def _bolus(radius_mm: float, marrow_hu: float = 100.0) -> np.ndarray:
+    """The whole ring round marrow at ``marrow_hu``, a bolus of cement (2500 HU) of ``radius_mm``
+    on the axis, and its blur (250 HU) 1 mm round it."""
+    hu = _slice(marrow_hu=marrow_hu)
+    hu[RADIUS_MM <= radius_mm + 1.0] = 250.0
+    hu[RADIUS_MM <= radius_mm] = 2500.0
+    return hu
+
+
+def test_a_bolus_and_its_blur_are_not_marrow():
+    """A bolus of 9 mm radius in the middle of the slice: with its blur, 67% of the marrow read 3 mm
+    inside the outline (12 mm round the axis) lies over the level, as a plate's does. Cement and
+    1.5 mm round it are not marrow: the rest, at 100 HU, is, and the slice rings. Without the
+    cement level it does not."""
+    hu = _bolus(9.0)
+    assert np.mean(hu[CEMENT_RING.marrow] >= LEVEL_HU) > 0.5
+    assert CEMENT_RING.rings(hu, LEVEL_HU)
+    assert not RING.rings(hu, LEVEL_HU)
+
+
+def test_a_plate_round_a_bolus_is_still_a_plate():
+    """The same bolus in a plate of bone (300 HU across the slice) is no ring; nor is a bolus whose
+    blur covers all of the marrow read."""
+    assert not CEMENT_RING.rings(_bolus(9.0, marrow_hu=300.0), LEVEL_HU)
+    assert not CEMENT_RING.rings(_bolus(11.5), LEVEL_HU)
+
+
 def test_the_level_decides_what_is_bone():
     """A faint cortex of 180 HU rings the slice at 130 HU, not at 226 HU."""
     faint = _slice()

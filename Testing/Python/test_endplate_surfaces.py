@@ -121,6 +121,65 @@ def test_columns_with_cement_beyond_the_point_are_left_out():
     assert _offsets(hu, 0.0, 19.0).upper_mm == pytest.approx(1.0, abs=0.03)
 
 
+BOLUS_HU = 2500.0
+BOLUS_BLUR_MM = 1.2
+"""The bolus's blur along the axis: the CT's, stretched where its surface meets the columns
+obliquely."""
+
+
+def _bolus_scene(top_mm: float, blur_mm: float = BLUR_MM) -> np.ndarray:
+    """The flat endplates with a bolus of cement in the marrow from 8 mm up to ``top_mm``, blurred
+    by ``blur_mm`` along the axis."""
+    bolus = ndtr((AXIAL_MM - 8.0) / blur_mm) - ndtr((AXIAL_MM - top_mm) / blur_mm)
+    return _scene() + ((BOLUS_HU - MARROW_HU) * bolus)[:, None, None].astype(np.float32)
+
+
+@pytest.mark.parametrize(("inside", "expected_mm"), [(False, 2.29), (True, None)], ids=["on", "inside"])
+def test_the_blur_of_a_bolus_is_no_surface_for_a_point_in_it(inside, expected_mm):
+    """The upper point marked in a bolus in the marrow, 0.75 mm under its top and 6.75 mm inside
+    the body, the bolus's blur stretched along the axis. Along the 3 mm search the blur falls from
+    the cement to the edge level 2.29 mm beyond the point without rising again, 1.79 mm beyond the
+    last sample of cement (1500 HU). For a point in the bolus that the body goes on past (6 mm,
+    part of it 2 mm), that is the bolus, not an endplate: nothing is read. For a point it does not
+    go on past, the reading stands."""
+    upper = ReachBeyondPoint(reach_mm=6.0 if inside else 0.5, to_the_end=False, part_reach_mm=2.0)
+    beyond = (_reach(0.5, 0.5), upper)
+    hu = _bolus_scene(14.0, BOLUS_BLUR_MM)
+
+    offsets = endplate_surface_offsets(
+        hu, AXIAL_MM, CENTRE, 13.25, EDGE_LEVEL_HU, CEMENT_MIN_HU, SPACING_MM, beyond, False
+    )
+
+    assert offsets.lower_mm == pytest.approx(0.0, abs=0.03)
+    if expected_mm is None:
+        assert offsets.upper_mm is None
+    else:
+        assert offsets.upper_mm == pytest.approx(expected_mm, abs=0.03)
+
+
+def test_a_point_just_past_a_bolus_reads_the_endplate_beyond_it():
+    """The upper point 0.5 mm past the top of a bolus that ends 1.5 mm short of the upper
+    endplate's cortex, the body going on past it: the point lies in the bolus's blur (about
+    650 HU), not in cement, and the endplate's surface is read 2 mm beyond it (the biconcave
+    T10 of the anatomy checks, its point 2.1 mm under its dish's floor, is such a point)."""
+    beyond = (_reach(0.5, 0.5), _reach(2.5, 2.5))
+
+    offsets = _offsets(_bolus_scene(17.5), 0.0, 18.0, beyond)
+
+    assert offsets.upper_mm == pytest.approx(UPPER_MM - 18.0, abs=0.03)
+
+
+def test_an_endplate_past_a_bolus_is_read_from_a_point_inside_it():
+    """The upper point marked in a bolus 4 mm short of the upper endplate, 6 mm inside the body:
+    the search past the part of the body beyond it reaches the endplate, whose cortex rises again
+    after the bolus's fall, and its surface is read 7 mm beyond the point."""
+    beyond = (_reach(0.5, 0.5), _reach(6.0, 6.0))
+
+    offsets = _offsets(_bolus_scene(15.0), 0.0, 13.0, beyond)
+
+    assert offsets.upper_mm == pytest.approx(UPPER_MM - 13.0, abs=0.03)
+
+
 def test_a_surface_beyond_the_search_is_read_where_the_body_goes_on_past_the_point():
     """Points 4.5 mm (lower) and 5 mm (upper) inside the body: beyond the 3 mm search, unless the
     body's cross-section goes on past them at nearly its full area for more than 1.5 mm (here 2
