@@ -40,6 +40,15 @@ to the end of the frame grid: a disc, 2 mm or more. A single slice is passed ove
 leaves a ring open here and there (a real L2 whose upper point was marked halfway up: 2 of the 28
 slices beyond it, each alone)."""
 
+PLATE_RUN_MM = 3.0
+"""A body held at least this far (mm) past a point, up to a plate of bone across it, lies beyond
+the point: the plate is its endplate, and the point lies inside the body. Past a point on its
+endplate the plate comes within 2 mm (its blur, a slice or two of a thick CT, a tilt); past a
+dish's floor the rim's ring ends in disc, however deep the dish. Over 738 endplates of 369 sweep
+phantoms with their points on them, and 138 of their first 69 rendered averaged over each
+voxel, no run of the body longer than 1.98 mm ended in a plate with a disc past it, while rims
+ran up to 5.4 mm."""
+
 REACH_GAP_SLICES = 3
 """Consecutive slices beyond a point without the body's cross-section, or without part of it, that
 end how far it, or part of it, goes on. Up to two in a row (1 mm on the frame grid's 0.5 mm
@@ -58,12 +67,15 @@ class ReachBeyondPoint:
     of the slices that hold part of it (``part_reach_mm``, where a disc begins). ``held_mm`` goes
     out to the last slice before the first two in a row without the body (closed, or ringed
     round marrow): a disc of a millimetre or two, or an endplate's plate and a disc, end it where
-    a narrow disc may leave the reach running on into the next vertebra."""
+    a narrow disc may leave the reach running on into the next vertebra. ``up_to_plate`` says
+    whether the first of those two slices is a plate of bone across the body
+    (:meth:`body_outline_ring.OutlineRing.plate`) with a disc past it: an endplate."""
 
     reach_mm: float
     to_the_end: bool
     part_reach_mm: float
     held_mm: float = 0.0
+    up_to_plate: bool = False
 
 
 def reach_beyond_points(
@@ -103,7 +115,8 @@ def reach_beyond_points(
         (height_mm, np.flatnonzero(axial_mm > height_mm)),
     ):
         missing, last_full, missing_part, last_part, missing_held, last_held = 0, None, 0, None, 0, None
-        for z in beyond:
+        plate_at = None
+        for index, z in enumerate(beyond):
             one_slice = np.array([z])
             found = cross_sections_by_slice(hu, one_slice, axial_mm, height_mm, centre, attempts, settings)
             area = found[int(z)].sum() if int(z) in found else 0
@@ -117,6 +130,8 @@ def reach_beyond_points(
                 last_part = z if part else last_part
             if missing_held < GAP_SLICES:
                 held = full or (ring is not None and ring.rings(hu[z], ring_level_hu))
+                if not held and missing_held == 0:
+                    plate_at = index if ring is not None and ring.plate(hu[z], ring_level_hu) else None
                 missing_held = 0 if held else missing_held + 1
                 last_held = z if held else last_held
             if (missing, missing_part, missing_held) == (REACH_GAP_SLICES, REACH_GAP_SLICES, GAP_SLICES):
@@ -128,9 +143,24 @@ def reach_beyond_points(
                 to_the_end=beyond.size > 0 and missing_held < GAP_SLICES,
                 part_reach_mm=max(_distance_out_mm(axial_mm, last_part, point_mm, half_slice_mm), held_mm),
                 held_mm=held_mm,
+                up_to_plate=plate_at is not None
+                and missing_held >= GAP_SLICES
+                and _disc_past_plate(hu, beyond[plate_at:], ring, ring_level_hu),
             )
         )
     return reaches[0], reaches[1]
+
+
+def _disc_past_plate(hu: np.ndarray, slices: np.ndarray, ring: OutlineRing, level_hu: float) -> bool:
+    """Whether ``slices`` (frame grid indices, outward from a plate of bone across the body) reach
+    a disc past the plate: a slice that is neither a plate nor the body's ring, before the next
+    ring. On thick slices a narrow disc can leave no such slice between a dish's rim and the next
+    vertebra's plate (a biconcave T8 on 2 mm slices: its rim 2.5 mm past its point, then 2.5 mm of
+    plates and the next body), so that plate need not be this body's endplate."""
+    for z in slices:
+        if not ring.plate(hu[z], level_hu):
+            return not ring.rings(hu[z], level_hu)
+    return False
 
 
 def lies_inside(reach: ReachBeyondPoint, height_mm: float, settings: BodySegmentationSettings) -> bool:
@@ -142,7 +172,13 @@ def lies_inside(reach: ReachBeyondPoint, height_mm: float, settings: BodySegment
     floor (a biconcave T8 at 61% height: 4.6 mm of 11.7 mm); the real L2 ran on 0.53 of it
     (8.5 mm of 15.9 mm) past a lower point moved 1.5 mm out of the marrow onto a surface read
     there, its endplate 9.7 mm further. The reach itself may pass over a narrow disc into the next
-    vertebra (a T8 over 3 mm discs on 1 mm slices: 11.4 mm past a point on its endplate)."""
+    vertebra (a T8 over 3 mm discs on 1 mm slices: 11.4 mm past a point on its endplate). A body
+    held ``PLATE_RUN_MM`` or more past the point up to a plate of bone across it (``up_to_plate``)
+    goes on to its endplate there, whatever the height: a T8 on 2 mm slices, its upper point
+    marked at 70% of the height, went on 4.9 mm (0.37 of the height) to its plate, and was
+    measured 29.6% low with only an open shell named."""
+    if reach.up_to_plate and reach.held_mm >= PLATE_RUN_MM:
+        return True
     return reach.to_the_end or reach.held_mm > settings.endplate_extension * height_mm
 
 
@@ -151,12 +187,19 @@ def _distance_out_mm(axial_mm: np.ndarray, last: int | None, point_mm: float, ha
     return 0.0 if last is None else abs(float(axial_mm[last]) - point_mm) + half_slice_mm
 
 
-def inside_the_body_warning(name: str, reach_mm: float) -> str:
+def inside_the_body_warning(name: str, reach_mm: float, up_to_plate: bool = False) -> str:
     """What a user is told about the ``name`` (lower or upper) endplate point beyond which the body
-    goes on for at least ``reach_mm`` (mm)."""
+    goes on for at least ``reach_mm`` (mm), or, ``up_to_plate``, for ``reach_mm`` up to a plate of
+    bone across it."""
+    how_far = (
+        f"for {reach_mm:.1f} mm beyond the {name} endplate point, up to a plate of bone across it (the "
+        "endplate, it seems)"
+        if up_to_plate
+        else f"for {reach_mm:.1f} mm or more beyond the {name} endplate point (its cortical ring goes on "
+        "slice after slice out to there)"
+    )
     return (
-        f"the vertebral body goes on for {reach_mm:.1f} mm or more beyond the {name} endplate point "
-        "(its cortical ring goes on slice after slice out to there): the point seems to lie inside the "
+        f"the vertebral body goes on {how_far}: the point seems to lie inside the "
         f"body, not on the {name} endplate, and the body is cut there (VBV too small, and cement in "
         "the rest of the body counted as extravertebral); mark the midpoint of the "
         f"{name} endplate on its surface against the disc"

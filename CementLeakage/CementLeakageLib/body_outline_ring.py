@@ -66,23 +66,37 @@ class OutlineRing:
         lower point marked in the bolus at 30% of the height had half of its marrow in the slices
         beyond the point cement and 46-49% of the rest over 130 HU within the cement's blur, and
         was read as a plate (VBV -31.8%, the point not named)."""
+        solid = self._solid_share(slice_hu, level_hu) if self._rung(slice_hu, level_hu) else None
+        return solid is not None and solid < SOLID_SHARE
+
+    def plate(self, slice_hu: np.ndarray, level_hu: float) -> bool:
+        """Whether ``slice_hu`` (as for :meth:`rings`) is a plate of bone across the body at
+        ``level_hu`` (HU): bone along its outline as for a ring, and ``SOLID_SHARE`` or more of
+        the marrow (cement and its blur aside) above the level: an endplate cut across."""
+        solid = self._solid_share(slice_hu, level_hu) if self._rung(slice_hu, level_hu) else None
+        return solid is not None and solid >= SOLID_SHARE
+
+    def _rung(self, slice_hu: np.ndarray, level_hu: float) -> bool:
+        """Bone at ``level_hu`` in ``RING_SHARE`` of the band's sectors and ``FRONT_RING_SHARE`` of
+        those in front of the axis."""
         if not self.marrow.any() or self.band_sectors.size == 0:
             return False
         bone = slice_hu[self.band_rows, self.band_columns] >= level_hu
         if _share(self.band_sectors, bone) < RING_SHARE:
             return False
         front = self.band_sectors[self.band_in_front]
-        if _share(front, bone[self.band_in_front]) < FRONT_RING_SHARE:
-            return False
+        return _share(front, bone[self.band_in_front]) >= FRONT_RING_SHARE
+
+    def _solid_share(self, slice_hu: np.ndarray, level_hu: float) -> float | None:
+        """Share of the marrow above ``level_hu``, cement and ``CEMENT_HALO_MM`` round it left
+        out (with ``cement_min_hu``); None when no marrow is left."""
         marrow_hu = slice_hu[self.marrow]
         if self.cement_min_hu is not None:
             cement = slice_hu >= self.cement_min_hu
             if cement.any():
                 halo = ndimage.distance_transform_edt(~cement) <= self.halo_px
                 marrow_hu = marrow_hu[~halo[self.marrow]]
-                if marrow_hu.size == 0:
-                    return False
-        return float(np.mean(marrow_hu >= level_hu)) < SOLID_SHARE
+        return float(np.mean(marrow_hu >= level_hu)) if marrow_hu.size else None
 
 
 def outline_ring(

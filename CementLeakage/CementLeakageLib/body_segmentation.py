@@ -552,7 +552,7 @@ def segment_vertebral_body(
     )
     inside = tuple(lies_inside(reach, frame.height_mm, settings) for reach in beyond)
     named_inside = {
-        name: inside_the_body_warning(name, reach.held_mm)
+        name: inside_the_body_warning(name, reach.held_mm, reach.up_to_plate)
         for name, reach, lies in zip(("lower", "upper"), beyond, inside)
         if lies
     }

@@ -195,6 +195,28 @@ def test_a_point_in_the_bolus_of_a_wedged_body_is_moved_onto_its_endplate():
     ]
 
 
+@pytest.mark.parametrize(
+    ("end", "fraction", "stated_mm"),
+    [("lower", 0.3, 3.9), ("upper", 0.7, 4.9)],
+    ids=["lower-30%", "upper-70%"],
+)
+def test_a_point_held_up_to_its_endplates_plate_is_named(end, fraction, stated_mm):
+    """A T8 on 2 mm slices, one point 5.4-5.7 mm inside the body (at 30% or 70% of the height from
+    the other endplate). The body goes on 3.9 mm and 4.9 mm past it, 0.29 and 0.37 of the height,
+    as a dish's rim could, but up to a plate of bone across it, its endplate, where a rim ends in
+    disc: the point is named (it read VBV -28.2% and -29.6% with nothing said of it)."""
+    deep = make_phantom(PhantomSpec.for_level("T8", spacing_mm=(0.7, 0.7, 2.0)))
+    truth = deep.truth
+    marked = truth.lower_ras + fraction * (truth.upper_ras - truth.lower_ras)
+    upper, lower = (marked, truth.lower_ras) if end == "upper" else (truth.upper_ras, marked)
+    measurement = measure_vertebra(deep.ct, upper, lower, truth.side).measurement
+    named = [warning for warning in measurement.warnings if "goes on for" in warning]
+    assert len(named) == 1 and f"beyond the {end} endplate point, up to a plate of bone" in named[0]
+    assert float(re.search(r"goes on for ([0-9.]+) mm", named[0]).group(1)) == pytest.approx(
+        stated_mm, abs=0.3
+    )
+
+
 def test_a_point_inside_the_body_near_its_surface_is_moved_onto_it():
     """A biconcave T10 at 62% height on 1 mm slices, its upper point at 85% of the height on the
     axis, under the dish's floor: the dish's rims close a ring beyond it out to the end of the

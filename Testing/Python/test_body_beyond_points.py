@@ -8,7 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CementLeakageLib.body_beyond_points import ReachBeyondPoint, lies_inside, reach_beyond_points
+from CementLeakageLib.body_beyond_points import (
+    PLATE_RUN_MM,
+    ReachBeyondPoint,
+    lies_inside,
+    reach_beyond_points,
+)
 from CementLeakageLib.body_cross_sections import cross_sections_by_slice
 from CementLeakageLib.body_outline_ring import outline_ring, usual_outline
 from CementLeakageLib.body_settings import BodySegmentationSettings
@@ -156,6 +161,55 @@ def test_plates_and_a_disc_beyond_the_point_end_the_ring_too():
 
     assert not reach.to_the_end
     assert reach.reach_mm == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("whole", "then", "held_mm", "up_to_plate"),
+    [
+        (8, "plate", 4.0, True),
+        (8, "disc", 4.0, False),
+        (8, "plate, body", 4.0, False),
+        (1, "plate", 0.5, True),
+        (0, "plate", 0.0, True),
+    ],
+    ids=[
+        "4mm-then-plate",
+        "4mm-then-disc",
+        "4mm-then-plate-and-body",
+        "a-slice-then-plate",
+        "plate-at-the-point",
+    ],
+)
+def test_a_body_held_up_to_a_plate_says_so(whole, then, held_mm, up_to_plate):
+    """Whole rings for ``whole`` slices past the point, then a plate of bone across the body
+    (1.5 mm) and a disc, or a disc straight away (a dish's rim ending), or a plate and the next
+    body with no disc between (two endplates across a narrow disc that thick slices merge): the
+    walk of the slices that hold the body ends at the plate or the disc, and says whether it was
+    a plate with a disc past it."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    plate = ["plate"] * 3 if then.startswith("plate") else []
+    rest = "full" if then.endswith("body") else "disc"
+    reach = _reach_above(["full"] * whole + plate + [rest] * (slices - whole - len(plate)), True)
+
+    assert reach.held_mm == pytest.approx(held_mm, abs=1e-6)
+    assert reach.up_to_plate is up_to_plate
+    assert not reach.to_the_end
+
+
+@pytest.mark.parametrize(
+    ("held_mm", "up_to_plate", "inside"),
+    [(PLATE_RUN_MM, True, True), (PLATE_RUN_MM - 0.5, True, False), (4.0, False, False)],
+    ids=["plate-at-the-limit", "plate-nearer", "rim-ending-in-disc"],
+)
+def test_a_point_lies_inside_the_body_held_up_to_its_plate(held_mm, up_to_plate, inside):
+    """With 20 mm between the points (a dish could ring the body 9 mm past a point), a body held
+    ``PLATE_RUN_MM`` or more up to a plate of bone across it goes on to its endplate there: the
+    point lies inside it. Nearer, the plate is the endplate the point lies on; a run as long
+    ending in disc is a dish's rim."""
+    reach = ReachBeyondPoint(
+        reach_mm=held_mm, to_the_end=False, part_reach_mm=held_mm, held_mm=held_mm, up_to_plate=up_to_plate
+    )
+    assert lies_inside(reach, 20.0, SETTINGS) is inside
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,22 @@ def test_a_plate_round_a_bolus_is_still_a_plate():
     assert not CEMENT_RING.rings(_bolus(11.5), LEVEL_HU)
 
 
+@pytest.mark.parametrize(
+    ("drawn", "plate"),
+    [("plate", True), ("ring", False), ("disc", False), ("bolus in a plate", True)],
+)
+def test_a_plate_is_bone_across_the_body(drawn, plate):
+    """Bone along the outline and over the marrow is a plate (an endplate cut across), also round
+    a bolus; a ring round marrow is not, nor is a disc."""
+    slices = {
+        "plate": _slice(marrow_hu=300.0),
+        "ring": _slice(),
+        "disc": np.full((SIZE, SIZE), 80.0, dtype=np.float32),
+        "bolus in a plate": _bolus(9.0, marrow_hu=300.0),
+    }
+    assert CEMENT_RING.plate(slices[drawn], LEVEL_HU) is plate
+
+
 def test_the_level_decides_what_is_bone():
     """A faint cortex of 180 HU rings the slice at 130 HU, not at 226 HU."""
     faint = _slice()
