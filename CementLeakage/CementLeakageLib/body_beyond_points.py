@@ -129,9 +129,10 @@ def reach_beyond_points(
                 missing_part = 0 if part else missing_part + 1
                 last_part = z if part else last_part
             if missing_held < GAP_SLICES:
-                held = full or (ring is not None and ring.rings(hu[z], ring_level_hu))
+                kind = None if full or ring is None else ring.kind(hu[z], ring_level_hu)
+                held = full or kind == "ring"
                 if not held and missing_held == 0:
-                    plate_at = index if ring is not None and ring.plate(hu[z], ring_level_hu) else None
+                    plate_at = index if kind == "plate" else None
                 missing_held = 0 if held else missing_held + 1
                 last_held = z if held else last_held
             if (missing, missing_part, missing_held) == (REACH_GAP_SLICES, REACH_GAP_SLICES, GAP_SLICES):
@@ -145,21 +146,22 @@ def reach_beyond_points(
                 held_mm=held_mm,
                 up_to_plate=plate_at is not None
                 and missing_held >= GAP_SLICES
-                and _disc_past_plate(hu, beyond[plate_at:], ring, ring_level_hu),
+                and _disc_past_plate(hu, beyond[plate_at + 1 :], ring, ring_level_hu),
             )
         )
     return reaches[0], reaches[1]
 
 
 def _disc_past_plate(hu: np.ndarray, slices: np.ndarray, ring: OutlineRing, level_hu: float) -> bool:
-    """Whether ``slices`` (frame grid indices, outward from a plate of bone across the body) reach
-    a disc past the plate: a slice that is neither a plate nor the body's ring, before the next
-    ring. On thick slices a narrow disc can leave no such slice between a dish's rim and the next
+    """Whether ``slices`` (frame grid indices, outward from just past a plate of bone across the
+    body) reach a disc past the plate: a slice that is neither a plate nor the body's ring, before
+    the next ring. On thick slices a narrow disc can leave no such slice between a dish's rim and the next
     vertebra's plate (a biconcave T8 on 2 mm slices: its rim 2.5 mm past its point, then 2.5 mm of
     plates and the next body), so that plate need not be this body's endplate."""
     for z in slices:
-        if not ring.plate(hu[z], level_hu):
-            return not ring.rings(hu[z], level_hu)
+        kind = ring.kind(hu[z], level_hu)
+        if kind != "plate":
+            return kind is None
     return False
 
 

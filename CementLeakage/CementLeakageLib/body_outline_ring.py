@@ -17,6 +17,7 @@ Grid: the frame grid's slices (``[y, x]`` pixels, rows towards anterior) around 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -66,15 +67,24 @@ class OutlineRing:
         lower point marked in the bolus at 30% of the height had half of its marrow in the slices
         beyond the point cement and 46-49% of the rest over 130 HU within the cement's blur, and
         was read as a plate (VBV -31.8%, the point not named)."""
-        solid = self._solid_share(slice_hu, level_hu) if self._rung(slice_hu, level_hu) else None
-        return solid is not None and solid < SOLID_SHARE
+        return self.kind(slice_hu, level_hu) == "ring"
 
     def plate(self, slice_hu: np.ndarray, level_hu: float) -> bool:
         """Whether ``slice_hu`` (as for :meth:`rings`) is a plate of bone across the body at
         ``level_hu`` (HU): bone along its outline as for a ring, and ``SOLID_SHARE`` or more of
         the marrow (cement and its blur aside) above the level: an endplate cut across."""
-        solid = self._solid_share(slice_hu, level_hu) if self._rung(slice_hu, level_hu) else None
-        return solid is not None and solid >= SOLID_SHARE
+        return self.kind(slice_hu, level_hu) == "plate"
+
+    def kind(self, slice_hu: np.ndarray, level_hu: float) -> Literal["ring", "plate"] | None:
+        """What ``slice_hu`` (as for :meth:`rings`) shows at ``level_hu`` (HU): the body's ring
+        round marrow, a plate of bone across the body, or neither (a disc, or bone along only part
+        of the outline)."""
+        if not self._rung(slice_hu, level_hu):
+            return None
+        solid = self._solid_share(slice_hu, level_hu)
+        if solid is None:
+            return None
+        return "ring" if solid < SOLID_SHARE else "plate"
 
     def _rung(self, slice_hu: np.ndarray, level_hu: float) -> bool:
         """Bone at ``level_hu`` in ``RING_SHARE`` of the band's sectors and ``FRONT_RING_SHARE`` of
