@@ -107,7 +107,7 @@ def inside_rows() -> list[dict]:
                 else measured(phantom, upper, lower + depth * axis)
                 for depth in INSIDE_MM
             ]
-            rows.append({"body": name, "end": end, "exact": exact, "cells": cells})
+            rows.append({"body": name, "point": end, "exact": exact, "cells": cells})
             print(f"inside: {name}, {end}", flush=True)
     return rows
 
@@ -147,6 +147,18 @@ def silent_misses(rows: list[dict], causes: set[str]) -> tuple[int, int]:
     return sum(silent(reading, causes) for reading in cells), len(cells)
 
 
+def table(labels: list[str], placements: list[str], rows: list[dict], causes: set[str]) -> list[str]:
+    """A Markdown table: each row's ``labels`` (its keys, lower case), its reading with the exact
+    points, then one cell per placement."""
+    header = labels + ["exact points"] + placements
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        cells = [row[label.lower()] for label in labels] + [cell(row["exact"], causes)]
+        cells += [cell(reading, causes) for reading in row["cells"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(inside: list[dict], apart: list[dict]) -> str:
     """The report in Markdown."""
     lines = [
@@ -164,14 +176,9 @@ def report(inside: list[dict], apart: list[dict]) -> str:
     ]
     misses, total = silent_misses(inside, INSIDE_CAUSES)
     lines += [f"Silent misses: {misses} of {total}.", ""]
-    header = ["body", "point", "exact points"] + [f"{depth:.0f} mm inside" for depth in INSIDE_MM]
-    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in inside:
-        lines.append(
-            f"| {row['body']} | {row['end']} | {cell(row['exact'], INSIDE_CAUSES)} | "
-            + " | ".join(cell(reading, INSIDE_CAUSES) for reading in row["cells"])
-            + " |"
-        )
+    lines += table(
+        ["body", "point"], [f"{depth:.0f} mm inside" for depth in INSIDE_MM], inside, INSIDE_CAUSES
+    )
     misses, total = silent_misses(apart, LEAN_CAUSES)
     lines += [
         "",
@@ -186,14 +193,7 @@ def report(inside: list[dict], apart: list[dict]) -> str:
         f"Silent misses: {misses} of {total}.",
         "",
     ]
-    header = ["body", "exact points"] + [f"{apart:+.0f} mm" for apart in APART_MM]
-    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in apart:
-        lines.append(
-            f"| {row['body']} | {cell(row['exact'], LEAN_CAUSES)} | "
-            + " | ".join(cell(reading, LEAN_CAUSES) for reading in row["cells"])
-            + " |"
-        )
+    lines += table(["body"], [f"{apart:+.0f} mm" for apart in APART_MM], apart, LEAN_CAUSES)
     return "\n".join(lines) + "\n"
 
 

@@ -208,7 +208,7 @@ def holds_only_rims(
     rims where the columns in the outer quarter of the outline's depth reach ``RIM_MIN_MM`` or more
     on average and those in its inner half less than ``RIM_INNER_SHARE`` of that, and holds nothing
     where its columns reach under ``RIM_NONE_MM`` on average."""
-    outline = body[slab].mean(axis=0) >= 0.5
+    outline = _typical_outline(body, slab)
     depth = ndimage.distance_transform_edt(outline)
     if depth.max() <= 0.0:
         return False
@@ -229,6 +229,12 @@ def holds_only_rims(
         else:
             return False
     return "rims" in kinds
+
+
+def _typical_outline(body: np.ndarray, slab: np.ndarray) -> np.ndarray:
+    """The pixels (bool ``[y, x]``) in at least half of the cross-sections of ``body`` in the
+    ``slab``'s slices: pedicle roots and ribs are in fewer."""
+    return body[slab].mean(axis=0) >= 0.5
 
 
 def _beyond_points(axial_mm: np.ndarray, height_mm: float) -> np.ndarray:
@@ -278,7 +284,7 @@ def _enclosed(
     ringed_body[ringed] = body[ringed]
     # The faces come from the shell, the outline from the slab: pixels in at least half of the
     # slab's cross-sections (pedicle roots and ribs are in fewer).
-    typical_outline = body[slab].mean(axis=0) >= 0.5
+    typical_outline = _typical_outline(body, slab)
     outlines = np.broadcast_to(outline, body.shape)
     limit = settings.endplate_extension * height_mm
     allowed = (axial_mm >= -limit) & (axial_mm <= height_mm + limit)

@@ -141,14 +141,21 @@ def test_voxels_finer_than_the_frame_grid_keep_the_frame_voxels_halo():
 DISH_DEPTH_MM = 3.0
 """Depth of both dished endplates of a biconcave body: the faces lie at the points on the axis
 and 3 mm beyond them at the outline (a paraboloid)."""
-DISH_MM = DISH_DEPTH_MM * (RADIUS_MM / 15.0) ** 2
-BICONCAVE_BODY = OUTLINE[None] & (Z > -DISH_MM[None]) & (Z < HEIGHT_MM + DISH_MM[None])
+
+
+def dish_mm(depth_mm: float) -> np.ndarray:
+    """How far (mm, ``[y, x]``) a dish ``depth_mm`` deep at the outline lies beyond its point: a
+    paraboloid, 0 on the axis."""
+    return depth_mm * (RADIUS_MM / 15.0) ** 2
 
 
 def biconcave_body(depth_mm: float) -> np.ndarray:
-    """The body with both endplates dished ``depth_mm`` deep at the outline (paraboloids)."""
-    dish_mm = depth_mm * (RADIUS_MM / 15.0) ** 2
-    return OUTLINE[None] & (Z > -dish_mm[None]) & (Z < HEIGHT_MM + dish_mm[None])
+    """The body with both endplates dished ``depth_mm`` deep at the outline."""
+    dish = dish_mm(depth_mm)
+    return OUTLINE[None] & (Z > -dish[None]) & (Z < HEIGHT_MM + dish[None])
+
+
+BICONCAVE_BODY = biconcave_body(DISH_DEPTH_MM)
 
 
 def biconcave_ct_with_leak_above(
@@ -159,12 +166,12 @@ def biconcave_ct_with_leak_above(
     of cement in the disc (within 2 mm of the axis, 22-23 mm, ``lens_hu``) whose blur reads 300 HU
     over the disc's height within 4 mm of the axis, or, with ``edge`` given (bool ``[y, x]``), over
     ``edge`` (the blur of a lens's thinner edge)."""
-    dish_mm = depth_mm * (RADIUS_MM / 15.0) ** 2
+    dish = dish_mm(depth_mm)
     hu = np.full(BODY.shape, 80.0)
     hu[biconcave_body(depth_mm)] = 400.0
-    hu[MARROW[None] & (Z > 1.0 - dish_mm[None]) & (Z < HEIGHT_MM - 1.0 + dish_mm[None])] = 150.0
+    hu[MARROW[None] & (Z > 1.0 - dish[None]) & (Z < HEIGHT_MM - 1.0 + dish[None])] = 150.0
     hu[OUTLINE[None] & (Z > 25.0)] = 400.0
-    disc = (Z > HEIGHT_MM + dish_mm[None]) & (Z < 25.0)
+    disc = (Z > HEIGHT_MM + dish[None]) & (Z < 25.0)
     hu[(RADIUS_MM <= 4.0 if edge is None else edge)[None] & disc] = 300.0
     hu[(RADIUS_MM <= 2.0)[None] & (Z > 22.0) & (Z < 23.0)] = lens_hu
     return hu

@@ -256,7 +256,7 @@ CASES = {
     # A faint leak into the disc over a biconcave T7 at 88% on 1.25 mm slices: the shell found
     # with it left out held 7% of the body beyond the points, under the 10% asked of such a shell,
     # and the faces sat flat on the points without the dishes (VBV -5.8%). What it held lies as
-    # dishes' rims do (0.84 and 0.86 mm along the outline, 0.13 and 0.19 mm in the inner half),
+    # dishes' rims do (0.79 and 0.76 mm along the outline, 0.15 and 0.20 mm in the inner half),
     # and it is kept.
     "faint leak into the disc over a biconcave T7 at 88%, 1 x 1 x 1.25 mm voxels, dishes holding "
     "7% (phantom 43 of the seed-2035 sweep)": {
