@@ -67,6 +67,49 @@ def test_the_lean_of_a_sheared_stack_is_read_to_a_pixel(leans_mm, pedicles):
     assert lean.lower_anterior_mm + lean.upper_anterior_mm == pytest.approx(0.0, abs=1e-9)
 
 
+def wedged(
+    stack: np.ndarray, heights: np.ndarray, centre: tuple[int, int], anterior_lean_mm: float, slope: float
+):
+    """``stack`` with its upper endplate sloping down towards anterior by ``slope`` (mm per mm)
+    from the upper point's height over the body's middle, as a wedge fracture leaves it: each
+    slice loses the rows in front of where that plane crosses it."""
+    rows = (np.arange(stack.shape[1]) - centre[0]) * SPACING_MM
+    cut = stack.copy()
+    for z, height in enumerate(heights):
+        middle = anterior_lean_mm * (height / HEIGHT_MM - 0.5)
+        cut[z, rows - middle > (HEIGHT_MM - height) / slope, :] = False
+    return cut
+
+
+@pytest.mark.parametrize("anterior_lean_mm", [0.0, 4.0, -4.0])
+def test_a_wedged_body_reads_its_lean_front_to_back(anterior_lean_mm):
+    """An upper endplate sloping 0.45 mm per mm towards anterior (the anterior wall at 72% of the
+    height) cuts the front of the upper slices short: the last of them within the window (90% of
+    the height) ends 5.3 mm in front of the middle, a third of the way to the wall. Their anterior
+    wall read a lean of -3.8 mm with none, -1.3 mm with +4 mm and -6.7 mm with -4 mm; the front of
+    their widest rows, 6.6 mm in front of the middle, reads each within 0.15 mm."""
+    stack, heights, centre = leaning_stack(0.0, anterior_lean_mm)
+    cut = wedged(stack, heights, centre, anterior_lean_mm, slope=0.45)
+    lean = axis_lean(cut, list(range(len(heights))), heights, HEIGHT_MM, centre, SPACING_MM)
+    assert lean.anterior_mm == pytest.approx(anterior_lean_mm, abs=0.15)
+    assert lean.lateral_mm == pytest.approx(0.0, abs=0.1)
+
+
+def test_an_anterior_bulge_is_not_read_as_a_lean():
+    """An osteophyte or a leak 4 mm proud of the anterior wall, 8 mm wide, over the upper third of
+    the height: it widens no row to the body's widest, and the lean reads under 0.1 mm."""
+    stack, heights, centre = leaning_stack(0.0, 0.0)
+    rows, columns = np.mgrid[0 : stack.shape[1], 0 : stack.shape[2]]
+    y = (rows - centre[0]) * SPACING_MM
+    x = (columns - centre[1]) * SPACING_MM
+    bulge = (y > 0.0) & (y < SEMI_AXES_MM[1] + 4.0) & (np.abs(x) < 4.0)
+    for z, height in enumerate(heights):
+        if height > 2.0 * HEIGHT_MM / 3.0:
+            stack[z] |= bulge
+    lean = axis_lean(stack, list(range(len(heights))), heights, HEIGHT_MM, centre, SPACING_MM)
+    assert abs(lean.anterior_mm) < 0.1
+
+
 def test_too_few_slices_within_the_window_give_no_lean():
     stack, heights, centre = leaning_stack(4.0, 0.0)
     ends = [z for z, height in enumerate(heights) if min(height, HEIGHT_MM - height) < 0.1 * HEIGHT_MM + 0.3]
@@ -146,10 +189,10 @@ LEAN_CASES = {
     # orientation, upper point's offset (mm, right and anterior; the lower one's the other way),
     # the mask's VBV error segmented along the line as marked (%), the lean stated (mm, side to
     # side and front to back).
-    "axial, 3 mm front and back": ("axial", (0.0, 3.0), -5.46, (0.0, 5.5)),
-    "axial, 3 mm right and left": ("axial", (3.0, 0.0), -4.41, (5.9, 0.0)),
-    "oblique, 3 mm front and back": ("oblique", (0.0, 3.0), -2.44, (0.0, 5.4)),
-    "flipped, 6 mm front and back": ("flipped", (0.0, 6.0), -10.34, (0.0, 10.8)),
+    "axial, 3 mm front and back": ("axial", (0.0, 3.0), -5.46, (0.0, 5.7)),
+    "axial, 3 mm right and left": ("axial", (3.0, 0.0), -4.41, (5.6, 0.0)),
+    "oblique, 3 mm front and back": ("oblique", (0.0, 3.0), -2.44, (0.0, 5.8)),
+    "flipped, 6 mm front and back": ("flipped", (0.0, 6.0), -10.34, (0.0, 9.8)),
 }
 
 
@@ -158,8 +201,8 @@ def test_points_apart_on_the_demo_phantom_are_segmented_along_the_bodys_axis(dem
     """The L1 of the demo (truth from the phantom's closed form and its voxel mask). With its
     points marked off their endplates' middles in opposite directions, the body mask segmented
     along their line leans with it and VBV reads low (-2.4% to -10.3%); read and followed, the
-    body's axis gives VBV within 1% and body Dice at least 0.975 (measured -0.6% to 0.0%, 0.978
-    to 0.985; the points on their middles read -0.5% and 0.976), PSBCV/VBV% within 0.3 points,
+    body's axis gives VBV within 1% and body Dice at least 0.975 (measured -1.0% to -0.3%, 0.982
+    to 0.989; the points on their middles read -0.5% and 0.976), PSBCV/VBV% within 0.3 points,
     and a warning that states the lean within 0.3 mm. Side to side, the centre line's check then
     names the points' offsets and gives the ratio through the body's centre line."""
     orientation, offsets_mm, along_line_pct, stated_mm = LEAN_CASES[case]
@@ -192,19 +235,20 @@ def test_points_apart_on_the_demo_phantom_are_segmented_along_the_bodys_axis(dem
 
 
 def test_points_on_their_endplates_middles_read_no_lean(demo_phantoms):
-    """The demo's L1 with its points where the phantom puts them: the lean reads under 0.2 mm
-    each way (measured -0.06 and 0.00 mm) and nothing is said."""
+    """The demo's L1 with its points where the phantom puts them: the lean reads under 0.2 mm side
+    to side and 0.5 mm front to back, where the front of the widest rows moves by whole pixels
+    (0.5 mm) from slice to slice (measured 0.01 and 0.34 mm), and nothing is said."""
     phantom = demo_phantoms("axial")
     truth = phantom.truth
     found = segment_vertebral_body(phantom.ct, truth.upper_ras, truth.lower_ras)
-    assert abs(found.axis_lean.lateral_mm) < 0.2 and abs(found.axis_lean.anterior_mm) < 0.2
+    assert abs(found.axis_lean.lateral_mm) < 0.2 and abs(found.axis_lean.anterior_mm) < 0.5
     assert not [w for w in found.warnings if "leans" in w]
 
 
 def test_the_real_vertebras_shape_is_not_taken_for_a_lean():
     """The real L2 (VerSe subject 004), its points on one column through the labelled body: its
     front half's centroid moves 2.8 mm side to side over the middle of the height, over the
-    limit, but read again along the axis that points to, it turns back by 2.2 mm: the body's
+    limit, but read again along the axis that points to, it turns back by 1.7 mm: the body's
     shape, not a tilt. The body is kept as segmented along the points (Dice 0.916 against the
     labels, as before) and nothing is said."""
     ct, labels = load_real_vertebra()
@@ -223,10 +267,10 @@ def test_the_real_vertebras_shape_is_not_taken_for_a_lean():
 def test_a_round_whose_shell_stays_open_is_not_kept(demo_phantoms):
     """The demo's L1 with its upper point 7.7 mm inside the body and 2.3 mm to one side, and its
     lower point 3.6 mm out in the disc and 1.4 mm to the other (a random bad placement). Its
-    upper point moved onto the endplate, the line leans 3.7 mm side to side against the body;
-    followed, the first and the last round close no shell (their faces flat through the points,
-    the lower one in the disc: VBV +7.9% and +14.7%), and the round between them is kept (VBV
-    +5.3% within 1 point, as placing the points 0.005 mm apart moves it by 0.3; +5.7%
+    upper point moved onto the endplate, the line leans 2.2 mm side to side against the body;
+    followed, the first two rounds close the shell (VBV +4.9% and +5.5%) and the third does not
+    (its faces flat through the points, the lower one in the disc: +14.8%): the second is kept
+    (VBV +5.5% within 1 point, as placing the points 0.005 mm apart moves it by 0.3; +5.7%
     segmented along the line), with the lean stated."""
     phantom = demo_phantoms("axial")
     truth = phantom.truth
@@ -237,7 +281,46 @@ def test_a_round_whose_shell_stays_open_is_not_kept(demo_phantoms):
     upper = upper - 7.742847 * axis - 2.279968 * side
     lower = lower - 3.581765 * axis + 1.374121 * side
     measured = measure_vertebra(phantom.ct, upper, lower, truth.side).measurement
-    assert 100.0 * (measured.vbv_cm3 / truth.vbv_cm3 - 1.0) == pytest.approx(5.26, abs=1.0)
+    assert 100.0 * (measured.vbv_cm3 / truth.vbv_cm3 - 1.0) == pytest.approx(5.53, abs=1.0)
     assert not [w for w in measured.warnings if "did not close" in w]
     [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
     assert "side to side" in warning
+
+
+@pytest.mark.parametrize("apart_mm", [4.0, -4.0])
+def test_points_apart_on_a_wedged_body_are_followed_onto_its_endplates(apart_mm):
+    """An L2 wedged to 65% with anterior osteophytes on 1 mm slices, its upper point 4 mm in front
+    of its endplate's middle and the lower one 4 mm behind (or the reverse). The front of the
+    widest rows reads the lean the right way (7.1 mm and 4.0 mm of the 8 mm; the anterior wall
+    read 0.3 mm of the first and the second 11.2 mm the wrong way); followed, each round reads
+    the endplates' surfaces again, for a point moved square to the axis keeps the height it had
+    off the middle of the sloping upper endplate (segmented there, the upper point lay 1.1 mm
+    inside the body: VBV -5.2%). Measured: VBV +0.9% and +0.4%, the lean named."""
+    phantom = make_phantom(
+        PhantomSpec.for_level("L2", compression="wedge", compression_ratio=0.65, osteophytes=True)
+    )
+    truth = phantom.truth
+    upper, lower = np.asarray(truth.upper_ras, float), np.asarray(truth.lower_ras, float)
+    anterior = vertebra_frame(upper, lower).anterior_ras
+    measured = measure_vertebra(
+        phantom.ct, upper + apart_mm * anterior, lower - apart_mm * anterior, truth.side, level=truth.level
+    ).measurement
+    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.015)
+    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
+    assert "the body was segmented along its own axis" in warning and "front to back" in warning
+
+
+def test_a_lean_whose_rounds_cannot_be_kept_is_named():
+    """A T6 rotated 15 degrees, its points 6 mm in front of and behind their endplates' middles
+    (12 mm over its 18 mm height). Its lower point is moved onto a surface that turns out to lie
+    in the next body and is kept as marked; along that line the lean reads 6.3 mm front to back,
+    and no round along the axis it points to settles with its shell closed, nor turns back past
+    it. The lean is named with the mask leaning with the line (VBV -15.9%), beside the point kept
+    as marked."""
+    phantom = make_phantom(PhantomSpec.for_level("T6", rotation_deg=15, cement_preset="low"))
+    truth = phantom.truth
+    upper, lower = _points_apart(phantom, 0.0, 6.0)
+    measured = measure_vertebra(phantom.ct, upper, lower, truth.side, level=truth.level).measurement
+    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
+    assert "the body mask leans with the line" in warning and "front to back" in warning
+    assert [w for w in measured.warnings if "kept where it was marked" in w]
