@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .body_segmentation import BodySegmentationSettings, segment_vertebral_body
+from .cement_past_points import cement_past_point_warnings, is_cement_past_point_warning
 from .cement_segmentation import segment_cement
 from .ct_checks import check_ct_intensities, check_points_in_volume
 from .ct_volume import CtVolume
@@ -95,6 +96,10 @@ class VertebraResult:
         measurement.leakage_cement_cm3 = described["leakage_volume_cm3"]
         measurement.unlisted_extravertebral_cement_cm3 = (
             described["ignored_volume_cm3"] + described["outside_box_volume_cm3"]
+        )
+        kept = [text for text in measurement.warnings if not is_cement_past_point_warning(text)]
+        measurement.warnings = kept + cement_past_point_warnings(
+            self.extravertebral.components, measurement.bcv_cm3
         )
 
 
