@@ -206,7 +206,9 @@ def test_real_point_marked_deep_inside_the_body_is_named(end, fraction, named, c
     point out to the end of the search, or deeper than any dish, and the point is named. At 45%,
     a surface read 1.5 mm beyond the point in the marrow proves wrong (the body goes on 8.5 mm
     past the point moved there), and the point is kept and named. The mask holds what lies
-    between the points."""
+    between the points. Between the upper point at 60% and the lower one the cross-sections lean
+    19 degrees front to back; segmented along that lean the mask held 44% of the body: a lean read
+    where a point lies inside the body is not followed."""
     ct, truth, upper, lower = _one_point_marked_at(end, fraction)
 
     result, mask, _ = _measured(ct, truth, upper, lower, follow_surfaces=True)
