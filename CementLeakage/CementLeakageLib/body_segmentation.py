@@ -633,11 +633,11 @@ def segment_vertebral_body(
             body[z] = body[nearest]
     lean = axis_lean(body, found, axial_mm, frame.height_mm, centre, settings.working_spacing_mm)
     # Between a point that lies inside the body and the other the cross-sections are part of the
-    # body, whose lean says nothing of its axis: a real L2 whose upper point was marked at 60% of
-    # its height leaned 19 degrees there, and segmented along that, held 44% of the body instead
-    # of the 50% between the points. The point is named; the lean is not followed.
-    if follow_axis and lean is not None and lean.named and not any(inside):
-        if not lean.followed(frame.height_mm):
+    # body, whose lean need not be its axis's: a real L2 whose upper point was marked at 60% of
+    # its height leaned 13 degrees there, and segmented along that, held 44% of the body instead
+    # of the 50% between the points. Beside the point named, the lean is named, not followed.
+    if follow_axis and lean is not None and lean.named:
+        if any(inside) or not lean.followed(frame.height_mm):
             point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
         else:
             along, turned_back = _segmented_along_axis(ct, frame, lean, parameters, settings)
