@@ -60,7 +60,6 @@ from .endplate_faces import FACE_TOLERANCE_MM, FaceFill, face_occupancy, filled_
 from .endplate_rings import CtPlanes
 from .endplate_surfaces import (
     SurfaceOffsets,
-    endplate_surface_offsets,
     endplate_surface_readings,
     kept_as_marked_warning,
     moved_points,
@@ -68,6 +67,7 @@ from .endplate_surfaces import (
     reads_surfaces,
     thick_slice_inside_warning,
     thick_slice_points_inside,
+    thick_slice_surface_offsets,
 )
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
@@ -584,7 +584,7 @@ def segment_vertebral_body(
             return moved
     if edge_level is not None and not reads_surfaces(ct.geometry.spacing_mm):
         # Over 1 mm the surface read is not placed to move a point, only to name one inside.
-        offsets = endplate_surface_offsets(
+        offsets = thick_slice_surface_offsets(
             hu,
             axial_mm,
             centre,
@@ -593,7 +593,6 @@ def segment_vertebral_body(
             parameters.cement_min_hu,
             settings.working_spacing_mm,
             beyond,
-            lengthen=False,
         )
         slice_mm = float(np.max(ct.geometry.spacing_mm))
         for name, offset in thick_slice_points_inside(offsets, slice_mm).items():

@@ -25,6 +25,7 @@ from CementLeakageLib.endplate_surfaces import (
     surfaces_short_of_points,
     thick_slice_inside_warning,
     thick_slice_points_inside,
+    thick_slice_surface_offsets,
 )
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
@@ -555,6 +556,37 @@ def test_on_thick_slices_a_point_on_its_surface_reads_within_half_a_slice_beyond
     assert sum(len(points) for points in named) == len(read_inside)
 
 
+@pytest.mark.parametrize(
+    ("held_mm", "up_to_plate", "expected_mm"),
+    [(2.0, True, 3.5), (2.0, False, None), (0.5, True, None)],
+    ids=["run-up-to-a-plate", "no-plate", "short-run"],
+)
+def test_on_thick_slices_the_search_goes_past_a_run_up_to_the_plate(held_mm, up_to_plate, expected_mm):
+    """A point 3.5 mm inside the body, its surface past the 3 mm search: read (to 0.03 mm) only
+    where the body runs on at least ``PLATE_RUN_READ_MM`` past the point up to a plate with a disc
+    past it; the search then reaches ``PAST_PART_MM`` past that run."""
+    reach = ReachBeyondPoint(
+        reach_mm=held_mm, to_the_end=False, part_reach_mm=held_mm, held_mm=held_mm, up_to_plate=up_to_plate
+    )
+    lower_mm, upper_mm = LOWER_MM, UPPER_MM - 3.5
+    offsets = thick_slice_surface_offsets(
+        _scene(),
+        AXIAL_MM - lower_mm,
+        CENTRE,
+        upper_mm - lower_mm,
+        EDGE_LEVEL_HU,
+        CEMENT_MIN_HU,
+        SPACING_MM,
+        (_reach(0.0, 0.0), reach),
+    )
+
+    assert offsets.lower_mm == pytest.approx(0.0, abs=0.03)
+    if expected_mm is None:
+        assert offsets.upper_mm is None or offsets.upper_mm < 3.0
+    else:
+        assert offsets.upper_mm == pytest.approx(expected_mm, abs=0.03)
+
+
 def test_thick_slice_points_inside_names_readings_beyond_half_a_slice():
     offsets = SurfaceOffsets(lower_mm=1.01, upper_mm=0.99)
 
@@ -579,15 +611,20 @@ def test_the_thick_slice_warning_bounds_the_shortfall_by_the_reading():
         (replace(PhantomSpec(), spacing_mm=(0.8, 0.8, 2.0)), "upper", 1.42, -4.1),
         (PhantomSpec.for_level("T12", spacing_mm=(0.7, 0.7, 1.5)), "upper", 1.44, -4.7),
         (PhantomSpec.for_level("T12", spacing_mm=(0.7, 0.7, 1.5)), "lower", 1.32, -4.7),
+        (PhantomSpec.for_level("T8", spacing_mm=(0.7, 0.7, 2.0)), "upper", 3.43, -6.4),
+        (replace(PhantomSpec(), spacing_mm=(0.8, 0.8, 2.0)), "upper", 3.42, -4.7),
     ],
-    ids=["T8-upper", "T8-lower", "L1-upper", "T12-upper", "T12-lower"],
+    ids=["T8-upper", "T8-lower", "L1-upper", "T12-upper", "T12-lower", "T8-upper-3mm", "L1-upper-3mm"],
 )
-def test_on_thick_slices_a_point_1_mm_inside_the_body_is_named_not_moved(spec, end, read_mm, vbv_pct):
+def test_on_thick_slices_a_point_inside_the_body_is_named_not_moved(spec, end, read_mm, vbv_pct):
     """A point 1 mm inside the body on 1.5-2 mm slices, within a slice of its endplate: the body is
     cut there and VBV reads 4.1-5.2% low, which went unsaid. The surface reads 1.3-1.7 mm beyond
     the point (1 mm plus where the slices put it), more than half a slice: the point is named, the
-    VBV it would lose bounded by the reading, and the body cut as marked."""
-    phantom, upper, lower, result = _moved_point_measurement(spec, end, -1.0)
+    VBV it would lose bounded by the reading, and the body cut as marked. A point 3 mm inside
+    (VBV -6.4% and -4.7%) has its surface past the 3 mm search; the body runs on 2 mm past it up
+    to its plate, and the search goes 3 mm past that run."""
+    depth_mm = 3.0 if read_mm > 3.0 else 1.0
+    phantom, upper, lower, result = _moved_point_measurement(spec, end, -depth_mm)
     plain = segment_vertebral_body(phantom.ct, upper, lower, follow_surfaces=False, follow_axis=False)
     truth = phantom.truth
     error_pct = 100.0 * (result.measurement.vbv_cm3 / truth.vbv_cm3 - 1.0)
