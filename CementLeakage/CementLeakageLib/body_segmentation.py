@@ -566,35 +566,34 @@ def segment_vertebral_body(
         if lies
     }
     kept_as_marked: dict[str, str] = {}
-    if follow_surfaces and edge_level is not None and reads_surfaces(ct.geometry.spacing_mm):
-        readings = endplate_surface_readings(
-            hu,
-            axial_mm,
-            centre,
-            frame.height_mm,
-            edge_level,
-            parameters.cement_min_hu,
-            settings.working_spacing_mm,
-            beyond,
-        )
+    thick = not reads_surfaces(ct.geometry.spacing_mm)
+    surface_arguments = (
+        hu,
+        axial_mm,
+        centre,
+        frame.height_mm,
+        edge_level,
+        parameters.cement_min_hu,
+        settings.working_spacing_mm,
+        beyond,
+    )
+    if edge_level is not None and not thick and follow_surfaces:
         moved, kept_as_marked = _segmented_on_surfaces(
-            ct, upper_ras, lower_ras, readings, parameters, settings, follow_axis, set(named_inside)
+            ct,
+            upper_ras,
+            lower_ras,
+            endplate_surface_readings(*surface_arguments),
+            parameters,
+            settings,
+            follow_axis,
+            set(named_inside),
         )
         if moved is not None:
             return moved
-    if edge_level is not None and not reads_surfaces(ct.geometry.spacing_mm):
+    elif edge_level is not None and thick:
         # Over 1 mm the surface read is not placed to move a point, only to name one inside.
-        offsets = thick_slice_surface_offsets(
-            hu,
-            axial_mm,
-            centre,
-            frame.height_mm,
-            edge_level,
-            parameters.cement_min_hu,
-            settings.working_spacing_mm,
-            beyond,
-        )
         slice_mm = float(np.max(ct.geometry.spacing_mm))
+        offsets = thick_slice_surface_offsets(*surface_arguments)
         for name, offset in thick_slice_points_inside(offsets, slice_mm).items():
             named_inside.setdefault(name, thick_slice_inside_warning(name, offset, slice_mm, frame.height_mm))
     # A point kept as marked is named once: its warning says the body went on past it.
@@ -697,9 +696,9 @@ def segment_vertebral_body(
     warnings.extend(point_warnings)
     if enclosed is None and reach_below == 0.0 and reach_above == 0.0:
         warnings.append(UNCLOSED_SHELL_WARNING)
-    # Over 1 mm the endplates' surfaces are not read (endplate_surfaces): a faint shell with gaps
-    # leaves them unseen, and a dish between the point and the next slice that could show it too.
-    thick = not reads_surfaces(ct.geometry.spacing_mm)
+    # Over 1 mm no face is placed on a surface read (endplate_surfaces): a faint shell with gaps
+    # leaves the endplates unseen, and a dish between the point and the next slice that could show
+    # it too.
     dishes = None
     if thick:
         slices = CtSlicePositions.between(grid, crop_grid)

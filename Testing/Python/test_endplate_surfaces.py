@@ -69,10 +69,12 @@ def _offsets(
     lower_mm: float,
     upper_mm: float,
     beyond: tuple[ReachBeyondPoint, ReachBeyondPoint] | None = None,
+    read=endplate_surface_offsets,
 ) -> SurfaceOffsets:
-    """The offsets read with the points at ``lower_mm`` and ``upper_mm`` (mm along the axis), the
-    body's cross-section going on ``beyond`` them as given."""
-    return endplate_surface_offsets(
+    """The offsets read (by ``read``: :func:`endplate_surface_offsets` or
+    :func:`thick_slice_surface_offsets`) with the points at ``lower_mm`` and ``upper_mm`` (mm along
+    the axis), the body's cross-section going on ``beyond`` them as given."""
+    return read(
         hu,
         AXIAL_MM - lower_mm,
         CENTRE,
@@ -568,16 +570,8 @@ def test_on_thick_slices_the_search_goes_past_a_run_up_to_the_plate(held_mm, up_
     reach = ReachBeyondPoint(
         reach_mm=held_mm, to_the_end=False, part_reach_mm=held_mm, held_mm=held_mm, up_to_plate=up_to_plate
     )
-    lower_mm, upper_mm = LOWER_MM, UPPER_MM - 3.5
-    offsets = thick_slice_surface_offsets(
-        _scene(),
-        AXIAL_MM - lower_mm,
-        CENTRE,
-        upper_mm - lower_mm,
-        EDGE_LEVEL_HU,
-        CEMENT_MIN_HU,
-        SPACING_MM,
-        (_reach(0.0, 0.0), reach),
+    offsets = _offsets(
+        _scene(), LOWER_MM, UPPER_MM - 3.5, (_reach(0.0, 0.0), reach), read=thick_slice_surface_offsets
     )
 
     assert offsets.lower_mm == pytest.approx(0.0, abs=0.03)

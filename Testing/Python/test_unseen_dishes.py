@@ -73,40 +73,41 @@ def test_flat_faces_on_the_points_leave_both_gaps_unseen():
     assert dishes.share == pytest.approx(0.1, abs=1e-9)
 
 
-def test_a_face_that_holds_a_dish_reaching_its_first_revealing_slice_is_not_counted():
+def upper_dish(rim_mm: float) -> tuple[UnseenDishes, float]:
+    """What :func:`unseen_dishes` reads with the lower face flat on its point and the upper one
+    dished ``rim_mm`` (mm) at the rim (a paraboloid), and the mean over the body's columns of the
+    squared radius (0 at the axis, 1 at the rim): the upper dish holds ``rim_mm`` times that."""
     present, radius_sq = disc_columns()
-    # The upper face dished 2.4 mm at the rim (a paraboloid), as far as the first slice that could
-    # show it: 1.2 mm beyond its point on average, all such a dish could hold.
-    upper = 50.0 + 2.4 / FRAME_MM * radius_sq
+    upper = 50.0 + rim_mm / FRAME_MM * radius_sq
     body, fill = body_from_face_positions(present, np.full(present.shape, 10.0), upper, DEPTH)
-    dishes = unseen_dishes(body, fill, ct_slices(0.3), AXIAL_MM, HEIGHT_MM)
+    return unseen_dishes(body, fill, ct_slices(0.3), AXIAL_MM, HEIGHT_MM), float(radius_sq[present].mean())
+
+
+def test_a_face_that_holds_a_dish_reaching_its_first_revealing_slice_is_not_counted():
+    # The upper face dished 2.4 mm at the rim, as far as the first slice that could show it:
+    # 1.2 mm beyond its point on average, all such a dish could hold.
+    dishes, mean_radius_sq = upper_dish(2.4)
     assert dishes.gaps_mm == pytest.approx((1.6, 0.0), abs=1e-9)
-    volume_mm = 20.0 + 2.4 * float(radius_sq[present].mean())
+    volume_mm = 20.0 + 2.4 * mean_radius_sq
     assert dishes.share == pytest.approx(0.8 / volume_mm, rel=1e-9)
 
 
 def test_a_face_holding_part_of_a_dish_counts_the_rest():
-    present, radius_sq = disc_columns()
     # The upper face dished 0.8 mm at the rim: 0.4 mm beyond its point on average, where a dish
     # reaching the first slice that could show it (2.4 mm) would hold 1.2 mm. The rest, 0.8 mm,
     # counts with the lower face's 0.8 mm.
-    upper = 50.0 + 0.8 / FRAME_MM * radius_sq
-    body, fill = body_from_face_positions(present, np.full(present.shape, 10.0), upper, DEPTH)
-    dishes = unseen_dishes(body, fill, ct_slices(0.3), AXIAL_MM, HEIGHT_MM)
+    dishes, mean_radius_sq = upper_dish(0.8)
     assert dishes.gaps_mm == pytest.approx((1.6, 2.4), abs=1e-9)
-    volume_mm = 20.0 + 0.8 * float(radius_sq[present].mean())
-    held_mm = 0.8 * float(radius_sq[present].mean())
+    volume_mm = 20.0 + 0.8 * mean_radius_sq
+    held_mm = 0.8 * mean_radius_sq
     assert held_mm == pytest.approx(0.4, abs=0.02)
     assert dishes.share == pytest.approx((0.8 + 1.2 - held_mm) / volume_mm, rel=1e-9)
 
 
 def test_a_face_reaching_less_than_a_shallow_dish_counts_as_flat():
-    present, radius_sq = disc_columns()
     # 0.3 mm at the rim, 0.15 mm on average: under DISHED_FACE_MEAN_MM, taken as nothing held.
-    upper = 50.0 + 0.3 / FRAME_MM * radius_sq
-    body, fill = body_from_face_positions(present, np.full(present.shape, 10.0), upper, DEPTH)
-    dishes = unseen_dishes(body, fill, ct_slices(0.3), AXIAL_MM, HEIGHT_MM)
-    volume_mm = 20.0 + 0.3 * float(radius_sq[present].mean())
+    dishes, mean_radius_sq = upper_dish(0.3)
+    volume_mm = 20.0 + 0.3 * mean_radius_sq
     assert dishes.share == pytest.approx((0.8 + 1.2) / volume_mm, rel=1e-9)
 
 
