@@ -164,6 +164,25 @@ def test_plates_and_a_disc_beyond_the_point_end_the_ring_too():
 
 
 @pytest.mark.parametrize(
+    ("gap", "to_the_end", "held_mm"),
+    [("plate", False, 4.0), ("open", True, BEYOND_MM)],
+    ids=["plate-then-a-rim", "open-then-a-ring"],
+)
+def test_a_ring_past_a_plate_and_no_body_is_the_next_vertebras_rim(gap, to_the_end, held_mm):
+    """Whole rings for 4 mm past the point, then one slice of ``gap``, one whose ring is open at
+    the side round what reads as marrow, and whole rings out to the edge of the grid. Past a
+    plate, that slice is the next vertebra's rim round a narrow disc that thick tilted slices
+    blur: the body ends at the plate and does not go on to the end. Past a slice whose ring is
+    open at the front (a faint shell), it is the body's ring, and the body goes on to the end."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(["full"] * 8 + [gap, "side"] + ["full"] * (slices - 10), True)
+
+    assert reach.to_the_end is to_the_end
+    assert reach.held_mm == pytest.approx(held_mm, abs=1e-6)
+    assert not reach.up_to_plate
+
+
+@pytest.mark.parametrize(
     ("whole", "then", "held_mm", "up_to_plate"),
     [
         (8, "plate", 4.0, True),
