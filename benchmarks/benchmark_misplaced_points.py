@@ -5,8 +5,8 @@ it (:mod:`CementLeakageLib.phantom`), measured against their analytic truth:
 
 - one point marked 1-5 mm inside the body along the vertebral axis, on slices over 1 mm, where
   a point is not moved onto the endplate's surface: it is named when the surface reads further
-  beyond it than half a slice (:mod:`endplate_surfaces`) or the body goes on past it far enough
-  (:mod:`body_beyond_points`);
+  beyond it than half a slice, or when it lies in the cement and the body goes on past it
+  (:mod:`endplate_surfaces`), or the body goes on past it far enough (:mod:`body_beyond_points`);
 - both points moved 2-4 mm apart front to back across the axis (the upper one anterior and the
   lower one posterior, or the reverse), which tilts the line the body is segmented along against
   the body's own axis (:mod:`body_axis_lean`), on wedged and tilted bodies among others.
@@ -68,12 +68,13 @@ LEANING_BODIES = {
 NAMED = {
     "inside": "goes on for",
     "surface beyond": "endplate's surface reads",
+    "in cement": "endplate point sits in the cement",
     "open shell": "did not close around it in 3D",
     "moved": "endplate point lies",
     "lean": "leans",
 }
 """What a warning names, by the words that identify it."""
-INSIDE_CAUSES = {"inside", "surface beyond", "open shell", "moved"}
+INSIDE_CAUSES = {"inside", "surface beyond", "in cement", "open shell", "moved"}
 """What, named, accounts for a point marked inside the body."""
 LEAN_CAUSES = {"lean"}
 """What, named, accounts for points apart across the axis: a point moved along the axis onto its
@@ -167,10 +168,10 @@ def report(inside: list[dict], apart: list[dict]) -> str:
         "# Endplate points marked a few millimetres wrong",
         "",
         f"Measured {measured_on()}. VBV error (%) against the analytic truth; in brackets what the",
-        "measurement names (a point inside the body, its endplate's surface read beyond it, a shell",
-        "that did not close, a point moved onto its endplate, the line of the points leaning against",
-        f"the body); * marks a VBV more than {VBV_TARGET_PCT:.0f}% off with nothing named that accounts",
-        "for it (a silent miss).",
+        "measurement names (a point inside the body, its endplate's surface read beyond it, a point",
+        "in the cement the body goes on past, a shell that did not close, a point moved onto its",
+        "endplate, the line of the points leaning against the body); * marks a VBV more than",
+        f"{VBV_TARGET_PCT:.0f}% off with nothing named that accounts for it (a silent miss).",
         "",
         "## One point marked inside the body, slices over 1 mm",
         "",

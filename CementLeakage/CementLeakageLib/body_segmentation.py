@@ -61,11 +61,13 @@ from .endplate_rings import CtPlanes
 from .endplate_surfaces import (
     SurfaceOffsets,
     endplate_surface_readings,
+    in_cement_warning,
     kept_as_marked_warning,
     moved_points,
     points_on_surfaces,
     reads_surfaces,
     thick_slice_inside_warning,
+    thick_slice_points_in_cement,
     thick_slice_points_inside,
     thick_slice_surface_offsets,
 )
@@ -596,6 +598,8 @@ def segment_vertebral_body(
         offsets = thick_slice_surface_offsets(*surface_arguments)
         for name, offset in thick_slice_points_inside(offsets, slice_mm).items():
             named_inside.setdefault(name, thick_slice_inside_warning(name, offset, slice_mm, frame.height_mm))
+        for name, held_mm in thick_slice_points_in_cement(offsets, *surface_arguments).items():
+            named_inside.setdefault(name, in_cement_warning(name, held_mm, slice_mm))
     # A point kept as marked is named once: its warning says the body went on past it.
     point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]
     point_warnings.extend(kept_as_marked.values())

@@ -86,6 +86,7 @@ def _surface_offset_mm(
     cement_min_hu: float,
     outward_reach_mm: float = SEARCH_MM,
     inside: bool = False,
+    lone_fall_from_mm: float | None = None,
 ) -> float | None:
     """The median over ``columns`` of the outermost crossing of ``edge_level_hu`` going ``outward``
     (+1 up, -1 down) from ``SEARCH_MM`` inside ``point_mm`` (axial mm) to ``outward_reach_mm``
@@ -97,7 +98,11 @@ def _surface_offset_mm(
     the way (:func:`_falls_from_cement`): the bolus's own blur, however far it runs along a column
     that meets the bolus's surface obliquely. A point outside the bolus keeps such columns: under
     a dish's floor that a bolus abuts, the cortex only slows the fall (a biconcave T10, its upper
-    point 2.1 mm inside the body and 0.5 mm past the bolus, at about 650 HU)."""
+    point 2.1 mm inside the body and 0.5 mm past the bolus, at about 650 HU). With
+    ``lone_fall_from_mm`` (mm along the search, negative inside the point), a column that falls
+    below the edge level between there and its outermost crossing, other than from cement, is
+    left out: its outermost crossing lies past a surface nearer the point, across disc (a dish's
+    floor, then cement or bone in the disc)."""
     along = outward * (axial_mm - point_mm)
     slices = np.flatnonzero((along >= -SEARCH_MM) & (along <= outward_reach_mm))
     if slices.size < 3:
@@ -119,10 +124,52 @@ def _surface_offset_mm(
             continue
         if in_bolus and _falls_from_cement(profile[: int(crossing) + 1], cement_min_hu):
             continue
+        if lone_fall_from_mm is not None and (
+            _falls_before(profile, outward_mm, int(crossing), edge_level_hu, lone_fall_from_mm, cement_min_hu)
+            or _bright_past_point(profile, outward_mm, int(crossing), edge_level_hu)
+        ):
+            continue
         crossings.append(at_mm)
     if len(crossings) < MIN_COLUMN_SHARE * profiles.shape[0]:
         return None
     return float(np.median(crossings))
+
+
+def _falls_before(
+    profile: np.ndarray,
+    outward_mm: np.ndarray,
+    last_above: int,
+    level_hu: float,
+    from_mm: float,
+    cement_min_hu: float,
+) -> bool:
+    """Whether ``profile`` (HU at ``outward_mm``) falls below ``level_hu`` between ``from_mm`` and
+    its sample ``last_above``, the last one at or over the level, from a run over the level that
+    holds no cement (``cement_min_hu``): a bolus's blur falls too, inside the body."""
+    above = profile >= level_hu
+    for fall in np.flatnonzero(above[:last_above] & ~above[1 : last_above + 1]):
+        if outward_mm[fall + 1] < from_mm:
+            continue
+        if _run_ending_at(profile, above, fall).max() < cement_min_hu:
+            return True
+    return False
+
+
+def _bright_past_point(profile: np.ndarray, outward_mm: np.ndarray, last_above: int, level_hu: float) -> bool:
+    """Whether the run of ``profile`` (HU at ``outward_mm``) over ``level_hu`` that ends at its
+    sample ``last_above`` begins past the point (0 mm) and reaches ``CORTEX_PEAK_MAX_HU``: cement
+    in the disc, or its blur, however faint the slices leave it, not an endplate."""
+    above = profile >= level_hu
+    run_start = last_above - _run_ending_at(profile, above, last_above).size + 1
+    return bool(
+        outward_mm[run_start] > 0.0 and profile[run_start : last_above + 1].max() >= CORTEX_PEAK_MAX_HU
+    )
+
+
+def _run_ending_at(profile: np.ndarray, above: np.ndarray, last: int) -> np.ndarray:
+    """The samples of ``profile`` over the level (``above``) in the run that ends at ``last``."""
+    below = np.flatnonzero(~above[:last])
+    return profile[(below[-1] + 1 if below.size else 0) : last + 1]
 
 
 def _in_cement(profiles: np.ndarray, outward_mm: np.ndarray, cement_min_hu: float) -> bool:
@@ -317,24 +364,38 @@ THICK_SLICE_READ_SHARE = 0.5
 """On slices over ``THIN_SLICE_MAX_MM`` the surface read near a point on its endplate lies up to
 this share of the slice spacing beyond it: where the endplate falls between two slices decides
 where their profile crosses the edge level. A reading further beyond the point than that says
-the point lies inside the body (:func:`thick_slice_points_inside`). Over the 970 endplates read
-of 611 thick-slice sweep phantoms with their points on them (1.25-2 mm slices; point-sampled,
-slice-averaged, moved by part of a voxel, noisier), the 3 mm search read at most 0.42 mm beyond
-on 1.25 mm slices, 0.51 mm on 1.5 mm and 0.88 mm on 2 mm (0.44 of a slice); a point marked 1 mm
-inside read 1.0-1.7 mm beyond it. A point 3 mm or more inside reads nothing within the 3 mm
-search, which is lengthened only past a run of the body up to its plate
-(``PLATE_RUN_READ_MM``)."""
+the point lies inside the body (:func:`thick_slice_points_inside`). Over the 964 endplates read
+of the 641 thick-slice phantoms of the sweeps with their points on them (1.25-2 mm slices;
+point-sampled, slice-averaged, moved by part of a voxel, noisier), the search read at most
+0.42 mm beyond on 1.25 mm slices, 0.51 mm on 1.5 mm and 0.92 mm on 2 mm (0.46 of a slice); a
+point marked 1 mm inside read 1.0-1.7 mm beyond it. A point 3 mm or more inside reads nothing
+within the 3 mm search, which is lengthened past a run of the body (``HELD_RUN_READ_MM``)."""
 
 
-PLATE_RUN_READ_MM = 1.0
-"""On thick slices a body held at least this far (mm) past a point up to a plate of bone across
-it, with a disc past the plate (:attr:`body_beyond_points.ReachBeyondPoint.up_to_plate`), runs on
-to its endplate there: the surface is looked for out to ``PAST_PART_MM`` past that run
-(:func:`thick_slice_surface_offsets`). A point 3 mm inside the body, whose surface lies past the
-3 mm search, is held 1.5-2.5 mm up to its plate (four phantom bodies on 1.5-2 mm slices). Past
-points on their endplates, 2 of 430 endplates of 215 thick-slice sweep phantoms ran so far up to a
-plate (1.0 and 1.5 mm), 32 others 0.5 mm; a search 3 mm plus a slice long past points it left
-unread elsewhere (no plate, or one next to the point) read 5 of 89 of them 3.2-4.4 mm beyond."""
+HELD_RUN_READ_MM = 1.0
+"""On thick slices a body held at least this far (mm) past a point
+(:attr:`body_beyond_points.ReachBeyondPoint.held_mm`) may run on to its endplate there: the
+surface is looked for out to ``PAST_PART_MM`` past that run (:func:`thick_slice_surface_offsets`).
+A point 3-5 mm inside the body, whose surface lies past the 3 mm search, is held 1.5-3.5 mm past
+it: up to a plate of bone across the body, or, on a wedged L4 tilted 15 degrees, whose sloping
+plate cuts the slices past the point, up to none. Past a point on a dish's floor the dish's rim
+holds the body too (up to 6.0 mm over the sweeps): of the 390 endplates of the 641 thick-slice
+sweep phantoms with their points on them held so far, 279 were read, -1.8 to +0.92 mm from the
+point, with columns that cross disc left out (``LONE_FALL_MM``, and cement in the disc)."""
+
+
+LONE_FALL_MM = 1.0
+"""On thick slices the search lengthened past a run of the body (``HELD_RUN_READ_MM``) reads a
+column only where its profile falls below the edge level nowhere from this far (mm) inside the
+point to its outermost crossing, but from cement: past a point inside the body, marrow (or a
+bolus's blur) rises into the endplate's cortex and falls once, at its surface. Past a point on a
+dish's floor, whose rim holds the body on, the profile falls at the floor, within the reading's
+spread of the point (-1.8 to +0.92 mm over the sweeps), then rises again at
+bone or cement in the disc, or the next vertebra. Where a bolus abuts the floor, its fall is the
+cement's too: a biconcave T8 on 2 mm slices (seed 2036 #29) read 4.7 mm beyond its lower point,
+the far side of a leak in the disc that the slices hold at 1054 HU, under the cement threshold;
+an outermost run brighter than cortex (``cortex_edge.CORTEX_PEAK_MAX_HU``) that begins past the
+point leaves its column out."""
 
 
 def thick_slice_surface_offsets(
@@ -349,13 +410,15 @@ def thick_slice_surface_offsets(
 ) -> SurfaceOffsets:
     """The offsets (:class:`SurfaceOffsets`) read on a thick-slice CT's frame grid (arguments as
     :func:`endplate_surface_offsets`): with the 3 mm search, lengthened out to ``PAST_PART_MM``
-    past the body's run up to a plate of bone across it where that run is ``PLATE_RUN_READ_MM`` or
-    longer (``beyond``)."""
+    past the body's run past the point where that run is ``HELD_RUN_READ_MM`` or longer
+    (``beyond``). The lengthened search leaves out a column that falls below the edge level
+    before its outermost crossing (``LONE_FALL_MM``) or whose outermost run over it begins past
+    the point and is brighter than cortex: the crossing lies across disc."""
     columns = _axis_columns(hu.shape, centre, working_spacing_mm)
 
     def offset(point_mm: float, outward: int, reach: ReachBeyondPoint) -> float | None:
-        runs_to_plate = reach.up_to_plate and reach.held_mm >= PLATE_RUN_READ_MM
-        outward_reach_mm = max(SEARCH_MM, reach.held_mm + PAST_PART_MM) if runs_to_plate else SEARCH_MM
+        runs_on = reach.held_mm >= HELD_RUN_READ_MM
+        outward_reach_mm = max(SEARCH_MM, reach.held_mm + PAST_PART_MM) if runs_on else SEARCH_MM
         return _surface_offset_mm(
             hu,
             axial_mm,
@@ -365,7 +428,8 @@ def thick_slice_surface_offsets(
             edge_level_hu,
             cement_min_hu,
             outward_reach_mm,
-            inside=runs_to_plate or _lengthens(reach),
+            inside=runs_on or _lengthens(reach),
+            lone_fall_from_mm=-LONE_FALL_MM if runs_on else None,
         )
 
     return SurfaceOffsets(lower_mm=offset(0.0, -1, beyond[0]), upper_mm=offset(height_mm, 1, beyond[1]))
@@ -379,6 +443,51 @@ def thick_slice_points_inside(offsets: SurfaceOffsets, slice_mm: float) -> dict[
     limit_mm = THICK_SLICE_READ_SHARE * slice_mm
     read = {"lower": offsets.lower_mm, "upper": offsets.upper_mm}
     return {name: offset for name, offset in read.items() if offset is not None and offset > limit_mm}
+
+
+def thick_slice_points_in_cement(
+    offsets: SurfaceOffsets,
+    hu: np.ndarray,
+    axial_mm: np.ndarray,
+    centre: tuple[int, int],
+    height_mm: float,
+    edge_level_hu: float,
+    cement_min_hu: float,
+    working_spacing_mm: float,
+    beyond: tuple[ReachBeyondPoint, ReachBeyondPoint],
+) -> dict[str, float]:
+    """The points of a thick-slice CT (arguments as :func:`thick_slice_surface_offsets`, with its
+    ``offsets``) whose surface is not read, that lie in cement near the axis, and past which the
+    body is held at least ``HELD_RUN_READ_MM``: by name (``"lower"``, ``"upper"``), how far (mm)
+    it is held past them. The bolus's blur hides the endplate past it (``CEMENT_CLEARANCE_MM``)."""
+    columns = _axis_columns(hu.shape, centre, working_spacing_mm)
+    found = {}
+    for name, point_mm, reach, offset in (
+        ("lower", 0.0, beyond[0], offsets.lower_mm),
+        ("upper", height_mm, beyond[1], offsets.upper_mm),
+    ):
+        if offset is not None or reach.held_mm < HELD_RUN_READ_MM:
+            continue
+        near = np.flatnonzero(np.abs(axial_mm - point_mm) <= SEARCH_MM)
+        profiles = hu[near][:, columns[0], columns[1]].astype(float).T
+        if _in_cement(profiles, axial_mm[near] - point_mm, cement_min_hu):
+            found[name] = reach.held_mm
+    return found
+
+
+def in_cement_warning(name: str, held_mm: float, slice_mm: float) -> str:
+    """What a user is told about the ``name`` (lower or upper) endplate point that lies in cement
+    on slices ``slice_mm`` (mm) thick, the body held ``held_mm`` (mm) past it. How much VBV is lost
+    is not told: the faces of the shell's enclosure can reach past a point in the bolus (a T6 on
+    2 mm slices, its upper point 3 mm inside, 14.5 mm from the other, read VBV -8.1%, not the 17%
+    those millimetres hold)."""
+    return (
+        f"the {name} endplate point sits in the cement, and the vertebral body goes on at least "
+        f"{held_mm:.1f} mm beyond it along the vertebral axis; on these {slice_mm:.1f} mm slices the "
+        "cement's blur hides the endplate's surface: the point may lie inside the body, which is cut "
+        "there (VBV too small); check the point on a sagittal view and mark it on the endplate's "
+        "surface against the disc"
+    )
 
 
 def thick_slice_inside_warning(name: str, offset_mm: float, slice_mm: float, height_mm: float) -> str:
