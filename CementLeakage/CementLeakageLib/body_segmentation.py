@@ -598,7 +598,17 @@ def segment_vertebral_body(
         offsets = thick_slice_surface_offsets(*surface_arguments)
         for name, offset in thick_slice_points_inside(offsets, slice_mm).items():
             named_inside.setdefault(name, thick_slice_inside_warning(name, offset, slice_mm, frame.height_mm))
-        for name, held_mm in thick_slice_points_in_cement(offsets, *surface_arguments).items():
+        in_cement = thick_slice_points_in_cement(
+            offsets,
+            hu,
+            axial_mm,
+            centre,
+            frame.height_mm,
+            parameters.cement_min_hu,
+            settings.working_spacing_mm,
+            beyond,
+        )
+        for name, held_mm in in_cement.items():
             named_inside.setdefault(name, in_cement_warning(name, held_mm, slice_mm))
     # A point kept as marked is named once: its warning says the body went on past it.
     point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]

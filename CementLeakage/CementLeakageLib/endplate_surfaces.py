@@ -147,29 +147,25 @@ def _falls_before(
     its sample ``last_above``, the last one at or over the level, from a run over the level that
     holds no cement (``cement_min_hu``): a bolus's blur falls too, inside the body."""
     above = profile >= level_hu
-    for fall in np.flatnonzero(above[:last_above] & ~above[1 : last_above + 1]):
-        if outward_mm[fall + 1] < from_mm:
-            continue
-        if _run_ending_at(profile, above, fall).max() < cement_min_hu:
-            return True
-    return False
+    falls = np.flatnonzero(above[:last_above] & ~above[1 : last_above + 1])
+    return any(
+        outward_mm[fall + 1] >= from_mm and profile[_run_start(above, fall) : fall + 1].max() < cement_min_hu
+        for fall in falls
+    )
 
 
 def _bright_past_point(profile: np.ndarray, outward_mm: np.ndarray, last_above: int, level_hu: float) -> bool:
     """Whether the run of ``profile`` (HU at ``outward_mm``) over ``level_hu`` that ends at its
     sample ``last_above`` begins past the point (0 mm) and reaches ``CORTEX_PEAK_MAX_HU``: cement
     in the disc, or its blur, however faint the slices leave it, not an endplate."""
-    above = profile >= level_hu
-    run_start = last_above - _run_ending_at(profile, above, last_above).size + 1
-    return bool(
-        outward_mm[run_start] > 0.0 and profile[run_start : last_above + 1].max() >= CORTEX_PEAK_MAX_HU
-    )
+    start = _run_start(profile >= level_hu, last_above)
+    return bool(outward_mm[start] > 0.0 and profile[start : last_above + 1].max() >= CORTEX_PEAK_MAX_HU)
 
 
-def _run_ending_at(profile: np.ndarray, above: np.ndarray, last: int) -> np.ndarray:
-    """The samples of ``profile`` over the level (``above``) in the run that ends at ``last``."""
+def _run_start(above: np.ndarray, last: int) -> int:
+    """The first sample of the run over the level (``above``, per sample) that ends at ``last``."""
     below = np.flatnonzero(~above[:last])
-    return profile[(below[-1] + 1 if below.size else 0) : last + 1]
+    return int(below[-1]) + 1 if below.size else 0
 
 
 def _in_cement(profiles: np.ndarray, outward_mm: np.ndarray, cement_min_hu: float) -> bool:
@@ -451,15 +447,15 @@ def thick_slice_points_in_cement(
     axial_mm: np.ndarray,
     centre: tuple[int, int],
     height_mm: float,
-    edge_level_hu: float,
     cement_min_hu: float,
     working_spacing_mm: float,
     beyond: tuple[ReachBeyondPoint, ReachBeyondPoint],
 ) -> dict[str, float]:
     """The points of a thick-slice CT (arguments as :func:`thick_slice_surface_offsets`, with its
-    ``offsets``) whose surface is not read, that lie in cement near the axis, and past which the
-    body is held at least ``HELD_RUN_READ_MM``: by name (``"lower"``, ``"upper"``), how far (mm)
-    it is held past them. The bolus's blur hides the endplate past it (``CEMENT_CLEARANCE_MM``)."""
+    ``offsets``; no edge level) whose surface is not read, that lie in cement near the axis, and
+    past which the body is held at least ``HELD_RUN_READ_MM``: by name (``"lower"``,
+    ``"upper"``), how far (mm) it is held past them. The bolus's blur hides the endplate past it
+    (``CEMENT_CLEARANCE_MM``)."""
     columns = _axis_columns(hu.shape, centre, working_spacing_mm)
     found = {}
     for name, point_mm, reach, offset in (

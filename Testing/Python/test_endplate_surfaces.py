@@ -645,7 +645,6 @@ def test_on_thick_slices_a_point_in_the_cement_the_body_runs_past_is_named(
         AXIAL_MM,
         CENTRE,
         point_mm,
-        EDGE_LEVEL_HU,
         CEMENT_MIN_HU,
         SPACING_MM,
         (_reach(0.0, 0.0), reach),
