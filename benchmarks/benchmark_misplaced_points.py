@@ -9,7 +9,10 @@ it (:mod:`CementLeakageLib.phantom`), measured against their analytic truth:
   (:mod:`endplate_surfaces`), or the body goes on past it far enough (:mod:`body_beyond_points`);
 - both points moved 2-4 mm apart front to back across the axis (the upper one anterior and the
   lower one posterior, or the reverse), which tilts the line the body is segmented along against
-  the body's own axis (:mod:`body_axis_lean`), on wedged and tilted bodies among others.
+  the body's own axis (:mod:`body_axis_lean`), on wedged and tilted bodies among others;
+- both points moved 2-7 mm apart side to side, which tilts the line up to 30 degrees against
+  the body's axis: past about 25 degrees the cross-sections square to the line read the lean
+  short or the wrong way, and the tilt of the body's faces reads it.
 
 Each row gives the VBV error (%) and what the measurement names: a point inside the body, a
 shell that did not close (its faces flat through the points), a point moved onto a surface read
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from benchmark_phantom_sweep import measured_on
 
+from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 from CementLeakageLib.vertebra_frame import vertebra_frame
@@ -39,6 +43,9 @@ INSIDE_MM = (1.0, 2.0, 3.0, 4.0, 5.0)
 APART_MM = (-4.0, -3.0, -2.0, 2.0, 3.0, 4.0)
 """How far (mm) the upper point is moved anterior and the lower one posterior, across the axis
 (negative: the upper one posterior and the lower one anterior)."""
+SIDEWAYS_MM = (-7.0, -6.0, -4.0, -2.0, 2.0, 4.0, 6.0, 7.0)
+"""How far (mm) the upper point is moved to the patient's right and the lower one to the left
+(negative: the reverse)."""
 
 THICK_SLICE_BODIES = {
     "T8, 0.7 x 0.7 x 2 mm": PhantomSpec.for_level("T8", spacing_mm=(0.7, 0.7, 2.0)),
@@ -82,9 +89,14 @@ endplate's surface does not."""
 
 
 def measured(phantom, upper_ras: np.ndarray, lower_ras: np.ndarray) -> tuple[float, list[str]]:
-    """VBV error (%) against the phantom's truth and what the warnings name."""
+    """VBV error (%) against the phantom's truth and what the warnings name; NaN and
+    ``refused`` where the measurement refuses the points (a line tilted too far for a sagittal
+    split plane)."""
     truth = phantom.truth
-    result = measure_vertebra(phantom.ct, upper_ras, lower_ras, truth.side, level=truth.level)
+    try:
+        result = measure_vertebra(phantom.ct, upper_ras, lower_ras, truth.side, level=truth.level)
+    except CementLeakageError:
+        return float("nan"), ["refused"]
     texts = result.measurement.warnings
     named = [name for name, words in NAMED.items() if any(words in text for text in texts)]
     return 100.0 * (result.measurement.vbv_cm3 / truth.vbv_cm3 - 1.0), named
@@ -115,29 +127,33 @@ def inside_rows() -> list[dict]:
     return rows
 
 
-def apart_rows() -> list[dict]:
-    """Each body with its points moved ``APART_MM`` apart front to back."""
+def apart_rows(direction: str, distances_mm: tuple[float, ...]) -> list[dict]:
+    """Each body with its upper point moved each of ``distances_mm`` along its frame's
+    ``direction`` (``anterior`` or ``lateral``, :class:`VertebraFrame`) and its lower point as
+    far the other way."""
     rows = []
     for name, spec in LEANING_BODIES.items():
         phantom = make_phantom(spec)
         upper, lower = exact_points(phantom)
-        anterior = vertebra_frame(upper, lower).anterior_ras
+        across = getattr(vertebra_frame(upper, lower), f"{direction}_ras")
         exact = measured(phantom, upper, lower)
-        cells = [measured(phantom, upper + apart * anterior, lower - apart * anterior) for apart in APART_MM]
+        cells = [measured(phantom, upper + apart * across, lower - apart * across) for apart in distances_mm]
         rows.append({"body": name, "exact": exact, "cells": cells})
-        print(f"apart: {name}", flush=True)
+        print(f"apart ({direction}): {name}", flush=True)
     return rows
 
 
 def silent(reading: tuple[float, list[str]], causes: set[str]) -> bool:
     """Whether a VBV error is beyond the target with none of ``causes`` named."""
     error, named = reading
-    return abs(error) > VBV_TARGET_PCT and not causes.intersection(named)
+    return abs(error) > VBV_TARGET_PCT and not causes.intersection(named)  # NaN (refused): False
 
 
 def cell(reading: tuple[float, list[str]], causes: set[str]) -> str:
     """A VBV error with what was named; * marks a silent miss (none of ``causes`` named)."""
     error, named = reading
+    if named == ["refused"]:
+        return "refused"
     return f"{error:+.1f}{' *' if silent(reading, causes) else ''}" + (
         f" ({', '.join(named)})" if named else ""
     )
@@ -162,7 +178,7 @@ def table(labels: list[str], placements: list[str], rows: list[dict], causes: se
     return lines
 
 
-def report(inside: list[dict], apart: list[dict]) -> str:
+def report(inside: list[dict], apart: list[dict], sideways: list[dict]) -> str:
     """The report in Markdown."""
     lines = [
         "# Endplate points marked a few millimetres wrong",
@@ -198,6 +214,22 @@ def report(inside: list[dict], apart: list[dict]) -> str:
         "",
     ]
     lines += table(["body"], [f"{apart:+.0f} mm" for apart in APART_MM], apart, LEAN_CAUSES)
+    misses, total = silent_misses(sideways, LEAN_CAUSES)
+    lines += [
+        "",
+        "## Points apart side to side",
+        "",
+        "The upper point moved to the patient's right and the lower one to the left by the same",
+        "distance across the axis (negative: the reverse), both in their endplates' planes: 7 mm",
+        "tilts the line of the demo's 25 mm L1 by 29 degrees. The split plane goes through the",
+        "points as marked, so PSBCV/VBV% moves with them as well (the centre line's check names",
+        "points off it). Refused: the line tilts more than 60 degrees from the superior-inferior",
+        "axis, too far for a sagittal split plane, and the measurement says so.",
+        "",
+        f"Silent misses: {misses} of {total}.",
+        "",
+    ]
+    lines += table(["body"], [f"{apart:+.0f} mm" for apart in SIDEWAYS_MM], sideways, LEAN_CAUSES)
     return "\n".join(lines) + "\n"
 
 
@@ -206,7 +238,7 @@ def main() -> None:
     default_out = Path(__file__).with_name("results") / "misplaced_points.md"
     parser.add_argument("--out", type=Path, default=default_out)
     arguments = parser.parse_args()
-    text = report(inside_rows(), apart_rows())
+    text = report(inside_rows(), apart_rows("anterior", APART_MM), apart_rows("lateral", SIDEWAYS_MM))
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(text, encoding="utf-8")
     print(text)

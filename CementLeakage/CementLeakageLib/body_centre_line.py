@@ -11,10 +11,12 @@ weighted by a window over the middle of the height. Its ends reach the endplates
 points, where the offsets are read. The window leaves out the endplates' dishes and rims, and
 its ramps keep a CT slice that a tilted frame cuts across from pulling the line to one side (a
 hard cut at 20% and 80% of the height put the true mask's line of an L5 tilted 0.4 degrees to
-its 2 mm slices 2.1 mm off its points). With the points on their endplates' midpoints, the 450
-phantoms of the nine sweeps (seeds 2026 to 2034) read at most 0.76 mm on their measured masks (a
-T6 on 2 mm slices tilted 3 degrees, 0.73 mm on its true mask; median 0.02 mm); the real L2 of
-the tests, its points on one column through the body's centroid, 1.34 mm.
+its 2 mm slices 2.1 mm off its points). Where the body was segmented along its own axis
+(:mod:`body_axis_lean`), the line is fitted in that axis's frame instead. With the points on
+their endplates' midpoints, the 450 phantoms of the nine sweeps (seeds 2026 to 2034) read at
+most 0.76 mm on their measured masks (a T6 on 2 mm slices tilted 3 degrees, 0.73 mm on its true
+mask; median 0.02 mm); the real L2 of the tests, its points on one column through the body's
+centroid, 1.34 mm.
 
 Only the side-to-side offset is read: the split plane contains the anterior axis, so a point
 marked in front of or behind the middle leaves it where it is.
@@ -65,12 +67,22 @@ class PointsOffCentre:
 
 
 def points_off_centre(
-    body_centres_ras: np.ndarray, upper_ras: np.ndarray, lower_ras: np.ndarray, plane: SplitPlane
+    body_centres_ras: np.ndarray,
+    upper_ras: np.ndarray,
+    lower_ras: np.ndarray,
+    plane: SplitPlane,
+    axis_ras: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PointsOffCentre | None:
     """How far the endplate points (RAS mm) lie from the centre line of the body whose voxel
-    centres are ``body_centres_ras`` (RAS mm, ``[n, 3]``), measured along ``plane``'s normal
-    within the vertebra's frame; None when too little of the body lies within the window."""
-    frame = vertebra_frame(upper_ras, lower_ras)
+    centres are ``body_centres_ras`` (RAS mm, ``[n, 3]``), measured along ``plane``'s normal;
+    None when too little of the body lies within the window. The line is fitted in the frame of
+    the points, or with ``axis_ras`` (upper, lower; RAS mm), of two points on the body's own axis
+    that the body was segmented along (:mod:`body_axis_lean`): square to a line that leans far
+    against the body, the window's ends cut its tilted endplates and pull the fit towards the
+    line (the demo's L1, its points 6 mm to either side of their middles, read 0.2 mm off)."""
+    upper = np.asarray(upper_ras, float)
+    lower = np.asarray(lower_ras, float)
+    frame = vertebra_frame(*(axis_ras if axis_ras is not None else (upper, lower)))
     local = frame.to_frame(body_centres_ras)
     height = frame.height_mm
     share = local[:, 2] / height
@@ -88,18 +100,15 @@ def points_off_centre(
     # Weighted least squares of the lateral position against the axial one.
     mean_lateral = float(weight @ lateral) / total
     slope = float(weight @ ((axial - mean_axial) * (lateral - mean_lateral))) / total / spread
-    line_at = {
-        end: mean_lateral + slope * (at - mean_axial)
-        for end, at in (("upper", 0.5 * height), ("lower", -0.5 * height))
-    }
+    # Each point's side-to-side distance from the line at its own height (mm, frame lateral).
+    points = frame.to_frame(np.array([upper, lower]))
+    off = points[:, 0] - (mean_lateral + slope * (points[:, 2] - 0.5 * height - mean_axial))
     towards_puncture = 1.0 if float(frame.lateral_ras @ plane.normal_ras) > 0.0 else -1.0
-    upper = np.asarray(upper_ras, float)
-    lower = np.asarray(lower_ras, float)
     return PointsOffCentre(
-        upper_mm=-towards_puncture * line_at["upper"],
-        lower_mm=-towards_puncture * line_at["lower"],
-        centred_upper_ras=upper + line_at["upper"] * frame.lateral_ras,
-        centred_lower_ras=lower + line_at["lower"] * frame.lateral_ras,
+        upper_mm=towards_puncture * float(off[0]),
+        lower_mm=towards_puncture * float(off[1]),
+        centred_upper_ras=upper - off[0] * frame.lateral_ras,
+        centred_lower_ras=lower - off[1] * frame.lateral_ras,
     )
 
 

@@ -44,7 +44,16 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .body_axis_lean import AXIS_ROUNDS, MAX_FOLLOWED_DEG, AxisLean, axis_lean, axis_lean_warning
+from .body_axis_lean import (
+    AXIS_ROUNDS,
+    MAX_FOLLOWED_DEG,
+    AxisLean,
+    axis_lean,
+    axis_lean_warning,
+    face_tilt_lateral_mm,
+    faces_show_a_lean,
+    lean_from_faces,
+)
 from .body_beyond_points import inside_the_body_warning, lies_inside, reach_beyond_points
 from .body_cross_sections import cross_sections_by_slice
 from .body_outline_ring import outline_ring, usual_outline
@@ -112,6 +121,13 @@ class BodySegmentation:
     axis_lean: AxisLean | None = None
     """The body's own axis against the line of the points used (:mod:`body_axis_lean`), read
     from the cross-sections found slice by slice; None when too few were found."""
+    face_lateral_mm: float | None = None
+    """The body's side-to-side lean against the line of the points used (mm between them), read
+    from the tilt of its enclosed faces (:func:`body_axis_lean.face_tilt_lateral_mm`); None when
+    no shell enclosed it."""
+    along_own_axis: bool = False
+    """Whether the body was segmented along its own axis, its points moved onto it
+    (:mod:`body_axis_lean`): ``frame`` is then the axis's, not the marked points' line."""
 
 
 def unseen_endplates_warning(edge_level_hu: float, bone_min_hu: float, geometry: VolumeGeometry) -> str:
@@ -484,6 +500,7 @@ def _segmented_along_axis(
     followed = AxisLean(float(lower_at[0]), float(upper_at[0]), float(lower_at[1]), float(upper_at[1]))
     # The height the moved points span along the line as marked gives the angle between the two.
     kept.warnings.insert(0, axis_lean_warning(followed, float(upper_at[2] - lower_at[2]), moved))
+    kept.along_own_axis = True
     return kept, turned_back
 
 
@@ -504,8 +521,9 @@ def segment_vertebral_body(
     again, with a warning (:mod:`endplate_surfaces`); on thicker slices a point whose endplate's
     surface reads further beyond it than a point on it can is named, not moved. With
     ``follow_axis``, where the line of the points leans against the body's own axis
-    (:mod:`body_axis_lean`), the points are moved onto that axis and the body segmented again
-    along it, with a warning. Returns the mask on a
+    (:mod:`body_axis_lean`: read from the cross-sections, or, where they read none, from the
+    side-to-side tilt of the enclosed faces), the points are moved onto that axis and the body
+    segmented again along it, with a warning. Returns the mask on a
     sub-grid (box) of the CT grid; ``BodySegmentation.box`` locates it, ``BodySegmentation.frame``
     the frame of the points used.
     """
@@ -648,9 +666,11 @@ def segment_vertebral_body(
     # body, whose lean need not be its axis's: a real L2 whose upper point was marked at 60% of
     # its height leaned 13 degrees there, and segmented along that, held 44% of the body instead
     # of the 50% between the points. Beside the point named, the lean is named, not followed.
+    lean_warned = False
     if follow_axis and lean is not None and lean.named:
         if any(inside) or not lean.followed(frame.height_mm):
             point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
+            lean_warned = True
         else:
             along, turned_back = _segmented_along_axis(ct, frame, lean, parameters, settings)
             if along is not None:
@@ -659,6 +679,7 @@ def segment_vertebral_body(
             # the mask with the line.
             if not turned_back:
                 point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
+                lean_warned = True
     # A faint cortex's shell closes at the higher levels inside its edge, where its rings run
     # (dished endplates lose their rims): it is enclosed at the levels at or below its edge, and
     # an endplate that partial volume leaves under them stops short of its point: the kept
@@ -688,8 +709,10 @@ def segment_vertebral_body(
         thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings),
     )
     fill = FaceFill()
+    face_lateral = None
     if enclosed is not None:
         body[:], fill = enclosed.mask, enclosed.fill
+        face_lateral = face_tilt_lateral_mm(body, axial_mm, frame.height_mm, settings.working_spacing_mm)
         rows = np.flatnonzero(body.any(axis=(1, 2)))
         half = 0.5 * abs(axial_mm[1] - axial_mm[0])
         reach_below = max(0.0, -(float(axial_mm[rows[0]]) - half))
@@ -698,6 +721,16 @@ def segment_vertebral_body(
         reach_below, reach_above = add_concave_endplate_rims(
             body, bone, slab, axial_mm, frame.height_mm, settings, cement=hu >= parameters.cement_min_hu
         )
+    # Cross-sections square to a line that leans far against the body are cut by its endplates,
+    # and read little or no lean; the enclosed faces tilt with the body's axis.
+    if follow_axis and not any(inside) and faces_show_a_lean(face_lateral, lean, frame.height_mm):
+        by_faces = lean_from_faces(lean, face_lateral)
+        if by_faces.followed(frame.height_mm):
+            along, _ = _segmented_along_axis(ct, frame, by_faces, parameters, settings)
+            if along is not None:
+                return along
+        if not lean_warned:
+            point_warnings.append(axis_lean_warning(by_faces, frame.height_mm, None))
     warnings = []
     gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm)
     if gap is not None:
@@ -743,4 +776,5 @@ def segment_vertebral_body(
         unseen_dish_share=None if dishes is None else dishes.share,
         goes_on_past=inside,
         axis_lean=lean,
+        face_lateral_mm=face_lateral,
     )

@@ -105,6 +105,7 @@ def measure_masks(
     level: str = "",
     parameters: MeasurementParameters | None = None,
     unseen_dish_share: float | None = None,
+    body_axis_ras: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> VertebraMeasurement:
     """Measure VBV, BCV, PSBCV and both ratios from masks on one grid.
 
@@ -121,6 +122,9 @@ def measure_masks(
         unseen_dish_share: share of VBV (0 to 1) that dishes between thick CT slices could hold
             beyond the endplate points (:mod:`unseen_dishes`), None when not estimated; a flag
             they could lower below the cut-off is marked near it.
+        body_axis_ras: two points on the body's own axis (upper, lower; RAS mm) where the body
+            was segmented along it, not along the points' line; the body's centre line, against
+            which points off it are named, is fitted in their frame.
 
     Returns:
         The measurement; volumes are voxel count times voxel volume (cm³).
@@ -164,7 +168,7 @@ def measure_masks(
     psbcv_pct = 100.0 * puncture_side_cement_voxels / body_voxels
     warnings = near_cutoff_warnings(psbcv_pct, parameters.cutoff_pct, unseen_dish_share)
     near_cutoff = bool(warnings)
-    off_centre = points_off_centre(body_centres, upper_ras, lower_ras, plane)
+    off_centre = points_off_centre(body_centres, upper_ras, lower_ras, plane, body_axis_ras)
     if off_centre is not None and off_centre.named:
         centred_side = puncture_side_voxels(cement_in_body, body_box_geometry, off_centre.centred_plane(side))
         centred_pct = 100.0 * np.count_nonzero(centred_side) / body_voxels

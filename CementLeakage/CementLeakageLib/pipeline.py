@@ -129,14 +129,16 @@ def check_body_inside_field_of_view(body: np.ndarray, geometry: VolumeGeometry) 
 class AutomaticMasks(NamedTuple):
     """What :func:`automatic_masks` found: body and cement (bool ``[k, j, i]`` on the CT grid),
     the warnings to show with them, the CT's blur measured on the bolus (SD, mm; None when
-    the standard kernel's was assumed, see :mod:`ct_blur`) and what dishes unseen between thick
-    slices could add to VBV (%, :mod:`unseen_dishes`; None on slices up to 1 mm)."""
+    the standard kernel's was assumed, see :mod:`ct_blur`), what dishes unseen between thick
+    slices could add to VBV (%, :mod:`unseen_dishes`; None on slices up to 1 mm) and, where the
+    body was segmented along its own axis, two points on that axis (upper, lower; RAS mm)."""
 
     body: np.ndarray
     cement: np.ndarray
     warnings: list[str]
     ct_blur_sigma_mm: float | None = None
     unseen_dish_vbv_pct: float | None = None
+    body_axis_ras: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def automatic_masks(
@@ -202,8 +204,15 @@ def automatic_masks(
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement
     share = body_result.unseen_dish_share
+    frame = body_result.frame
+    axis = (frame.origin_ras + frame.height_mm * frame.axial_ras, frame.origin_ras)
     return AutomaticMasks(
-        body, cement, warnings, found_cement.blur_sigma_mm, None if share is None else 100.0 * share
+        body,
+        cement,
+        warnings,
+        found_cement.blur_sigma_mm,
+        None if share is None else 100.0 * share,
+        axis if body_result.along_own_axis else None,
     )
 
 
@@ -233,13 +242,14 @@ def measure_vertebra(
     if (body_mask is None) != (cement_mask is None):
         raise CementLeakageError("give both the vertebral body and the cement mask, or neither")
     warnings: list[str] = []
-    blur_sigma_mm = unseen_dish_vbv_pct = None
+    blur_sigma_mm = unseen_dish_vbv_pct = body_axis_ras = None
     if body_mask is None:
         parameters, intensity_warnings = check_ct_intensities(ct, parameters)
         warnings.extend(intensity_warnings)
         masks = automatic_masks(ct, upper, lower, parameters, settings)
         body, cement = masks.body, masks.cement
         blur_sigma_mm, unseen_dish_vbv_pct = masks.ct_blur_sigma_mm, masks.unseen_dish_vbv_pct
+        body_axis_ras = masks.body_axis_ras
         warnings.extend(masks.warnings)
         source = "automatic"
     else:
@@ -260,6 +270,7 @@ def measure_vertebra(
         level=level,
         parameters=parameters,
         unseen_dish_share=None if unseen_dish_vbv_pct is None else unseen_dish_vbv_pct / 100.0,
+        body_axis_ras=body_axis_ras,
     )
     measurement.warnings = warnings + measurement.warnings
     measurement.segmentation_source = source

@@ -89,6 +89,29 @@ def test_the_offsets_from_a_cylinder_are_where_its_axis_crosses_the_endplates_pl
             assert np.linalg.norm(from_axis) <= 0.25
 
 
+@pytest.mark.parametrize("grid", ["oblique 1 mm, body tilted 8 deg", "flipped 1.5 mm, body tilted -15 deg"])
+@pytest.mark.parametrize("apart_mm", [6.0, -7.0])
+def test_points_far_apart_read_their_offsets_in_the_frame_of_the_bodys_axis(grid, apart_mm):
+    """The upper point 6 or 7 mm to the right of the cylinder's top and the lower one as far to
+    the left of its bottom: the line leans 27-30 degrees and the window's ends cut the end caps,
+    which read the offsets short and the wrong way (measured -1.1 and +2.8 mm of +6 and -7 mm).
+    Fitted in the frame of two points on the axis, the offsets read within 0.05 mm (measured
+    0.03 mm at most), and the points moved onto the line lie on the axis."""
+    geometry, mask, axis = cylinder(grid)
+    top, bottom = CENTRE_RAS + 0.5 * HEIGHT_MM * axis, CENTRE_RAS - 0.5 * HEIGHT_MM * axis
+    lateral = vertebra_frame(top, bottom).lateral_ras
+    upper, lower = top + apart_mm * lateral, bottom - apart_mm * lateral
+    centres = geometry.voxel_centers_ras(np.nonzero(mask))
+    plane = split_plane_from_endplates(upper, lower, "right")
+    square_to_the_line = points_off_centre(centres, upper, lower, plane)
+    assert abs(square_to_the_line.upper_mm) < 0.5 * abs(apart_mm)
+    found = points_off_centre(centres, upper, lower, plane, (top, bottom))
+    assert found.upper_mm == pytest.approx(apart_mm, abs=0.05)
+    assert found.lower_mm == pytest.approx(-apart_mm, abs=0.05)
+    assert np.linalg.norm(found.centred_upper_ras - top) <= 0.05
+    assert np.linalg.norm(found.centred_lower_ras - bottom) <= 0.05
+
+
 def test_points_to_the_puncture_side_read_positive():
     geometry, mask, axis = cylinder("axial 2 mm, body tilted 0.4 deg")
     top, bottom = CENTRE_RAS + 0.5 * HEIGHT_MM * axis, CENTRE_RAS - 0.5 * HEIGHT_MM * axis
