@@ -255,11 +255,11 @@ corners that faces square to a tilted line cut off lie outside them."""
 FACE_TILT_NAMED_DEG = 12.0
 """A side-to-side tilt of the body's faces (degrees, the mean of the two endplates') beyond
 this, where the cross-sections read no such lean, is named and followed
-(:func:`faces_show_a_lean`). With the points on their endplates' middles, the faces of the 300
-phantoms of six sweeps (seeds 2026, 2031, 2033 and 2039; 2027 slice-averaged; 2036 at random
-slice phases) tilt at most 6.3 degrees side to side (a T11 with a Schmorl's node on 2 mm
-slices; the next 5.8, a T6 on 2 mm slices), those tilted up to 20 degrees on 1.5 and 2 mm
-slices at most 1.8 degrees."""
+(:func:`faces_show_a_lean`). With the points on their endplates' middles, the faces of the 1050
+phantoms of the 21 sweep sets tilt at most 5.8 degrees side to side (a T6 on 2 mm slices), and
+none names a lean; the seed-2036 set at random slice phases, 6.3 degrees (a T11 with a Schmorl's
+node on 2 mm slices). Bodies tilted up to 20 degrees against 1.5 and 2 mm slices read at most
+1.8 degrees."""
 FACE_MIN_COLUMNS = 20
 """Fewest inner columns for the faces' tilt to be read."""
 
