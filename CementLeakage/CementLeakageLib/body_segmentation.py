@@ -360,13 +360,15 @@ def _segmented_on_surfaces(
     settings: BodySegmentationSettings,
     follow_axis: bool,
     points_inside: set[str],
+    lean_probe: bool = False,
 ) -> tuple[BodySegmentation | None, dict[str, str]]:
     """The body segmented again between the endplate points (RAS mm) moved onto the surfaces
     read (:func:`endplate_surfaces.points_on_surfaces`), with a warning for each point moved, or
     None when neither point moves; and the warnings for points kept as marked after every
     surface read for them proved wrong, by point (``"lower"``, ``"upper"``).
 
-    ``follow_axis`` is passed on to each segmentation (see :func:`segment_vertebral_body`).
+    ``follow_axis`` and ``lean_probe`` are passed on to each segmentation (see
+    :func:`segment_vertebral_body`).
     ``points_inside`` names the points (``"lower"``, ``"upper"``) the body went on past
     (:func:`body_beyond_points.lies_inside`): a surface read beyond such a point and proved wrong
     lies inside a body, not necessarily the next one.
@@ -394,7 +396,14 @@ def _segmented_on_surfaces(
         if not moves or not all(ct.geometry.contains_ras(point) for point in (upper_moved, lower_moved)):
             return None, kept
         moved = segment_vertebral_body(
-            ct, upper_moved, lower_moved, parameters, settings, follow_surfaces=False, follow_axis=follow_axis
+            ct,
+            upper_moved,
+            lower_moved,
+            parameters,
+            settings,
+            follow_surfaces=False,
+            follow_axis=follow_axis,
+            lean_probe=lean_probe,
         )
         wrong = [shifted and past for shifted, past in zip(moved_points(offsets), moved.goes_on_past)]
         if not any(wrong):
@@ -479,7 +488,14 @@ def _segmented_along_axis(
             break
         try:
             result = segment_vertebral_body(
-                ct, upper, lower, parameters, settings, follow_surfaces=True, follow_axis=False
+                ct,
+                upper,
+                lower,
+                parameters,
+                settings,
+                follow_surfaces=True,
+                follow_axis=False,
+                lean_probe=True,
             )
         except CementLeakageError:
             break
@@ -513,6 +529,7 @@ def segment_vertebral_body(
     *,
     follow_surfaces: bool = True,
     follow_axis: bool = True,
+    lean_probe: bool = False,
 ) -> BodySegmentation:
     """Segment the vertebral body between two endplate midpoints (RAS mm).
 
@@ -523,7 +540,9 @@ def segment_vertebral_body(
     ``follow_axis``, where the line of the points leans against the body's own axis
     (:mod:`body_axis_lean`: read from the cross-sections, or, where they read none, from the
     side-to-side tilt of the enclosed faces), the points are moved onto that axis and the body
-    segmented again along it, with a warning. Returns the mask on a
+    segmented again along it, with a warning. With ``lean_probe`` (a round along the axis, which
+    keeps no body whose lean is named), a body whose lean is named or unread is not enclosed in 3D:
+    its mask is its cross-sections found slice by slice, and its lean what is read. Returns the mask on a
     sub-grid (box) of the CT grid; ``BodySegmentation.box`` locates it, ``BodySegmentation.frame``
     the frame of the points used.
     """
@@ -607,6 +626,7 @@ def segment_vertebral_body(
             settings,
             follow_axis,
             set(named_inside),
+            lean_probe,
         )
         if moved is not None:
             return moved
@@ -694,20 +714,22 @@ def segment_vertebral_body(
         enclosure_levels = [level for level in shell_levels if level <= edge_level] or shell_levels[-1:]
         if has_thick_slices(ct.geometry.spacing_mm):
             enclosure_levels = sorted(enclosure_levels)
-    enclosed = enclosed_by_shell(
-        hu,
-        body,
-        slab,
-        axial_mm,
-        frame.height_mm,
-        enclosure_levels,
-        settings,
-        parameters.cement_min_hu,
-        shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
-        ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
-        own_slices=found,
-        thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings),
-    )
+    enclosed = None
+    if not (lean_probe and (lean is None or lean.named)):
+        enclosed = enclosed_by_shell(
+            hu,
+            body,
+            slab,
+            axial_mm,
+            frame.height_mm,
+            enclosure_levels,
+            settings,
+            parameters.cement_min_hu,
+            shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
+            ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
+            own_slices=found,
+            thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings),
+        )
     fill = FaceFill()
     face_lateral = None
     if enclosed is not None:
