@@ -352,6 +352,26 @@ def test_points_far_apart_side_to_side_are_followed_by_the_faces(demo_phantoms, 
     assert centred == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
 
 
+def test_a_lean_probe_reads_the_same_lean_without_enclosing_the_body(demo_phantoms):
+    """The demo's L1 with its points 3 mm to either side: a round along the axis keeps no body
+    whose lean is named, so with ``lean_probe`` that body is not enclosed in 3D (no faces are
+    read); the lean and the frame are those of the full segmentation. With its points on their
+    middles the lean is not named, and the probe encloses the body as the full segmentation does."""
+    phantom = demo_phantoms("axial")
+    for offset_mm, named in ((3.0, True), (0.0, False)):
+        upper, lower = _points_apart(phantom, offset_mm, 0.0)
+        full = segment_vertebral_body(phantom.ct, upper, lower, follow_axis=False)
+        probe = segment_vertebral_body(phantom.ct, upper, lower, follow_axis=False, lean_probe=True)
+        assert full.axis_lean.named is named
+        assert probe.axis_lean == full.axis_lean
+        assert np.allclose(probe.frame.axial_ras, full.frame.axial_ras)
+        assert full.face_lateral_mm is not None
+        if named:
+            assert probe.face_lateral_mm is None
+        else:
+            assert np.array_equal(probe.mask, full.mask)
+
+
 def test_points_on_their_endplates_middles_read_no_lean(demo_phantoms):
     """The demo's L1 with its points where the phantom puts them: the lean reads under 0.2 mm side
     to side and 0.5 mm front to back, where the front of the widest rows moves by whole pixels
