@@ -317,13 +317,13 @@ def test_points_far_apart_side_to_side_are_followed_by_the_faces(demo_phantoms, 
     """The demo's L1 with its points 6 or 7 mm to either side of their endplates' middles (26 and
     29 degrees). Square to the line, the cross-sections are cut by the endplates where the line
     leaves them and read little of the lean, or the wrong way (0.17 mm and -3.67 mm against
-    -13.3 mm and 16.0 mm along the line as marked); segmented along the line, the body reads VBV
-    -3.9% and -5.7%, and nothing named it. The enclosed faces' tilt reads the lean within 1 mm
-    (-12.7 and 15.95 mm); followed, VBV is within 1% (measured -0.79% and +0.11%), Dice at least
-    0.975 (0.981, 0.989), PSBCV/VBV% within 0.3 points (+0.03, -0.24) and the angle stated
-    within a degree. The centre line, fitted along the body's axis, names each point's offset
-    within 0.3 mm (measured 5.95-6.08 and 6.93-7.00 mm; square to the line it read 0.2 mm) and
-    gives the ratio through it within 0.3 points (+0.09, -0.11)."""
+    -13.3 mm and 16.0 mm along the line as marked: no lean named, or one the wrong way);
+    segmented along the line, the body reads VBV -3.9% and -5.7%. The enclosed faces' tilt reads
+    the lean within 1 mm (-12.7 and 15.95 mm); followed, VBV is within 1% (measured -0.79% and
+    +0.11%), Dice at least 0.975 (0.981, 0.989), PSBCV/VBV% within 0.3 points (+0.03, -0.24)
+    and the angle stated within a degree. The centre line, fitted along the body's axis, names
+    each point's offset within 0.3 mm (measured 5.95-6.08 and 6.93-7.00 mm; square to the line
+    it read 0.2 mm) and gives the ratio through it within 0.3 points (+0.09, -0.11)."""
     orientation, offset_mm, faces_mm, stated_deg = FAR_APART_CASES[case]
     phantom = demo_phantoms(orientation)
     truth = phantom.truth
