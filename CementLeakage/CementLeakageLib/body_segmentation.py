@@ -437,11 +437,6 @@ def _degrees_between(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
-def _frame_points(frame: VertebraFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The upper and lower endplate points (RAS mm) that define ``frame``."""
-    return frame.origin_ras + frame.height_mm * frame.axial_ras, frame.origin_ras
-
-
 def _segmented_along_axis(
     ct: CtVolume,
     frame: VertebraFrame,
@@ -477,7 +472,7 @@ def _segmented_along_axis(
     points 6 mm behind and in front of its endplates' middles, reads 5.5 mm of the 12 mm, then
     5.3 mm and 1.8 mm of what is left.
     """
-    marked = _frame_points(frame)
+    marked = frame.endplate_points_ras
     kept, turned_back = None, False
     current, current_frame = lean, frame
     for _ in range(AXIS_ROUNDS):
@@ -510,7 +505,7 @@ def _segmented_along_axis(
             break
     if kept is None:
         return None, turned_back
-    used = _frame_points(kept.frame)
+    used = kept.frame.endplate_points_ras
     moved = (float(np.linalg.norm(used[0] - marked[0])), float(np.linalg.norm(used[1] - marked[1])))
     (upper_at, lower_at) = frame.to_frame(np.array(used))
     followed = AxisLean(float(lower_at[0]), float(upper_at[0]), float(lower_at[1]), float(upper_at[1]))

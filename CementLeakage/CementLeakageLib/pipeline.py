@@ -204,15 +204,13 @@ def automatic_masks(
     cement = np.zeros(ct.geometry.shape, dtype=bool)
     cement[body_result.box] = crop_cement
     share = body_result.unseen_dish_share
-    frame = body_result.frame
-    axis = (frame.origin_ras + frame.height_mm * frame.axial_ras, frame.origin_ras)
     return AutomaticMasks(
         body,
         cement,
         warnings,
         found_cement.blur_sigma_mm,
         None if share is None else 100.0 * share,
-        axis if body_result.along_own_axis else None,
+        body_result.frame.endplate_points_ras if body_result.along_own_axis else None,
     )
 
 

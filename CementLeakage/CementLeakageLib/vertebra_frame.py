@@ -29,6 +29,12 @@ class VertebraFrame:
         """3x3 matrix whose columns are the lateral, anterior and axial unit vectors (RAS)."""
         return np.column_stack([self.lateral_ras, self.anterior_ras, self.axial_ras])
 
+    @property
+    def endplate_points_ras(self) -> tuple[np.ndarray, np.ndarray]:
+        """The upper and lower endplate points (RAS mm) that define the frame: the lower one is
+        its origin, the upper one ``height_mm`` along its axis."""
+        return self.origin_ras + self.height_mm * self.axial_ras, self.origin_ras
+
     def to_frame(self, points_ras: np.ndarray) -> np.ndarray:
         """RAS mm points ``(N, 3)`` to frame coordinates ``(N, 3)``: lateral, anterior, axial (mm)."""
         points = np.asarray(points_ras, dtype=float).reshape(-1, 3)

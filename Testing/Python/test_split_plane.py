@@ -35,3 +35,6 @@ def test_vertebra_frame_is_orthonormal_and_right_handed():
     assert frame.height_mm == pytest.approx(np.sqrt(4 + 9 + 625), abs=1e-12)
     points = np.array([[1.0, 2.0, 3.0], [-4.0, 0.5, 9.0]])
     assert frame.to_ras(frame.to_frame(points)) == pytest.approx(points, abs=1e-12)
+    upper, lower = frame.endplate_points_ras
+    assert upper == pytest.approx([3.0, 4.0, 30.0], abs=1e-12)
+    assert lower == pytest.approx([1.0, 1.0, 5.0], abs=1e-12)
