@@ -255,6 +255,30 @@ def _points_apart(phantom, lateral_mm: float, anterior_mm: float) -> tuple[np.nd
     return np.asarray(truth.upper_ras) + shift, np.asarray(truth.lower_ras) - shift
 
 
+def _measured_along_the_axis(phantom, upper: np.ndarray, lower: np.ndarray):
+    """The phantom measured between ``upper`` and ``lower`` (RAS mm), checked as followed onto
+    the body's axis: VBV within 1% of the truth, body Dice at least 0.975, PSBCV/VBV% within 0.3
+    points, and the lean named as segmented along the axis. Returns the measurement and that
+    warning."""
+    truth = phantom.truth
+    result = measure_vertebra(phantom.ct, upper, lower, truth.side)
+    measured = result.measurement
+    body = phantom.body_mask
+    dice = 2.0 * np.count_nonzero(body & result.body_mask) / (body.sum() + result.body_mask.sum())
+    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    assert dice >= 0.975
+    assert measured.psbcv_vbv_pct == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
+    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
+    assert "the body was segmented along its own axis" in warning
+    return measured, warning
+
+
+def _centred_pct(measured) -> float:
+    """PSBCV/VBV% through the body's centre line, as the warning naming points off it gives it."""
+    [named] = [w for w in measured.warnings if "centre line" in w]
+    return float(named.split(" as marked and ")[1].split("%")[0])
+
+
 LEAN_CASES = {
     # orientation, upper point's offset (mm, right and anterior; the lower one's the other way),
     # the mask's VBV error segmented along the line as marked (%), the lean stated (mm, side to
@@ -282,16 +306,7 @@ def test_points_apart_on_the_demo_phantom_are_segmented_along_the_bodys_axis(dem
     along_line = segment_vertebral_body(phantom.ct, upper, lower, follow_axis=False)
     along_line_cm3 = np.count_nonzero(along_line.mask) * phantom.ct.geometry.voxel_volume_mm3 / 1000.0
     assert 100.0 * (along_line_cm3 / truth.vbv_cm3 - 1.0) == pytest.approx(along_line_pct, abs=0.3)
-    result = measure_vertebra(phantom.ct, upper, lower, truth.side)
-    measured = result.measurement
-    body = phantom.body_mask
-    dice = 2.0 * np.count_nonzero(body & result.body_mask) / (body.sum() + result.body_mask.sum())
-
-    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
-    assert dice >= 0.975
-    assert measured.psbcv_vbv_pct == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
-    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
-    assert "the body was segmented along its own axis" in warning
+    measured, warning = _measured_along_the_axis(phantom, upper, lower)
     for lean_mm, direction in zip(stated_mm, ("side to side", "front to back")):
         if lean_mm:
             stated = float(warning.split(f" mm {direction}")[0].split(" ")[-1])
@@ -299,9 +314,7 @@ def test_points_apart_on_the_demo_phantom_are_segmented_along_the_bodys_axis(dem
     if abs(offsets_mm[0]) > 2.5:
         # A left puncture: the patient's right is away from it.
         assert measured.points_off_centre_mm == pytest.approx([-offsets_mm[0], offsets_mm[0]], abs=0.6)
-        [named] = [w for w in measured.warnings if "centre line" in w]
-        centred = float(named.split(" as marked and ")[1].split("%")[0])
-        assert centred == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
+        assert _centred_pct(measured) == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
 
 
 FAR_APART_CASES = {
@@ -331,25 +344,18 @@ def test_points_far_apart_side_to_side_are_followed_by_the_faces(demo_phantoms, 
     along_line = segment_vertebral_body(phantom.ct, upper, lower, follow_axis=False)
     assert along_line.axis_lean.lateral_mm * np.sign(faces_mm) < LATERAL_LEAN_MM
     assert along_line.face_lateral_mm == pytest.approx(faces_mm, abs=1.0)
-    height_mm = float(np.linalg.norm(upper - lower))
-    assert along_line.face_lateral_mm == pytest.approx(2.0 * offset_mm / 25.0 * -height_mm, abs=1.0)
+    # The axis moves twice the offset over the body's height between the points: tan of the
+    # tilt, times the length of the line as marked.
+    body_height_mm = float(np.linalg.norm(np.asarray(truth.upper_ras) - np.asarray(truth.lower_ras)))
+    line_mm = float(np.linalg.norm(upper - lower))
+    assert along_line.face_lateral_mm == pytest.approx(-2.0 * offset_mm / body_height_mm * line_mm, abs=1.0)
 
-    result = measure_vertebra(phantom.ct, upper, lower, truth.side)
-    measured = result.measurement
-    body = phantom.body_mask
-    dice = 2.0 * np.count_nonzero(body & result.body_mask) / (body.sum() + result.body_mask.sum())
-    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
-    assert dice >= 0.975
-    assert measured.psbcv_vbv_pct == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
-    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
-    assert "the body was segmented along its own axis" in warning
+    measured, warning = _measured_along_the_axis(phantom, upper, lower)
     stated = float(warning.split(" degrees against")[0].split(" ")[-1])
     assert stated == pytest.approx(stated_deg, abs=1.0)
     # A left puncture: the patient's right is away from it.
     assert measured.points_off_centre_mm == pytest.approx([-offset_mm, offset_mm], abs=0.3)
-    [named] = [w for w in measured.warnings if "centre line" in w]
-    centred = float(named.split(" as marked and ")[1].split("%")[0])
-    assert centred == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
+    assert _centred_pct(measured) == pytest.approx(truth.psbcv_vbv_pct, abs=0.3)
 
 
 def test_a_lean_probe_reads_the_same_lean_without_enclosing_the_body(demo_phantoms):
