@@ -34,7 +34,8 @@ points (beyond them only where a concave endplate's rim continues).
 The grid follows the line between the points, and the enclosure's columns run along it: where the
 cross-sections found slice by slice show the body's own axis leaning against that line (points
 marked off their endplates' middles in opposite directions; :mod:`body_axis_lean`), the points
-are moved onto the axis and the body is segmented again along it.
+are moved onto the axis and the body is segmented again along it; side to side, the tilt of the
+faces of the first shell that closes gives the first such axis where it reads more of the lean.
 """
 
 from __future__ import annotations
@@ -46,11 +47,14 @@ import SimpleITK as sitk
 
 from .body_axis_lean import (
     AXIS_ROUNDS,
+    LATERAL_LEAN_MM,
+    MAX_FACE_FOLLOWED_DEG,
     MAX_FOLLOWED_DEG,
     AxisLean,
     axis_lean,
     axis_lean_warning,
     face_tilt_lateral_mm,
+    faces_lead_the_lean,
     faces_show_a_lean,
     lean_from_faces,
 )
@@ -443,6 +447,7 @@ def _segmented_along_axis(
     lean: AxisLean,
     parameters: MeasurementParameters,
     settings: BodySegmentationSettings,
+    max_deg: float = MAX_FOLLOWED_DEG,
 ) -> tuple[BodySegmentation | None, bool]:
     """The body segmented again between the points of ``frame`` moved onto the body's own axis
     (``lean``, :meth:`AxisLean.points_on_axis`), with a warning. The axis is read again on each
@@ -455,7 +460,7 @@ def _segmented_along_axis(
     of and behind their middles, was segmented with its upper point 1.1 mm inside the body (VBV
     -5.2%) before, and reads +0.9% with the surfaces read.
 
-    The rounds stop at one whose points leave the CT or tilt more than ``MAX_FOLLOWED_DEG`` from
+    The rounds stop at one whose points leave the CT or tilt more than ``max_deg`` (degrees) from
     the line as marked, that finds no body, or whose lean turns back past the axis it followed
     (:meth:`AxisLean.overshot`); the last round before that whose lean is within the limits and
     whose shell closed is kept, and with none such, None; the flag says whether the rounds
@@ -479,7 +484,7 @@ def _segmented_along_axis(
         upper, lower = current.points_on_axis(current_frame, marked)
         if not all(ct.geometry.contains_ras(point) for point in (upper, lower)):
             break
-        if _degrees_between(upper - lower, frame.axial_ras) > MAX_FOLLOWED_DEG:
+        if _degrees_between(upper - lower, frame.axial_ras) > max_deg:
             break
         try:
             result = segment_vertebral_body(
@@ -513,6 +518,61 @@ def _segmented_along_axis(
     kept.warnings.insert(0, axis_lean_warning(followed, float(upper_at[2] - lower_at[2]), moved))
     kept.along_own_axis = True
     return kept, turned_back
+
+
+def _enclosure_levels(
+    shell_levels: list[float], edge_level_hu: float | None, faint_cortex: bool, geometry: VolumeGeometry
+) -> list[float]:
+    """The shell levels (HU) the body is enclosed at (:func:`shell_enclosure.enclosed_by_shell`),
+    in the order tried, given the cortex's edge level (``edge_level_hu``) and the CT's ``geometry``.
+
+    A faint cortex's shell closes at the higher levels inside its edge, where its rings run
+    (dished endplates lose their rims): it is enclosed at the levels at or below its edge, and
+    an endplate that partial volume leaves under them stops short of its point: the kept
+    enclosure's faces are extended to the points (``FAINT_FACE_SHORTFALL_MM`` at most). On thick
+    slices a faint endplate is averaged with the disc and marrow along the slice and reads
+    fainter than the side wall whose edge set the levels: a dished endplate's walls fall under
+    the higher levels, so the lowest level that encloses the body comes first (a faint
+    biconcave T12 on slice-averaged 2 mm slices, 0.45 mm blur: enclosed at 190 HU VBV -5.1%,
+    at 130 HU -2.7%)."""
+    if not faint_cortex or edge_level_hu is None:
+        return shell_levels
+    levels = [level for level in shell_levels if level <= edge_level_hu] or shell_levels[-1:]
+    return sorted(levels) if has_thick_slices(geometry.spacing_mm) else levels
+
+
+def _probed_face_lean(
+    hu: np.ndarray,
+    body: np.ndarray,
+    slab: np.ndarray,
+    axial_mm: np.ndarray,
+    height_mm: float,
+    levels: list[float],
+    settings: BodySegmentationSettings,
+    parameters: MeasurementParameters,
+    own_slices: np.ndarray,
+) -> float | None:
+    """The side-to-side lean (mm between the points, :func:`body_axis_lean.face_tilt_lateral_mm`)
+    of the faces of the first shell that closes around ``body`` at the shell ``levels`` (HU;
+    :func:`shell_enclosure.enclosed_by_shell` with ``first_closed``), or None. Frame grid
+    ``[z, y, x]``: ``hu`` (HU), ``body`` (bool, the cross-sections found in ``own_slices``), the
+    slices ``slab`` between the points, ``axial_mm`` above the lower point, the upper one at
+    ``height_mm``. The body is not changed."""
+    probe = enclosed_by_shell(
+        hu,
+        body,
+        slab,
+        axial_mm,
+        height_mm,
+        levels,
+        settings,
+        parameters.cement_min_hu,
+        own_slices=own_slices,
+        first_closed=True,
+    )
+    if probe is None:
+        return None
+    return face_tilt_lateral_mm(probe.mask, axial_mm, height_mm, settings.working_spacing_mm)
 
 
 def segment_vertebral_body(
@@ -681,13 +741,30 @@ def segment_vertebral_body(
     # body, whose lean need not be its axis's: a real L2 whose upper point was marked at 60% of
     # its height leaned 13 degrees there, and segmented along that, held 44% of the body instead
     # of the 50% between the points. Beside the point named, the lean is named, not followed.
-    lean_warned = False
+    enclosure_levels = _enclosure_levels(shell_levels, edge_level, faint_cortex, ct.geometry)
+    lean_warned, faces_followed = False, False
     if follow_axis and lean is not None and lean.named:
         if any(inside) or not lean.followed(frame.height_mm):
             point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
             lean_warned = True
         else:
-            along, turned_back = _segmented_along_axis(ct, frame, lean, parameters, settings)
+            along, turned_back = None, False
+            # The enclosed faces read a side-to-side lean whole where the cross-sections read part
+            # of it, or read it the wrong way: the rounds start from them, and from the
+            # cross-sections where that fails.
+            if abs(lean.lateral_mm) > LATERAL_LEAN_MM:
+                probed = _probed_face_lean(
+                    hu, body, slab, axial_mm, frame.height_mm, enclosure_levels, settings, parameters, found
+                )
+                if probed is not None and faces_lead_the_lean(probed, lean, frame.height_mm):
+                    by_faces = lean_from_faces(lean, probed)
+                    if by_faces.followed(frame.height_mm, MAX_FACE_FOLLOWED_DEG):
+                        along, turned_back = _segmented_along_axis(
+                            ct, frame, by_faces, parameters, settings, MAX_FACE_FOLLOWED_DEG
+                        )
+                        faces_followed = True
+            if along is None:
+                along, turned_back = _segmented_along_axis(ct, frame, lean, parameters, settings)
             if along is not None:
                 return along
             # A lean that turned back is the body's shape; one that could not be followed leans
@@ -695,20 +772,6 @@ def segment_vertebral_body(
             if not turned_back:
                 point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
                 lean_warned = True
-    # A faint cortex's shell closes at the higher levels inside its edge, where its rings run
-    # (dished endplates lose their rims): it is enclosed at the levels at or below its edge, and
-    # an endplate that partial volume leaves under them stops short of its point: the kept
-    # enclosure's faces are extended to the points (FAINT_FACE_SHORTFALL_MM at most). On thick
-    # slices a faint endplate is averaged with the disc and marrow along the slice and reads
-    # fainter than the side wall whose edge set the levels: a dished endplate's walls fall under
-    # the higher levels, so the lowest level that encloses the body comes first (a faint
-    # biconcave T12 on slice-averaged 2 mm slices, 0.45 mm blur: enclosed at 190 HU VBV -5.1%,
-    # at 130 HU -2.7%).
-    enclosure_levels = shell_levels
-    if faint_cortex and edge_level is not None:
-        enclosure_levels = [level for level in shell_levels if level <= edge_level] or shell_levels[-1:]
-        if has_thick_slices(ct.geometry.spacing_mm):
-            enclosure_levels = sorted(enclosure_levels)
     enclosed = None
     if not (lean_probe and (lean is None or lean.named)):
         enclosed = enclosed_by_shell(
@@ -742,8 +805,8 @@ def segment_vertebral_body(
     # and read little or no lean; the enclosed faces tilt with the body's axis.
     if follow_axis and not any(inside) and faces_show_a_lean(face_lateral, lean, frame.height_mm):
         by_faces = lean_from_faces(lean, face_lateral)
-        if by_faces.followed(frame.height_mm):
-            along, _ = _segmented_along_axis(ct, frame, by_faces, parameters, settings)
+        if by_faces.followed(frame.height_mm, MAX_FACE_FOLLOWED_DEG) and not faces_followed:
+            along, _ = _segmented_along_axis(ct, frame, by_faces, parameters, settings, MAX_FACE_FOLLOWED_DEG)
             if along is not None:
                 return along
         if not lean_warned:

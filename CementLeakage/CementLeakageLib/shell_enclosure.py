@@ -145,6 +145,7 @@ def enclosed_by_shell(
     ct_voxel_mm: float = 0.5,
     own_slices: np.ndarray | None = None,
     thick_slices: ThickSliceFaces | None = None,
+    first_closed: bool = False,
 ) -> Enclosure | None:
     """The body as the region its cortical shell encloses in 3D, within the body's outline.
 
@@ -168,6 +169,10 @@ def enclosed_by_shell(
     the rounds are tried again with those voxels, the halo of a CT voxel around them and the thin
     blur past it not shell either; a whole shell found so is kept when it holds the rims of dished
     endplates beyond the points (``FAINT_RETRY_MIN_RIMS``) or the CT's slices placed one of its faces.
+    With ``first_closed``, the first shell that closes is kept, whole or not, and nothing is tried
+    again: enough to read the faces' tilt (:func:`body_axis_lean.face_tilt_lateral_mm`), and no
+    more costly where no shell closes whole (a line leaning front to back against the demo's L1:
+    one candidate instead of all of a round's, 1.6 s).
     Returns the enclosure (:class:`Enclosure`), or None when no shell level closes (the slab's
     body is kept).
     """
@@ -177,8 +182,11 @@ def enclosed_by_shell(
         "ct_voxel_mm": ct_voxel_mm,
         "own_slices": own_slices,
         "thick_slices": thick_slices,
+        "first_closed": first_closed,
     }
     enclosure = _enclosed(*arguments, faint_leaks=False, **options)
+    if first_closed:
+        return enclosure
     if (enclosure is not None and enclosure.whole) or not _faint_cement_beyond_points(
         hu, axial_mm, height_mm, cement_min_hu
     ):
@@ -266,6 +274,7 @@ def _enclosed(
     ct_voxel_mm: float,
     own_slices: np.ndarray | None,
     thick_slices: ThickSliceFaces | None,
+    first_closed: bool = False,
 ) -> Enclosure | None:
     """:func:`enclosed_by_shell`, beyond the points with cement (``cement_min_hu`` and up) and its
     blur not shell, or with ``faint_leaks`` what a thin leak's partial volume leaves:
@@ -411,6 +420,8 @@ def _enclosed(
                 return Enclosure(kept, fill, whole=True, slices_placed_a_face=from_slices)
             if partial is None or coverage > partial[0]:
                 partial = (coverage, calibrated, fill)
+            if first_closed:
+                break
         if partial is not None:
             break
     if partial is None:

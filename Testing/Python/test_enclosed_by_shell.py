@@ -312,3 +312,25 @@ def test_the_next_vertebra_reached_through_a_neck_is_closed_by_the_limit(top_mm,
     region &= ALLOWED[:, None, None]
     closed = reaches_the_limit_through_a_neck(region, ALLOWED, AXIAL_MM, HEIGHT_MM, float(OUTLINE.sum()))
     assert closed is expected
+
+
+def test_the_first_shell_that_closes_is_kept_whole_or_with_holes():
+    """With ``first_closed`` (a probe of the faces' tilt) the first shell that closes is kept: a
+    whole one as without it, the wedged body's shell with holes as its best one (the same voxels),
+    and nothing where no shell closes."""
+    settings = BodySegmentationSettings()
+
+    def first_closed(hu: np.ndarray, own_slices: np.ndarray | None = None):
+        arguments = (hu, BODY, SLAB, AXIAL_MM, HEIGHT_MM, SHELL_LEVELS, settings)
+        return enclosed_by_shell(*arguments, own_slices=own_slices, first_closed=True)
+
+    whole = first_closed(ct())
+    assert whole is not None and whole.whole and np.array_equal(whole.mask, BODY)
+    hu = np.full(BODY.shape, 80.0)
+    hu[TILTED_BODY] = 400.0
+    hu[MARROW[None] & (Z > 1.0) & (Z < TILTED_TOP_MM[None] - 1.0)] = 150.0
+    own_slices = SLAB[AXIAL_MM[SLAB] < HEIGHT_MM - 15.0 * WEDGE_SLOPE_MM_PER_MM]
+    with_holes = first_closed(hu, own_slices)
+    assert with_holes is not None and not with_holes.whole
+    assert np.array_equal(with_holes.mask, TILTED_BODY)
+    assert first_closed(ct(endplates=False)) is None
