@@ -10,9 +10,9 @@ it (:mod:`CementLeakageLib.phantom`), measured against their analytic truth:
 - both points moved 2-4 mm apart front to back across the axis (the upper one anterior and the
   lower one posterior, or the reverse), which tilts the line the body is segmented along against
   the body's own axis (:mod:`body_axis_lean`), on wedged and tilted bodies among others;
-- both points moved 2-7 mm apart side to side, which tilts the line up to 30 degrees against
-  the body's axis: past about 25 degrees the cross-sections square to the line read the lean
-  short or the wrong way, and the tilt of the body's faces reads it.
+- both points moved 2-7 mm apart side to side, which tilts the line up to 39 degrees against
+  the body's axis: the cross-sections square to the line read part of the lean, and past about
+  25 degrees (on wedged bodies from 3 mm) the wrong way; the tilt of the body's faces reads it.
 
 Each row gives the VBV error (%) and what the measurement names: a point inside the body, a
 shell that did not close (its faces flat through the points), a point moved onto a surface read
