@@ -765,6 +765,14 @@ def segment_vertebral_body(
                         faces_followed = True
             if along is None:
                 along, turned_back = _segmented_along_axis(ct, frame, lean, parameters, settings)
+            # Cut by a line that leans, the cross-sections read front to back the less surely: where
+            # the rounds that followed both ways turned back, they start again from the side-to-side
+            # lean alone, and read the front-to-back one from there (the real L2 of the tests, its
+            # points 3 mm apart front to back: Dice 0.881 against its labels along the line as
+            # marked, with nothing said; 0.915 so, as with its points on one column).
+            side_only = AxisLean(lean.lower_lateral_mm, lean.upper_lateral_mm, 0.0, 0.0)
+            if along is None and turned_back and lean.anterior_mm != 0.0 and side_only.named:
+                along, turned_back = _segmented_along_axis(ct, frame, side_only, parameters, settings)
             if along is not None:
                 return along
             # A lean that turned back is the body's shape; one that could not be followed leans
