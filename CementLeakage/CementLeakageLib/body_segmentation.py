@@ -775,9 +775,9 @@ def segment_vertebral_body(
                 along, turned_back = _segmented_along_axis(ct, frame, side_only, parameters, settings)
             if along is not None:
                 return along
-            # A lean that turned back is the body's shape; one that could not be followed leans
-            # the mask with the line.
-            if not turned_back:
+            # A lean that turned back is the body's shape, as far as a shape moves cross-sections;
+            # one that could not be followed, or is further, leans the mask with the line.
+            if not turned_back or not lean.within_shape:
                 point_warnings.append(axis_lean_warning(lean, frame.height_mm, None))
                 lean_warned = True
     enclosed = None

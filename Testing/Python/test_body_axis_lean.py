@@ -14,6 +14,7 @@ from CementLeakageLib.body_axis_lean import (
     LATERAL_LEAN_MM,
     MAX_FACE_FOLLOWED_DEG,
     MAX_FOLLOWED_DEG,
+    SHAPE_LEAN_FACTOR,
     AxisLean,
     axis_lean,
     axis_lean_warning,
@@ -235,6 +236,8 @@ def test_the_limits_name_follow_settle_and_turn_back():
     assert steep.followed(20.0, MAX_FACE_FOLLOWED_DEG)  # read from the faces
     assert not AxisLean(-9.0, 9.0, 0.0, 0.0).followed(20.0, MAX_FACE_FOLLOWED_DEG)  # 42 degrees
     assert AxisLean(0.0, 0.2, 0.0, 0.3).settled
+    assert AxisLean(-1.43, 1.42, 0.89, -0.89).within_shape  # the real L2 on one column
+    assert not AxisLean(3.37, -3.37, 4.23, -4.23).within_shape  # its points 4 mm to either side
     assert AxisLean(1.2, -1.0, 0.0, 0.0).overshot(side)  # -2.2 after +2.2
     assert not AxisLean(-0.4, 0.4, 0.0, 0.0).overshot(side)  # what is left, the same way
     assert not AxisLean(0.2, -0.2, 0.0, 0.0).overshot(side)  # back by 0.4 mm of 2.2
@@ -527,6 +530,26 @@ def test_the_real_vertebra_with_its_points_apart_is_followed_side_to_side_first(
     dice = 2.0 * np.count_nonzero(mask & truth) / (mask.sum() + truth.sum())
     assert dice == pytest.approx(0.916, abs=0.005)
     assert mask.sum() / truth.sum() == pytest.approx(0.862, abs=0.005)
+
+
+def test_the_real_vertebra_with_its_points_to_one_side_names_the_lean_it_cannot_follow():
+    """The real L2 (VerSe subject 004), its upper point 4 mm to the patient's right of its
+    endplate's middle and the lower one 4 mm to the left. Its shell does not close, so no faces are
+    read; its cross-sections read 6.7 mm side to side (and 8.5 mm front to back), and the rounds
+    along the axis turn back past it, both ways and side to side alone. A lean so far beyond its
+    limits (over ``SHAPE_LEAN_FACTOR`` times them) is not the body's shape, as the 2.85 mm read
+    with the points on one column is: it is named, with the mask leaning with the line (75.8% of
+    the labelled volume against 86.2% on one column, Dice 0.854 against 0.916), where nothing was
+    said before."""
+    ct, labels = load_real_vertebra()
+    truth = np.isin(labels, [1, 2])
+    upper, lower = endplate_midpoints(ct.geometry, truth)
+    lateral = vertebra_frame(upper, lower).lateral_ras
+    found = segment_vertebral_body(ct, upper + 4.0 * lateral, lower - 4.0 * lateral)
+    assert not found.along_own_axis
+    assert abs(found.axis_lean.lateral_mm) > SHAPE_LEAN_FACTOR * LATERAL_LEAN_MM
+    [warning] = [w for w in found.warnings if "leans" in w]
+    assert "the body mask leans with the line" in warning
 
 
 def test_a_round_whose_shell_stays_open_is_not_kept(demo_phantoms):
