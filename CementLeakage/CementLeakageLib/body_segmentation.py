@@ -756,7 +756,7 @@ def segment_vertebral_body(
                 probed = _probed_face_lean(
                     hu, body, slab, axial_mm, frame.height_mm, enclosure_levels, settings, parameters, found
                 )
-                if probed is not None and faces_lead_the_lean(probed, lean, frame.height_mm):
+                if faces_lead_the_lean(probed, lean, frame.height_mm):
                     by_faces = lean_from_faces(lean, probed)
                     if by_faces.followed(frame.height_mm, MAX_FACE_FOLLOWED_DEG):
                         along, turned_back = _segmented_along_axis(

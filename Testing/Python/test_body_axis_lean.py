@@ -290,9 +290,9 @@ def _pct_through_the_plane(phantom, upper: np.ndarray, lower: np.ndarray) -> flo
     return 100.0 * on_side / int(np.count_nonzero(phantom.body_mask))
 
 
-def _measured_along_the_axis(phantom, upper: np.ndarray, lower: np.ndarray):
+def _measured_along_the_axis(phantom, upper: np.ndarray, lower: np.ndarray, vbv_rel: float = 0.01):
     """The phantom measured between ``upper`` and ``lower`` (RAS mm), checked as followed onto
-    the body's axis: VBV within 1% of the truth, body Dice at least 0.975, PSBCV/VBV% within 0.3
+    the body's axis: VBV within ``vbv_rel`` of the truth, body Dice at least 0.975, PSBCV/VBV% within 0.3
     points of the phantom's voxels through the plane of the points as marked
     (:func:`_pct_through_the_plane`), and the lean named as segmented along the axis. Returns the
     measurement and that warning."""
@@ -301,7 +301,7 @@ def _measured_along_the_axis(phantom, upper: np.ndarray, lower: np.ndarray):
     measured = result.measurement
     body = phantom.body_mask
     dice = 2.0 * np.count_nonzero(body & result.body_mask) / (body.sum() + result.body_mask.sum())
-    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.01)
+    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=vbv_rel)
     assert dice >= 0.975
     assert measured.psbcv_vbv_pct == pytest.approx(_pct_through_the_plane(phantom, upper, lower), abs=0.3)
     [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
@@ -428,7 +428,8 @@ def test_a_far_lean_on_a_wedged_body_is_followed_by_its_faces(case):
     Dice at least 0.975 (0.985, 0.981), the angle stated within a degree, each point's offset named
     within 0.3 mm (6.93-7.03 and 5.87-5.92 mm) and the ratio through the centre line within 0.3
     points (+0.11, -0.23). PSBCV/VBV% itself moves with the split plane through the points as
-    marked (-1.26 and +0.57 points)."""
+    marked (-1.26 and +0.57 points from the phantom's ratio), and lies within 0.3 points of the
+    phantom's voxels through that plane (+0.14, -0.10)."""
     spec, offset_mm, stated_deg = FACES_BEYOND_CROSS_SECTIONS[case]
     phantom = make_phantom(spec)
     truth = phantom.truth
@@ -442,14 +443,7 @@ def test_a_far_lean_on_a_wedged_body_is_followed_by_its_faces(case):
     assert along_line.axis_lean.lateral_mm * np.sign(true_mm) < 0.0
     assert along_line.face_lateral_mm == pytest.approx(true_mm, abs=1.0)
 
-    result = measure_vertebra(phantom.ct, upper, lower, truth.side)
-    measured = result.measurement
-    body = phantom.body_mask
-    dice = 2.0 * np.count_nonzero(body & result.body_mask) / (body.sum() + result.body_mask.sum())
-    assert measured.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.015)
-    assert dice >= 0.975
-    [warning] = [w for w in measured.warnings if "leans" in w and "endplate points" in w]
-    assert "the body was segmented along its own axis" in warning
+    measured, warning = _measured_along_the_axis(phantom, upper, lower, vbv_rel=0.015)
     stated = float(warning.split(" degrees against")[0].split(" ")[-1])
     assert stated == pytest.approx(stated_deg, abs=1.0)
     # A left puncture: the patient's right is away from it.
