@@ -39,8 +39,8 @@ holds (:func:`size_pieces_by_intensity`): partial volume against the background 
 layer by layer parallel to the piece (slice by slice on thick slices), with the cement's own
 intensity from the brightest interior of any piece. Around a lens within one or two slices the
 background is taken past its rim, which partial volume keeps faint for millimetres beyond the
-half maximum (a ring in it read such leaks 11-47% low). On thick slices a lens in a disc (within
-two slices, or flat and facing the vertebra's axis) takes it, voxel by voxel, from the profile
+half maximum (a ring in it read such leaks 11-47% low). On thick slices a lens in a disc (outside
+the body, within two slices or flat and facing the vertebra's axis) takes it, voxel by voxel, from the profile
 of its surroundings along the vertebra's axis (:mod:`cement_lens_background`): a disc tilted
 against the slices puts endplate in every slice's ring. A half
 maximum misplaces a leak thinner than the blur (its edge lies outside it) and loses the thin rim
@@ -140,6 +140,11 @@ the phantoms and the test scenes; a leak beside the body's wall 0.5-0.9)."""
 LENS_AXIS_ANGLE_MAX_DEG = 30.0
 """A flat piece lies in a disc when its thinnest axis is within this angle (degrees) of the
 vertebra's (disc leaks within 3 degrees; leaks along the wall about 90)."""
+IN_BODY_SHARE = 0.5
+"""A piece with at least this share of its voxels inside the vertebral body is cement in the body
+(a second blob of a fill), not a lens in a disc, however thin against the slices: beside the
+bolus a lens's background along the axis holds the bolus's blur (a blob of a low fill 0.7 mm
+from the bolus, within two 2 mm slices, read -10%; -3.6% sized as cement in the body)."""
 SETTLED_RING_FALL_HU = 25.0
 """A settling reach grows while the ring in the piece's widest slice falls by more than this (HU)
 with each step: it still lies in the leak's own faint rim (around the faint disc leaks of the
@@ -286,6 +291,7 @@ def segment_cement(
     parameters: MeasurementParameters,
     spacing_mm: np.ndarray | None = None,
     axis_kji: np.ndarray | None = None,
+    body_mask: np.ndarray | None = None,
 ) -> CementSegmentation:
     """Cement of ``array_hu`` (HU, ``[k, j, i]``): its mask, its largest piece's edge level and
     the cement's own intensity.
@@ -299,7 +305,9 @@ def segment_cement(
     (:func:`place_within_slices`; the largest piece's ends from their intensity when its curvature
     loss is not put back). Every piece but the largest is then sized from its intensity
     (:func:`size_pieces_by_intensity`; the vertebra's axis ``axis_kji``, unit along k j i
-    scaled to mm, lets a lens on thick slices take its background along it). With the spacing
+    scaled to mm, lets a lens on thick slices take its background along it; ``body_mask``, bool on
+    the grid of ``array_hu``, tells cement in the vertebral body, which is no lens in a disc:
+    ``IN_BODY_SHARE``). With the spacing
     given, the largest piece's level is halfway from the cement's own intensity
     (:func:`cement_reference_hu`) instead, and the volume the blur's curvature took from it is put
     back (:mod:`cement_curvature`), unless its core has fewer than ``CURVATURE_MIN_VOXELS``
@@ -400,6 +408,7 @@ def segment_cement(
         intensity_reach,
         spacing_mm,
         axis_kji=axis_kji,
+        body_mask=body_mask,
     )
     if bolus_loss > 0.0:
         grown = add_lost_volume(array_hu, grown, largest, bolus_loss, parameters.cement_max_hu)
@@ -658,6 +667,7 @@ def size_pieces_by_intensity(
     spacing_mm: np.ndarray | None = None,
     settle_reach: bool = True,
     axis_kji: np.ndarray | None = None,
+    body_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Every piece but ``kept_labels`` (the largest), re-sized from the cement its intensity holds.
 
@@ -687,7 +697,9 @@ def size_pieces_by_intensity(
     vertebra's axis ``axis_kji`` given (unit, k j i scaled to mm), such a piece that is not long
     (a lens, not a tract's fragments: ``TRACT_ELONGATION_MIN``) takes its background voxel by
     voxel from its surroundings' profile along the axis instead (:mod:`cement_lens_background`;
-    a disc tilted against the slices puts endplate in a slice's ring), its region reaching
+    a disc tilted against the slices puts endplate in a slice's ring; a piece with
+    ``IN_BODY_SHARE`` of its voxels in ``body_mask``, bool ``[k, j, i]``, is cement in the
+    body and no lens), its region reaching
     ``LENS_REACH_STEPS`` reaches in the slice plane; there a voxel below the background counts
     against the cement (noise over the wide region cancels instead of adding up). A lens that
     neither settles nor takes its background along the axis (across more slices) takes its ring
@@ -727,7 +739,8 @@ def size_pieces_by_intensity(
         if label in thin_fragments and _lies_along_tract(hu, piece, ring, spacing_kji, bone_min_hu):
             continue  # cement within bone, along a tract
         spreads, axes = _principal_axes(piece, spacing_kji)
-        lens_like = axis_kji is not None and _is_lens(spreads, axes, axis_kji, settles)
+        in_body = body_mask is not None and float(body_mask[box][piece].mean()) >= IN_BODY_SHARE
+        lens_like = axis_kji is not None and not in_body and _is_lens(spreads, axes, axis_kji, settles)
         lens = _lens_region(hu, grown[box], piece, reach_voxels) if lens_possible and lens_like else None
         if lens is not None:
             region, surroundings = lens

@@ -164,7 +164,7 @@ def automatic_masks(
 
     crop_hu = ct.array_hu[body_result.box]
     axis_kji = ct.geometry.direction_kji(body_result.frame.axial_ras)
-    found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm, axis_kji)
+    found_cement = segment_cement(crop_hu, parameters, ct.geometry.spacing_mm, axis_kji, body_result.mask)
     crop_cement = found_cement.mask
     warnings = slice_centre_warnings(ct.geometry, upper_ras, lower_ras) + body_result.warnings
     faint, faint_leaks = find_faint_disc_cement(

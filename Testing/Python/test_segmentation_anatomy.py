@@ -526,6 +526,22 @@ CASES = {
         "slice_averaged": True,
         "blur_sigma_mm": 0.45,
     },
+    # The smaller blob of a low fill lies 0.7 mm beside the bolus and within two 2 mm slices: taken
+    # for a lens in a disc, its background along the axis held the bolus's blur and it read -10%
+    # (BCV -4.9%). Cement in the body is no lens (BCV -2.1%).
+    "second blob of a low fill within two 2 mm slices beside the bolus, biconcave T7 (phantom 36 "
+    "of the seed-2037 sweep)": {
+        "level": "T7",
+        "spacing_mm": (0.7, 0.7, 2.0),
+        "orientation": "lps",
+        "disc_height_mm": 4.7503245294079885,
+        "cement_preset": "low",
+        "leaks": ("disc superior",),
+        "compression": "biconcave",
+        "compression_ratio": 0.7229500621471827,
+        "rotation_deg": 11.138929054494497,
+        "seed": 2073,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
