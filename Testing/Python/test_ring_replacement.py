@@ -1,6 +1,7 @@
 """The rules that let the cross-sections closed at the lowest shell level replace the first ones,
 each at its boundary: the whole cross-section 1.15 times larger (1.02 under a faint cortex), the
-part in front of the axis 1.15 times larger, and a slice markedly smaller than the body's (90%
+part in front of the axis 1.15 times larger (1.02 under a faint cortex whose first rings took in
+the spinal canal, 1.15 times larger behind the axis), and a slice markedly smaller than the body's (90%
 of the upper quartile) looked at again. Areas are exact pixel counts on a synthetic stack."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from CementLeakageLib.ring_replacement import (
+    CANAL_TAKEN_RATIO,
     DEFICIENT_AREA_FRACTION,
     FAINT_CORTEX_RATIO,
     FRONT_LOST_RATIO,
@@ -69,6 +71,25 @@ def test_lowest_rings_replace_the_first_when_over_1_15_times_larger_in_front(fro
     # against 1200); in front of the axis 574 or 576 against 500 pixels.
     assert FRONT_LOST_RATIO == 1.15
     assert replaced((700, 500), (500, front_px)) is expected
+
+
+@pytest.mark.parametrize(("front_px", "expected"), [(509, False), (511, True)])
+def test_first_rings_that_took_in_the_canal_give_way_at_1_02_times_in_front(front_px, expected):
+    # Under a faint cortex the first rings took in the spinal canal behind the axis (750 against
+    # 500 pixels), so the whole cross-sections come out smaller at the lowest level (1009 or 1011
+    # against 1250); in front of the axis 509 or 511 against 500 pixels, over 1.02 times only
+    # with 511. Under a dense cortex 1.15 times is needed in front.
+    assert CANAL_TAKEN_RATIO == 1.15
+    assert replaced((750, 500), (500, front_px), faint_cortex=True) is expected
+    assert replaced((750, 500), (500, front_px), faint_cortex=False) is False
+
+
+@pytest.mark.parametrize(("behind_px", "expected"), [(574, False), (576, True)])
+def test_first_rings_took_in_the_canal_when_over_1_15_times_larger_behind(behind_px, expected):
+    # Under a faint cortex, 1.04 times larger in front at the lowest level (520 against 500
+    # pixels) replaces the first rings only when those are over 1.15 times larger behind the axis
+    # (574 or 576 against 500 pixels; the whole cross-sections 1074 or 1076 against 1020).
+    assert replaced((behind_px, 500), (500, 520), faint_cortex=True) is expected
 
 
 def test_a_body_whose_lowest_rings_are_1_08_times_larger_in_front_keeps_its_first_rings():
