@@ -88,15 +88,22 @@ def lost_throughout(
     if not interiors or not alternative_interiors:
         return False
 
-    def larger(from_row: int, ratio: float) -> bool:
-        """Whether the lowest-level cross-sections' median area (rows from ``from_row`` on) is
-        more than ``ratio`` times the first ones'."""
-        first = float(np.median([body[z, from_row:].sum() for z in interiors]))
-        lowest = float(np.median([alternative[z, from_row:].sum() for z in alternative_interiors]))
+    def median_areas(rows: slice) -> tuple[float, float]:
+        """The median area of the first and of the lowest-level cross-sections within ``rows``."""
+        first = float(np.median([body[z, rows].sum() for z in interiors]))
+        lowest = float(np.median([alternative[z, rows].sum() for z in alternative_interiors]))
+        return first, lowest
+
+    def larger(rows: slice, ratio: float) -> bool:
+        """Whether the lowest-level cross-sections' median area within ``rows`` is more than
+        ``ratio`` times the first ones'."""
+        first, lowest = median_areas(rows)
         return lowest > ratio * first
 
-    behind_first = float(np.median([body[z, :axis_row].sum() for z in interiors]))
-    behind_lowest = float(np.median([alternative[z, :axis_row].sum() for z in alternative_interiors]))
+    behind_first, behind_lowest = median_areas(slice(None, axis_row))
     canal_taken = faint_cortex and behind_first > CANAL_TAKEN_RATIO * behind_lowest
     ratio = FAINT_CORTEX_RATIO if faint_cortex else LOST_THROUGHOUT_RATIO
-    return larger(0, ratio) or larger(axis_row, FAINT_CORTEX_RATIO if canal_taken else FRONT_LOST_RATIO)
+    in_front = slice(axis_row, None)
+    return larger(slice(None), ratio) or larger(
+        in_front, FAINT_CORTEX_RATIO if canal_taken else FRONT_LOST_RATIO
+    )
