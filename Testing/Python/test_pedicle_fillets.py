@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from CementLeakageLib.pedicle_cuts import FILLET_MAX_FRACTION, cut_pedicle_fillets
+from CementLeakageLib.pedicle_cuts import (
+    FILLET_MAX_FRACTION,
+    FILLET_REFERENCE_AGREEMENT,
+    cut_pedicle_fillets,
+)
 
 SHAPE = (40, 120, 120)
 CENTRE = (60, 60)
@@ -103,3 +107,40 @@ def test_a_notch_at_the_midline_of_the_free_slices_is_no_fillet():
     cut(body, hu)
     for z in PEDICLE_SLICES:
         assert np.array_equal(body[z], BODY)
+
+
+def test_fillets_of_slices_that_reach_no_further_back_than_the_wall_are_cut():
+    # Pedicles as tall as a compressed body join its corners in three of the ten slices that pass
+    # for free of them (they reach no further back than the wall): those slices do not set the
+    # outline, and their fillets are cut with the others'.
+    body, hu = stack()
+    joined = FREE_SLICES[7:]
+    body[joined] |= FILLETS
+    hu[joined] = np.where(FILLETS | PEDICLES, 300.0, hu[joined])
+    ratio_clean = BODY[: CENTRE[0]].sum() / BODY[CENTRE[0] :].sum()
+    ratio_joined = (BODY | FILLETS)[: CENTRE[0]].sum() / BODY[CENTRE[0] :].sum()
+    assert ratio_joined > (1.0 + FILLET_REFERENCE_AGREEMENT) * ratio_clean  # the median is the clean one
+    cut(body, hu)
+    assert np.array_equal(body, np.broadcast_to(BODY, SHAPE))
+
+
+def test_slices_smaller_all_round_next_to_an_endplate_still_set_the_outline():
+    # The free slices next to an endplate are 5% smaller all round: behind the axis against in front
+    # they are alike, so all the free slices set the outline, and the body's shape is kept.
+    body, hu = stack()
+    body[FREE_SLICES[:2]] = ellipse(0.95 * 36.0, 0.95 * 28.0)
+    before_free = body[FREE_SLICES].copy()
+    cut(body, hu)
+    assert np.array_equal(body[FREE_SLICES], before_free)
+    assert np.array_equal(body[PEDICLE_SLICES], np.broadcast_to(BODY, (len(PEDICLE_SLICES),) + BODY.shape))
+
+
+def test_fillets_and_rib_heads_of_a_tenth_of_the_slice_are_cut():
+    # Rib heads beside the pedicles widen the corners further: a tenth of the slice is still cut.
+    wider = ellipse(42.0, 34.0) & ~BODY & POSTEROLATERAL
+    beyond = ellipse(49.0, 41.0) & ~ellipse(42.0, 34.0) & POSTEROLATERAL
+    share = wider.sum() / (BODY | wider).sum()
+    assert 0.08 < share <= FILLET_MAX_FRACTION
+    body, hu = stack(extra=wider, bone_beyond=beyond)
+    cut(body, hu)
+    assert np.array_equal(body, np.broadcast_to(BODY, SHAPE))
