@@ -319,7 +319,7 @@ LEAN_CASES = {
     # orientation, upper point's offset (mm, right and anterior; the lower one's the other way),
     # the mask's VBV error segmented along the line as marked (%), the lean stated (mm, side to
     # side and front to back).
-    "axial, 3 mm front and back": ("axial", (0.0, 3.0), -5.46, (0.0, 5.7)),
+    "axial, 3 mm front and back": ("axial", (0.0, 3.0), -3.94, (0.0, 5.7)),
     "axial, 3 mm right and left": ("axial", (3.0, 0.0), -4.41, (5.6, 0.0)),
     "oblique, 3 mm front and back": ("oblique", (0.0, 3.0), -2.44, (0.0, 5.8)),
     "flipped, 6 mm front and back": ("flipped", (0.0, 6.0), -10.34, (0.0, 9.8)),
