@@ -197,7 +197,8 @@ def cut_pedicle_fillets(
     if len(free) < 3 or not pedicle_slices:
         return
     reference = _fillet_free_slices(body, free, centre)
-    cut = [z for z in slices if z not in set(reference)]
+    setting_outline = set(reference)
+    cut = [z for z in slices if z not in setting_outline]
     outline = body[reference].mean(axis=0) >= FILLET_SHARE
     stack = body[cut]
     front, front_of_cut_slices = _front_areas(outline, stack, centre)

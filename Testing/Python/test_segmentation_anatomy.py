@@ -546,7 +546,7 @@ CASES = {
     # slice, also in those that reach no further back than its wall: those passed for free of
     # pedicles and set the outline that bounds the others, so half a millimetre of the corners
     # stayed (VBV +7.8%, Dice 0.954). Free slices whose area behind the axis, against in front, is
-    # over 5% above the least such ratio no longer set it, and lose their fillets too.
+    # over 5% above the median of that ratio no longer set it, and lose their fillets too.
     "biconcave T6 at 63% height with pedicles and rib heads beside every slice, 1 x 1 x 2 mm voxels "
     "(phantom 43 of the seed-2044 sweep)": {
         "level": "T6",
