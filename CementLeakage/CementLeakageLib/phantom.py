@@ -28,7 +28,6 @@ plus the leak ellipsoid. The truth masks are voxel-centre-in-shape tests.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, field, replace
 
@@ -532,11 +531,16 @@ _BAND_CHUNK_SAMPLES = 2_000_000
 """Points evaluated at once when averaging the surface's voxels (bounds memory)."""
 
 
-def _lattice_offsets(spacing_kji: np.ndarray, step_mm: float) -> np.ndarray:
-    """Offsets (voxel fractions along k, j, i, ``(n, 3)``) of points at most ``step_mm`` apart
-    that fill a voxel of ``spacing_kji`` (mm), each the centre of an equal sub-voxel."""
-    steps = [max(1, int(np.ceil(s / step_mm - 1e-6))) for s in spacing_kji]
-    fractions = [(np.arange(m) + 0.5) / m - 0.5 for m in steps]
+def _substeps(spacing_kji: np.ndarray, step_mm: float) -> tuple[int, int, int]:
+    """Parts along k, j, i into which a voxel of ``spacing_kji`` (mm) divides so that each part is
+    at most ``step_mm`` long."""
+    return tuple(max(1, int(np.ceil(s / step_mm - 1e-6))) for s in spacing_kji)
+
+
+def _lattice_offsets(substeps_kji: tuple[int, int, int]) -> np.ndarray:
+    """Offsets (voxel fractions along k, j, i, ``(n, 3)``, k slowest) of the centres of a voxel's
+    equal sub-voxels, ``substeps_kji`` of them along each axis."""
+    fractions = [(np.arange(m) + 0.5) / m - 0.5 for m in substeps_kji]
     return np.stack(np.meshgrid(*fractions, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
@@ -546,7 +550,7 @@ def _box_averaged_occupancy(geometry: VolumeGeometry, shape: ImplicitShape, slab
     or out, elsewhere the share of its points ``CEMENT_SUB_VOXEL_MM`` apart inside the solid."""
     shape_kji = tuple(s.stop - s.start for s in slab)
     spacing_kji = np.asarray(geometry.spacing_mm, float)[::-1]
-    search = _lattice_offsets(spacing_kji, SURFACE_SEARCH_MM)
+    search = _lattice_offsets(_substeps(spacing_kji, SURFACE_SEARCH_MM))
     inside_count = np.zeros(shape_kji, dtype=np.int32)
     for offsets in search:
         inside = shape.contains(*_coordinates(geometry, slab, tuple(offsets)))
@@ -562,7 +566,7 @@ def _box_averaged_occupancy(geometry: VolumeGeometry, shape: ImplicitShape, slab
     band[[0, -1]] |= ~all_out[[0, -1]]  # the neighbours beyond a slab's ends are not known here
     if not band.any():
         return occupancy
-    fine = _lattice_offsets(spacing_kji, CEMENT_SUB_VOXEL_MM)
+    fine = _lattice_offsets(_substeps(spacing_kji, CEMENT_SUB_VOXEL_MM))
     offsets_ras = fine[:, ::-1] @ geometry.ijk_to_ras[:3, :3].T
     band_kji = np.argwhere(band)
     origin = np.array([s.start for s in slab])
@@ -595,7 +599,7 @@ class _Canvas:
         self.voxel_mm = geometry.voxel_volume_mm3 ** (1.0 / 3.0)
         self.margin_mm = float(spacing_kji.max()) if slice_averaged else self.voxel_mm
         sub_mm = min(float(spacing_kji.min()), SUB_VOXEL_MM)
-        self.substeps_kji = tuple(max(1, int(np.ceil(s / sub_mm - 1e-6))) for s in spacing_kji)
+        self.substeps_kji = _substeps(spacing_kji, sub_mm)
         self.smallest_extent_mm = 0.5 * sub_mm
 
     def occupancy(self, shape: ImplicitShape, slab, box_averaged: bool = False) -> np.ndarray:
@@ -606,10 +610,9 @@ class _Canvas:
         if not self.slice_averaged:
             distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab))
             return np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
-        positions = [[(q + 0.5) / m - 0.5 for q in range(m)] for m in self.substeps_kji]
         total = np.zeros((1, 1, 1))
-        for offsets in itertools.product(*positions):
-            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab, offsets))
+        for offsets in _lattice_offsets(self.substeps_kji):
+            distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab, tuple(offsets)))
             extent = _extent_across_surface_mm(distance, self.substeps_kji)
             extent = np.maximum(extent, self.smallest_extent_mm)
             total = total + np.clip(0.5 - distance / extent, 0.0, 1.0)

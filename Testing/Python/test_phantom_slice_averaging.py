@@ -16,8 +16,10 @@ from CementLeakageLib.geometry import VolumeGeometry
 from CementLeakageLib.phantom import (
     CEMENT_MEAN_HU,
     DISC_HU,
+    ORIENTATIONS,
     PhantomSpec,
     _Canvas,
+    _rotation,
     make_phantom,
     phantom_slice_thickness_mm,
 )
@@ -94,9 +96,8 @@ def test_a_tilted_lens_through_the_slice_centres_holds_its_volume(degrees):
     # Inside a flat lens the signed distance is the distance to its rim (-2 mm under a face 0.3
     # mm away), so it cannot tell the voxels its faces cross: taken from it, this lens held +19%.
     geometry = grid((0.7, 0.7, 2.0))
-    a = np.radians(degrees)
-    about_r = ((1.0, 0.0, 0.0), (0.0, np.cos(a), -np.sin(a)), (0.0, np.sin(a), np.cos(a)))
     centre = (0.11, -0.07, -0.17)  # on a slice's centre plane
+    about_r = tuple(map(tuple, _rotation(degrees, 0.0)))
     lens = Rotated(Ellipsoid(centre, (6.0, 5.0, 0.85)), about_r, centre)
     canvas = _Canvas(geometry, 0.0, slice_averaged=False)
     canvas.paint(lens, 1.0, box_averaged=True)
@@ -104,23 +105,16 @@ def test_a_tilted_lens_through_the_slice_centres_holds_its_volume(degrees):
     assert painted == pytest.approx(lens.volume_mm3, rel=0.01)
 
 
-def turned(geometry: VolumeGeometry, degrees: float) -> VolumeGeometry:
-    """``geometry`` with its axes turned ``degrees`` about R and then about A."""
-    a = np.radians(degrees)
-    about_r = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
-    about_a = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
-    return VolumeGeometry.from_origin_spacing_directions(
-        geometry.origin_ras, geometry.spacing_mm, about_a @ about_r, geometry.shape
-    )
-
-
 @pytest.mark.parametrize("spacing_mm", [(0.7, 0.7, 1.0), (0.6, 0.6, 2.0)])
-@pytest.mark.parametrize("degrees", [0.0, 20.0])
-def test_cement_is_averaged_only_where_its_surface_crosses_a_voxel(spacing_mm, degrees):
+@pytest.mark.parametrize("orientation", ["axial", "oblique"])
+def test_cement_is_averaged_only_where_its_surface_crosses_a_voxel(spacing_mm, orientation):
     # Voxels whose centre lies more than half a diagonal inside hold all cement, more than
     # half a diagonal outside none (the blob's distance is exact off its rims); the blob keeps
-    # its volume on an oblique grid too.
-    geometry = turned(grid(spacing_mm), degrees)
+    # its volume on the phantoms' oblique grid too.
+    axial = grid(spacing_mm)
+    geometry = VolumeGeometry.from_origin_spacing_directions(
+        axial.origin_ras, axial.spacing_mm, ORIENTATIONS[orientation], axial.shape
+    )
     blob = Ellipsoid((1.0, 2.0, -0.5), (8.0, 6.0, 5.0))
     canvas = _Canvas(geometry, 0.0, slice_averaged=False)
     canvas.paint(blob, 1.0, box_averaged=True)
