@@ -90,6 +90,7 @@ from .mask_resampling import coverage_on, volume_preserving_mask
 from .measurement import voxels_across
 from .parameters import MeasurementParameters
 from .pedicle_cuts import (
+    FREE_WALL_SHORTFALL_MM,
     ROOT_PROFILE_QUANTILE,
     cut_at_posterior_wall,
     cut_pedicle_fillets,
@@ -209,7 +210,14 @@ def _cut_body(
     pedicle_slices = cut_at_posterior_wall(
         body, list(interiors), centre, settings.posterior_wall_quantile, margin_px
     )
-    restrict_to_pedicle_free_outline(body, list(interiors), pedicle_slices, margin_px, centre)
+    restrict_to_pedicle_free_outline(
+        body,
+        list(interiors),
+        pedicle_slices,
+        margin_px,
+        centre,
+        voxels_across(FREE_WALL_SHORTFALL_MM, spacing),
+    )
     cut_pedicle_roots(
         body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )

@@ -49,7 +49,9 @@ Cement within bone along a needle's tract (a long piece with bone around it: a p
 keeps its half-maximum surface; a flat leak filling a narrow disc, bone around it too on thick
 slices, is sized by intensity (+34% -> +8% on 2 mm slices). Fragments of one leak or blob, split
 at the threshold by partial volume and noise, are sized together: apart, the cement between them
-lay in the regions of both.
+lay in the regions of both. Each then takes the voxels nearer it than the others, as many as
+they hold (taken over the whole, two blobs of a low fill 0.7 mm apart read +8.6% and -6.4% on
+2 mm slices).
 """
 
 from __future__ import annotations
@@ -536,6 +538,44 @@ def _pieces_sized_together(
     return result, thin_fragments, tracts
 
 
+def _chosen_by_fragment(
+    fraction: np.ndarray,
+    held: np.ndarray,
+    region: np.ndarray,
+    fragments: np.ndarray,
+    piece: np.ndarray,
+    spacing_kji: np.ndarray,
+    tie_break: np.ndarray,
+) -> np.ndarray:
+    """The voxels of ``region`` that hold the cement ``held`` (share of each voxel, ``[k, j, i]``),
+    those with the largest ``fraction`` first, piece by piece: ``piece`` is the pieces sized
+    together, ``fragments`` their labels before (``spacing_kji``, mm, measures the distances).
+    Each voxel of the region belongs to the nearest of them, and each takes as many of its own
+    as they hold (rounded so that the counts add up to the whole's). Taken over the whole region,
+    the voxels that partial volume made brightest went to one of them: two blobs of a low fill
+    0.7 mm apart on 2 mm slices read +8.6% and -6.4%, and the split plane between them put that
+    error into PSBCV (+8.4%)."""
+    labels = np.unique(fragments[piece])
+    labels = labels[labels > 0]
+    if labels.size <= 1:
+        wanted = max(0, int(round(float(held[region].sum()))))
+        return volume_preserving_mask(fraction, float(wanted), 1.0, region, tie_break)
+    seeds = np.where(piece, fragments, 0)
+    nearest = ndimage.distance_transform_edt(
+        seeds == 0, sampling=spacing_kji, return_distances=False, return_indices=True
+    )
+    owner = seeds[tuple(nearest)]
+    chosen = np.zeros(region.shape, dtype=bool)
+    held_before = 0.0
+    for label in labels:
+        share = region & (owner == label)
+        held_here = float(held[share].sum())
+        wanted = max(0, int(round(held_before + held_here)) - int(round(held_before)))
+        held_before += held_here
+        chosen |= volume_preserving_mask(fraction, float(wanted), 1.0, share, tie_break)
+    return chosen
+
+
 def _settled_region(
     hu: np.ndarray,
     piece: np.ndarray,
@@ -707,12 +747,14 @@ def size_pieces_by_intensity(
     ring right outside it took up the rim's tail (a lens 1.5 mm thick under a 0.75 mm blur read
     7-9% low, 1.5-3.6% with the ring further out). Pieces whose
     regions overlap are sized as one, under the lowest of their labels
-    (:func:`_pieces_sized_together`). Returns the new labels.
+    (:func:`_pieces_sized_together`), each keeping the cement of the voxels nearest it
+    (:func:`_chosen_by_fragment`). Returns the new labels.
     """
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
     # A lens takes its background along the vertebra's axis (see _lens_region).
     lens_possible = thick_slices and axis_kji is not None
+    fragments = grown
     grown, thin_fragments, tracts = _pieces_sized_together(
         array_hu, grown, kept_labels, reach_voxels, spacing_kji, bone_min_hu
     )
@@ -764,8 +806,7 @@ def size_pieces_by_intensity(
         fraction = np.clip(excess, 0.0, 1.0)
         # A background voxel by voxel lets the noise under it cancel the noise over it.
         held = np.minimum(excess, 1.0) if lens is not None else fraction
-        wanted = max(0, int(round(float(held[region].sum()))))
-        chosen = volume_preserving_mask(fraction, float(wanted), 1.0, region, -hu / 1000.0)
+        chosen = _chosen_by_fragment(fraction, held, region, fragments[box], piece, spacing_kji, -hu / 1000.0)
         local = result[box]
         local[piece] = 0
         local[chosen] = label
