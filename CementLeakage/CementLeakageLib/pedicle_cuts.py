@@ -115,16 +115,15 @@ def _wall_shortfall_px(outline: np.ndarray, carrying: np.ndarray, centre: tuple[
     """How many pixels less far back than the cross-sections ``carrying`` pedicles (``[z, y, x]``,
     the median of their reach) a pedicle-free ``outline`` (``[y, x]``) reaches on the column of
     the axis pixel ``centre`` (row, column), in front of which the body lies."""
-    column = centre[1]
 
-    def reach(rows_in_body: np.ndarray) -> float:
-        rows = np.flatnonzero(rows_in_body[: centre[0] + 1])
-        return float(centre[0] - rows.min()) if rows.size else 0.0
+    def reach(section: np.ndarray) -> float | None:
+        rows = np.flatnonzero(section[: centre[0] + 1, centre[1]])
+        return float(centre[0] - rows.min()) if rows.size else None
 
-    carried = [reach(section[:, column]) for section in carrying if section[: centre[0] + 1, column].any()]
+    carried = [depth for depth in map(reach, carrying) if depth is not None]
     if not carried:
         return 0.0
-    return float(np.median(carried)) - reach(outline[:, column])
+    return float(np.median(carried)) - (reach(outline) or 0.0)
 
 
 POSTERIOR_PROFILE_TOLERANCE_MM = 1.0

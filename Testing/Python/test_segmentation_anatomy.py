@@ -27,6 +27,23 @@ FAINT_BICONCAVE_T12 = {
 """Phantom 45 of the seed-2026 sweep: a tilted biconcave T12 at 61% height with a 300 HU cortex
 on oblique 0.8 x 0.8 x 2 mm voxels."""
 
+FAINT_T5_FLANKED_BY_PEDICLES = {
+    "level": "T5",
+    "side": "right",
+    "spacing_mm": (0.8, 0.8, 2.0),
+    "orientation": "flipped",
+    "disc_height_mm": 4.625810287141872,
+    "cement_preset": "low",
+    "compression": "biconcave",
+    "compression_ratio": 0.61643192640974,
+    "basivertebral_foramen": True,
+    "cortex_hu": 300.0,
+    "seed": 2050,
+}
+"""Phantom 9 of the seed-2041 sweep (its leaks aside): a T5 at 62% height with a 300 HU cortex and
+a basivertebral foramen on 0.8 x 0.8 x 2 mm voxels, its pedicles beside every slice the foramen
+leaves closed."""
+
 CASES = {
     "rib heads": {"with_ribs": True},
     "wedge fracture to 60%": {"compression": "wedge", "compression_ratio": 0.6},
@@ -578,9 +595,15 @@ def body_dice(result, phantom) -> float:
     return 2.0 * overlap / (np.count_nonzero(result.body_mask) + np.count_nonzero(phantom.body_mask))
 
 
+def measured(phantom):
+    """The automatic measurement of ``phantom`` at its true endplate points."""
+    truth = phantom.truth
+    return measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
+
+
 def check(phantom) -> None:
     truth = phantom.truth
-    result = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
+    result = measured(phantom)
     m = result.measurement
     assert m.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.04)
     assert m.bcv_cm3 == pytest.approx(truth.bcv_cm3, rel=0.04)
@@ -619,25 +642,11 @@ def test_faint_t5_whose_pedicles_flank_every_slice_leaves_the_canal_out():
     # +40.7%, Dice 0.790, the leak into the canal inside the body mask and not found). The rings
     # closed at the lowest level read 1.148 times more in front of the axis (the first run inside
     # a faint cortex) and replace them: VBV +3.2%, Dice 0.957. Its thin blobs of cement on these
-    # slices still read PSBCV +9%, so the other targets are not asserted here.
-    phantom = make_phantom(
-        PhantomSpec.for_level(
-            "T5",
-            side="right",
-            spacing_mm=(0.8, 0.8, 2.0),
-            orientation="flipped",
-            disc_height_mm=4.625810287141872,
-            cement_preset="low",
-            leaks=("spinal canal",),
-            compression="biconcave",
-            compression_ratio=0.61643192640974,
-            basivertebral_foramen=True,
-            cortex_hu=300.0,
-            seed=2050,
-        )
-    )
+    # slices read PSBCV +8.4% until pieces sized together kept each its own cement (+2.1%;
+    # test_cement_intensity_sizing.py); the other targets are not asserted here.
+    phantom = make_phantom(PhantomSpec.for_level(**FAINT_T5_FLANKED_BY_PEDICLES, leaks=("spinal canal",)))
     truth = phantom.truth
-    result = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
+    result = measured(phantom)
     m = result.measurement
     assert m.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.04)
     assert body_dice(result, phantom) >= 0.95
@@ -654,24 +663,9 @@ def test_faint_t5_whose_free_slices_a_foramen_opens_keeps_its_posterior_wall():
     # and the body lost its back (VBV -12.0%, Dice 0.880, nothing said). That outline is no
     # longer taken: VBV +1.6%, Dice 0.949, the enclosure's faces reaching into the dished
     # endplates' corners (named: a faint shell with gaps on 2 mm slices).
-    phantom = make_phantom(
-        PhantomSpec.for_level(
-            "T5",
-            side="right",
-            spacing_mm=(0.8, 0.8, 2.0),
-            orientation="flipped",
-            disc_height_mm=4.625810287141872,
-            cement_preset="low",
-            leaks=(),
-            compression="biconcave",
-            compression_ratio=0.61643192640974,
-            basivertebral_foramen=True,
-            cortex_hu=300.0,
-            seed=2050,
-        )
-    )
+    phantom = make_phantom(PhantomSpec.for_level(**FAINT_T5_FLANKED_BY_PEDICLES, leaks=()))
     truth = phantom.truth
-    result = measure_vertebra(phantom.ct, truth.upper_ras, truth.lower_ras, truth.side, level=truth.level)
+    result = measured(phantom)
     assert result.measurement.vbv_cm3 == pytest.approx(truth.vbv_cm3, rel=0.04)
     assert body_dice(result, phantom) >= 0.94
     assert any("cortex is faint" in warning for warning in result.measurement.warnings)
