@@ -116,6 +116,13 @@ lens tilted across thick slices, long and with the endplates around it, 1.6-2.2 
 INTENSITY_REACH_MM = 1.5
 """How far (mm) beyond a piece its intensity is summed (one voxel at least): the tails of a
 0.6 mm blur, about two and a half standard deviations (a reach of 1 mm lost 5% of a 1 mm layer)."""
+SMALL_BOLUS_MAX_VOXELS = 300
+"""On thick slices (``THICK_SLICE_RATIO``), with the vertebral body known, a bolus of fewer voxels
+than this at its half-maximum surface, placed within the slices, is sized from its intensity like
+the other pieces (:func:`size_pieces_by_intensity`): whole slices make up its faces, and half
+maximum over one slice or two tips its volume. Two thoracic bodies of the sweeps with a low fill
+on 2 mm slices read PSBCV -4.7% and -4.6% so, -0.1% and -1.8% sized from their intensity; over the
+91 low fills on 2 mm slices of 19 sweep sets the RMS error of PSBCV fell from 1.51% to 1.25%."""
 REFERENCE_INTERIOR_MIN_VOXELS = 20
 """Interior voxels a piece needs to tell the cement's intensity (:func:`cement_reference_hu`)."""
 REFERENCE_DEPTH_MM = 1.5
@@ -401,16 +408,25 @@ def segment_cement(
             grown = np.where(placed, np.where(grown > 0, grown, _neighbouring_label(grown)), 0).astype(
                 np.int32
             )
+    # A small bolus on thick slices is sized from its intensity like the other pieces.
+    small_bolus = (
+        spacing_mm is not None
+        and body_mask is not None
+        and has_thick_slices(spacing_mm)
+        and bolus_loss == 0.0
+        and np.count_nonzero(grown == largest) < SMALL_BOLUS_MAX_VOXELS
+    )
     grown = size_pieces_by_intensity(
         array_hu,
         grown,
-        {largest},
+        set() if small_bolus else {largest},
         reference_hu,
         parameters.bone_min_hu,
         intensity_reach,
         spacing_mm,
         axis_kji=axis_kji,
         body_mask=body_mask,
+        small_bolus=largest if small_bolus else None,
     )
     if bolus_loss > 0.0:
         grown = add_lost_volume(array_hu, grown, largest, bolus_loss, parameters.cement_max_hu)
@@ -536,6 +552,34 @@ def _pieces_sized_together(
         members.setdefault(target, []).append(found[0].stop - found[0].start <= SETTLED_PIECE_MAX_SLICES)
     thin_fragments = {label: all(thin) for label, thin in members.items() if len(thin) > 1}
     return result, thin_fragments, tracts
+
+
+def _join_blobs_in_body(
+    grown: np.ndarray,
+    thin_fragments: dict[int, bool],
+    tracts: set[int],
+    bolus: int,
+    body_mask: np.ndarray,
+    reach_voxels: tuple[int, int, int],
+) -> np.ndarray:
+    """The labels ``grown`` (``[k, j, i]``) with the label ``bolus`` given to the pieces within two
+    reaches (``reach_voxels``, i j k) of it that have ``IN_BODY_SHARE`` of their voxels in
+    ``body_mask`` (bool ``[k, j, i]``), tracts apart; ``thin_fragments`` (see
+    :func:`_pieces_sized_together`, changed in place) then holds the bolus as fragments that do
+    not settle. Blobs of one fill are sized together; a leak into a disc beside a small bolus is
+    not."""
+    grown = grown.copy()
+    near = dilate_voxels(dilate_voxels(grown == bolus, reach_voxels), reach_voxels)
+    for label in np.unique(grown[near & (grown > 0)]):
+        label = int(label)
+        if label == bolus or label in tracts:
+            continue
+        piece = grown == label
+        if float(body_mask[piece].mean()) >= IN_BODY_SHARE:
+            grown[piece] = bolus
+            thin_fragments.pop(label, None)
+            thin_fragments[bolus] = False
+    return grown
 
 
 def _chosen_by_fragment(
@@ -708,6 +752,7 @@ def size_pieces_by_intensity(
     settle_reach: bool = True,
     axis_kji: np.ndarray | None = None,
     body_mask: np.ndarray | None = None,
+    small_bolus: int | None = None,
 ) -> np.ndarray:
     """Every piece but ``kept_labels`` (the largest), re-sized from the cement its intensity holds.
 
@@ -748,16 +793,22 @@ def size_pieces_by_intensity(
     7-9% low, 1.5-3.6% with the ring further out). Pieces whose
     regions overlap are sized as one, under the lowest of their labels
     (:func:`_pieces_sized_together`), each keeping the cement of the voxels nearest it
-    (:func:`_chosen_by_fragment`). Returns the new labels.
+    (:func:`_chosen_by_fragment`). A ``small_bolus`` (a label not kept; see
+    ``SMALL_BOLUS_MAX_VOXELS``) is sized together only with the pieces within two reaches of it
+    that lie mostly in the body (``IN_BODY_SHARE`` of ``body_mask``): blobs of the same fill, not
+    a leak into a disc next to it. Returns the new labels.
     """
     spacing_kji = np.ones(3) if spacing_mm is None else np.asarray(spacing_mm, float)[::-1]
     thick_slices = has_thick_slices(spacing_kji[::-1])
     # A lens takes its background along the vertebra's axis (see _lens_region).
     lens_possible = thick_slices and axis_kji is not None
     fragments = grown
+    apart = set(kept_labels) if small_bolus is None else {*kept_labels, small_bolus}
     grown, thin_fragments, tracts = _pieces_sized_together(
-        array_hu, grown, kept_labels, reach_voxels, spacing_kji, bone_min_hu
+        array_hu, grown, apart, reach_voxels, spacing_kji, bone_min_hu
     )
+    if small_bolus is not None and body_mask is not None:
+        grown = _join_blobs_in_body(grown, thin_fragments, tracts, small_bolus, body_mask, reach_voxels)
     result = grown.copy()
     for label, box in enumerate(ndimage.find_objects(grown), start=1):
         if box is None or label in kept_labels or label in tracts:
