@@ -409,6 +409,31 @@ def test_reach_in_voxels_does_not_hang_on_rounding_noise():
 TWO_BLOBS = (((-4.95, 0.0, -5.0), (4.6, 5.7, 1.9)), ((4.25, -1.6, -4.3), (3.9, 5.3, 1.8)))
 """Two blobs of a low fill 0.7 mm apart side to side: centre (x, y, z; mm from the scene's
 centre) and semi-axes (mm)."""
+TWO_BLOBS_MM3 = [4.0 / 3.0 * np.pi * np.prod(axes) for _, axes in TWO_BLOBS]
+
+
+def two_blobs_scene(spacing_mm: tuple[float, float, float], with_bolus: bool) -> np.ndarray:
+    """``TWO_BLOBS`` of cement in trabecular bone (110 HU); above them, with ``with_bolus``, a ball
+    of cement (radius 4 mm, 8.5 mm above the centre). Painted for voxels of ``spacing_mm``."""
+    z, y, x = fine_axes(fine_mm(spacing_mm))
+    hu = np.full(z.shape, 110.0, dtype=np.float32)
+    for (cx, cy, cz), (a, b, c) in TWO_BLOBS:
+        hu[((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 + ((z - cz) / c) ** 2 <= 1.0] = CEMENT_HU
+    if with_bolus:
+        hu[x**2 + y**2 + (z - 8.5) ** 2 <= BALL_RADIUS_MM**2] = CEMENT_HU
+    return hu
+
+
+def left_of_centre(shape: tuple[int, ...], spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """Whether each voxel column (i) lies left of the scene's centre, the first blob's side."""
+    return (np.arange(shape[2]) + 0.5) * spacing_mm[0] < 0.5 * EXTENT_MM[2]
+
+
+def blobs_mm3(mask: np.ndarray, spacing_mm: tuple[float, float, float]) -> tuple[float, float]:
+    """The volume (mm3) of ``mask`` (bool ``[k, j, i]``) on either side of the scene's centre."""
+    left = left_of_centre(mask.shape, spacing_mm)[None, None, :]
+    voxel_mm3 = float(np.prod(spacing_mm))
+    return np.count_nonzero(mask & left) * voxel_mm3, np.count_nonzero(mask & ~left) * voxel_mm3
 
 
 @pytest.mark.parametrize("spacing_mm", [(0.5, 0.5, 0.5), (0.8, 0.8, 2.0)])
@@ -419,15 +444,10 @@ def test_pieces_sized_together_keep_each_its_own_cement(spacing_mm):
     # T5 of the seed-2041 sweep, PSBCV +8.4%); taken blob by blob, as much as each one's own
     # region holds, they read -0.6% and -2.3% (-0.5% and -0.6% on 0.5 mm voxels, +0.5% and
     # -1.9% before).
-    z, y, x = fine_axes(fine_mm(spacing_mm))
-    hu = np.full(z.shape, 110.0, dtype=np.float32)
-    for (cx, cy, cz), (a, b, c) in TWO_BLOBS:
-        hu[((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 + ((z - cz) / c) ** 2 <= 1.0] = CEMENT_HU
-    hu[x**2 + y**2 + (z - 8.5) ** 2 <= BALL_RADIUS_MM**2] = CEMENT_HU  # the bolus, kept
     spacing = np.array(spacing_mm)
-    image = on_voxels(hu, spacing_mm)
+    image = on_voxels(two_blobs_scene(spacing_mm, with_bolus=True), spacing_mm)  # the bolus kept
     core = threshold_cement(image, MeasurementParameters())
-    left = (np.arange(image.shape[2]) + 0.5) * spacing_mm[0] < 0.5 * EXTENT_MM[2]
+    left = left_of_centre(image.shape, spacing_mm)
     low = (np.arange(image.shape[0]) + 0.5) * spacing_mm[2] < 0.5 * EXTENT_MM[0]
     labels = np.zeros(image.shape, dtype=np.int32)
     labels[core & ~low[:, None, None]] = 1
@@ -437,12 +457,9 @@ def test_pieces_sized_together_keep_each_its_own_cement(spacing_mm):
         image, labels, {1}, CEMENT_HU, 226.0, intensity_reach_voxels(spacing), spacing
     )
     assert set(np.unique(sized)) == {0, 1, 2}  # sized as one, under the lower label
-    voxel_mm3 = float(np.prod(spacing))
-    blob_mm3 = [4.0 / 3.0 * np.pi * np.prod(axes) for _, axes in TWO_BLOBS]
-    left_mm3 = np.count_nonzero((sized == 2) & left[None, None, :]) * voxel_mm3
-    right_mm3 = np.count_nonzero((sized == 2) & ~left[None, None, :]) * voxel_mm3
-    assert left_mm3 == pytest.approx(blob_mm3[0], rel=0.03)
-    assert right_mm3 == pytest.approx(blob_mm3[1], rel=0.03)
+    left_mm3, right_mm3 = blobs_mm3(sized == 2, spacing_mm)
+    assert left_mm3 == pytest.approx(TWO_BLOBS_MM3[0], rel=0.03)
+    assert right_mm3 == pytest.approx(TWO_BLOBS_MM3[1], rel=0.03)
 
 
 @pytest.mark.parametrize("spacing_mm", [(0.8, 0.8, 2.0), (1.0, 1.0, 2.0)])
@@ -453,16 +470,9 @@ def test_a_small_bolus_on_thick_slices_is_sized_from_its_intensity(spacing_mm):
     # 1 x 1 x 2 mm. With the body known the bolus (under SMALL_BOLUS_MAX_VOXELS) is sized from
     # its intensity together with the other blob: +4.3% and +4.3%, +3.5% and +3.9%. What is left
     # is the cement's intensity read from blobs under 4 mm thick on 2 mm slices, about 4.5% low.
-    z, y, x = fine_axes(fine_mm(spacing_mm))
-    hu = np.full(z.shape, 110.0, dtype=np.float32)
-    for (cx, cy, cz), (a, b, c) in TWO_BLOBS:
-        hu[((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 + ((z - cz) / c) ** 2 <= 1.0] = CEMENT_HU
-    spacing = np.array(spacing_mm)
-    image = on_voxels(hu, spacing_mm)
+    image = on_voxels(two_blobs_scene(spacing_mm, with_bolus=False), spacing_mm)
     body = np.ones(image.shape, dtype=bool)
-    mask = segment_cement(image, MeasurementParameters(), spacing, body_mask=body).mask
-    left = (np.arange(image.shape[2]) + 0.5) * spacing_mm[0] < 0.5 * EXTENT_MM[2]
-    voxel_mm3 = float(np.prod(spacing))
-    blob_mm3 = [4.0 / 3.0 * np.pi * np.prod(axes) for _, axes in TWO_BLOBS]
-    assert np.count_nonzero(mask & left[None, None, :]) * voxel_mm3 == pytest.approx(blob_mm3[0], rel=0.05)
-    assert np.count_nonzero(mask & ~left[None, None, :]) * voxel_mm3 == pytest.approx(blob_mm3[1], rel=0.05)
+    mask = segment_cement(image, MeasurementParameters(), np.array(spacing_mm), body_mask=body).mask
+    left_mm3, right_mm3 = blobs_mm3(mask, spacing_mm)
+    assert left_mm3 == pytest.approx(TWO_BLOBS_MM3[0], rel=0.05)
+    assert right_mm3 == pytest.approx(TWO_BLOBS_MM3[1], rel=0.05)
