@@ -437,26 +437,20 @@ def segment_cement(
             )
     # A small bolus on thick slices is sized from its intensity like the other pieces, against its
     # own plateau where it has one; a larger one only where it has one and lies in marrow.
-    bolus_voxels = np.count_nonzero(grown == largest)
+    bolus = grown == largest
+    bolus_voxels = np.count_nonzero(bolus)
+    # Sized from its intensity at all: on thick slices, with the body known, its curvature loss not put back.
+    bolus_sizable = spacing_mm is not None and body_mask is not None and has_thick_slices(spacing_mm)
+    bolus_sizable = bolus_sizable and bolus_loss == 0.0
     plateau_hu = None
     if (
-        spacing_mm is not None
-        and body_mask is not None
-        and has_thick_slices(spacing_mm)
-        and bolus_loss == 0.0
+        bolus_sizable
         and 0 < bolus_voxels < PLATEAU_BOLUS_MAX_VOXELS
+        and _ring_bone_share(array_hu, grown, largest, intensity_reach, parameters.bone_min_hu)
+        < PLATEAU_RING_BONE_SHARE_MAX
     ):
-        if _ring_bone_share(array_hu, grown, largest, intensity_reach, parameters.bone_min_hu) < (
-            PLATEAU_RING_BONE_SHARE_MAX
-        ):
-            plateau_hu = bolus_plateau_hu(array_hu, grown == largest, spacing_mm)
-    small_bolus = plateau_hu is not None or (
-        spacing_mm is not None
-        and body_mask is not None
-        and has_thick_slices(spacing_mm)
-        and bolus_loss == 0.0
-        and bolus_voxels < SMALL_BOLUS_MAX_VOXELS
-    )
+        plateau_hu = bolus_plateau_hu(array_hu, bolus, spacing_mm)
+    small_bolus = plateau_hu is not None or (bolus_sizable and bolus_voxels < SMALL_BOLUS_MAX_VOXELS)
     sizing_hu = reference_hu if plateau_hu is None else plateau_hu
     grown = size_pieces_by_intensity(
         array_hu,

@@ -21,6 +21,7 @@ from CementLeakageLib.cement_segmentation import (
     PLATEAU_RING_BONE_SHARE_MAX,
     TRACT_ELONGATION_MIN,
     TRACT_SPREAD_MIN_MM,
+    CementSegmentation,
     _elongation,
     _lies_along_tract,
     _principal_axes,
@@ -483,6 +484,7 @@ def test_a_small_bolus_on_thick_slices_is_sized_from_its_intensity(spacing_mm):
 
 PLATEAU_BLOB_SEMI_AXES_MM = (7.0, 6.0, 3.0)
 """A blob of a low fill (x, y, z semi-axes, mm): 14 x 12 x 6 mm, 264 mm3."""
+PLATEAU_BLOB_MM3 = 4.0 / 3.0 * np.pi * np.prod(PLATEAU_BLOB_SEMI_AXES_MM)
 
 
 def plateau_blob_image(spacing_mm: tuple[float, float, float], around_hu: float = 110.0) -> np.ndarray:
@@ -495,36 +497,38 @@ def plateau_blob_image(spacing_mm: tuple[float, float, float], around_hu: float 
     return on_voxels(hu, spacing_mm)
 
 
+def plateau_blob_segmented(
+    spacing_mm: tuple[float, float, float],
+) -> tuple[CementSegmentation, float | None, float]:
+    """The plateau blob's image on voxels of ``spacing_mm``, its cement segmented with the body
+    everywhere, that cement's plateau (HU, or None: :func:`bolus_plateau_hu`) and its volume (mm3)."""
+    image = plateau_blob_image(spacing_mm)
+    body = np.ones(image.shape, dtype=bool)
+    segmentation = segment_cement(image, MeasurementParameters(), np.array(spacing_mm), body_mask=body)
+    plateau_hu = bolus_plateau_hu(image, segmentation.mask, np.array(spacing_mm))
+    volume_mm3 = np.count_nonzero(segmentation.mask) * float(np.prod(spacing_mm))
+    return segmentation, plateau_hu, volume_mm3
+
+
 def test_a_bolus_with_a_plateau_on_thick_slices_is_sized_against_it():
     # 733 voxels of 0.6 x 0.6 x 2 mm: over SMALL_BOLUS_MAX_VOXELS, so it kept its half-maximum
     # surface and read -2.3%. Its plateau reads the cement's intensity within 0.1%, where the
     # usual reading (the highest median of the pieces' interiors, its end slices among them) is
     # 3.4% low; sized against the plateau it reads -0.0%.
-    spacing_mm = (0.6, 0.6, 2.0)
-    image = plateau_blob_image(spacing_mm)
-    truth_mm3 = 4.0 / 3.0 * np.pi * np.prod(PLATEAU_BLOB_SEMI_AXES_MM)
-    body = np.ones(image.shape, dtype=bool)
-    segmentation = segment_cement(image, MeasurementParameters(), np.array(spacing_mm), body_mask=body)
+    segmentation, plateau_hu, volume_mm3 = plateau_blob_segmented((0.6, 0.6, 2.0))
     assert segmentation.reference_hu == pytest.approx(CEMENT_HU, rel=0.05)
     assert segmentation.reference_hu < 0.97 * CEMENT_HU
-    plateau_hu = bolus_plateau_hu(image, segmentation.mask, np.array(spacing_mm))
     assert plateau_hu == pytest.approx(CEMENT_HU, rel=0.005)
-    volume_mm3 = np.count_nonzero(segmentation.mask) * float(np.prod(spacing_mm))
-    assert volume_mm3 == pytest.approx(truth_mm3, rel=0.01)
+    assert volume_mm3 == pytest.approx(PLATEAU_BLOB_MM3, rel=0.01)
 
 
 def test_a_bolus_without_a_plateau_keeps_its_surface():
     # On 0.8 x 0.8 x 2 mm voxels the same blob (412 voxels) has no plateau: too few voxels lie 1 mm
     # inside its surface over their whole extent along every axis. Sized against the usual
     # reading, 4.3% low, it read +3.6%; it keeps its half-maximum surface, -0.8%.
-    spacing_mm = (0.8, 0.8, 2.0)
-    image = plateau_blob_image(spacing_mm)
-    truth_mm3 = 4.0 / 3.0 * np.pi * np.prod(PLATEAU_BLOB_SEMI_AXES_MM)
-    body = np.ones(image.shape, dtype=bool)
-    segmentation = segment_cement(image, MeasurementParameters(), np.array(spacing_mm), body_mask=body)
-    assert bolus_plateau_hu(image, segmentation.mask, np.array(spacing_mm)) is None
-    volume_mm3 = np.count_nonzero(segmentation.mask) * float(np.prod(spacing_mm))
-    assert volume_mm3 == pytest.approx(truth_mm3, rel=0.015)
+    _, plateau_hu, volume_mm3 = plateau_blob_segmented((0.8, 0.8, 2.0))
+    assert plateau_hu is None
+    assert volume_mm3 == pytest.approx(PLATEAU_BLOB_MM3, rel=0.015)
 
 
 @pytest.mark.parametrize(("around_hu", "share"), [(110.0, 0.0), (400.0, 1.0)])
@@ -536,5 +540,6 @@ def test_the_ring_of_a_bolus_tells_marrow_from_bone(around_hu, share):
     image = plateau_blob_image(spacing_mm, around_hu)
     labels = threshold_cement(image, MeasurementParameters()).astype(np.int32)
     reach = intensity_reach_voxels(np.array(spacing_mm))
-    assert _ring_bone_share(image, labels, 1, reach, 226.0) == pytest.approx(share, abs=1e-9)
-    assert (_ring_bone_share(image, labels, 1, reach, 226.0) < PLATEAU_RING_BONE_SHARE_MAX) == (share == 0.0)
+    measured = _ring_bone_share(image, labels, 1, reach, 226.0)
+    assert measured == pytest.approx(share, abs=1e-9)
+    assert (measured < PLATEAU_RING_BONE_SHARE_MAX) == (share == 0.0)
