@@ -65,7 +65,7 @@ from .body_settings import BodySegmentationSettings, frame_grid
 from .cement_bulges import cut_cement_bulges
 from .cement_segmentation import has_thick_slices
 from .concave_rims import add_concave_endplate_rims
-from .cortex_edge import CEMENT_RIM_MM, outer_edge_level, trim_outer_edge
+from .cortex_edge import CEMENT_RIM_MM, CortexEdgeReading, read_outer_edge, trim_outer_edge
 from .ct_volume import CtVolume
 from .cutoff_margin import UNSEEN_SHARE_NAMED
 from .endplate_contours import CtSlicePositions, ThickSliceFaces
@@ -197,11 +197,11 @@ def _cut_body(
     centre: tuple[int, int],
     settings: BodySegmentationSettings,
     parameters: MeasurementParameters,
-) -> tuple[np.ndarray, list[int], float | None]:
+) -> tuple[np.ndarray, list[int], CortexEdgeReading | None]:
     """The body in the slices of ``interiors`` (cross-sections with their necks cut) before its
     outer surface is moved: pedicles cut at the posterior wall and at the pedicle-free outline,
     their roots cut back.
-    Returns the mask on the frame grid, the slices that carry pedicles and the level (HU) of the
+    Returns the mask on the frame grid, the slices that carry pedicles and the reading of the
     cortex's edge (None when it was not told or not asked for)."""
     spacing = settings.working_spacing_mm
     body = np.zeros(shape, dtype=bool)
@@ -222,18 +222,18 @@ def _cut_body(
         body, hu, parameters.bone_min_hu, list(interiors), centre, ROOT_PROFILE_QUANTILE, spacing
     )
     cut_cement_bulges(body, hu, list(interiors), centre, parameters.cement_min_hu, spacing)
-    level = None
+    reading = None
     if settings.refine_outer_edge:
         band_px = voxels_across(settings.edge_band_mm, spacing)
         halo_px = voxels_across(CEMENT_RIM_MM, spacing)
-        level = outer_edge_level(
+        reading = read_outer_edge(
             hu, body, list(interiors), band_px, parameters.cement_min_hu, halo_px, axis_row=centre[0]
         )
-    return body, pedicle_slices, level
+    return body, pedicle_slices, reading
 
 
 def _edge_trimmed(
-    cut: tuple[np.ndarray, list[int], float | None],
+    cut: tuple[np.ndarray, list[int], CortexEdgeReading | None],
     interiors: dict[int, np.ndarray],
     hu: np.ndarray,
     centre: tuple[int, int],
@@ -242,12 +242,14 @@ def _edge_trimmed(
     shell_level_hu: float | None = None,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """A copy of a cut body (:func:`_cut_body`'s result for ``interiors``) with its outer surface
-    moved to the cortex's edge when that lies above ``shell_level_hu`` (the lowest level, HU, the
-    rings were closed at; by default the bone threshold). Returns the mask and the cross-sections
-    kept (those of at least half the typical area)."""
-    cut_body, pedicle_slices, level = cut
+    moved to the cortex's edge (:meth:`CortexEdgeReading.outline_level`) when that lies above
+    ``shell_level_hu`` (the lowest level, HU, the rings were closed at; by default the bone
+    threshold). Returns the mask and the cross-sections kept (those of at least half the typical
+    area)."""
+    cut_body, pedicle_slices, reading = cut
     body = cut_body.copy()
     floor = parameters.bone_min_hu if shell_level_hu is None else shell_level_hu
+    level = None if reading is None else reading.outline_level(parameters.bone_min_hu)
     if level is not None and level > floor:
         band_px = voxels_across(settings.edge_band_mm, settings.working_spacing_mm)
         trim_outer_edge(hu, body, list(interiors), level, band_px, centre)
@@ -653,7 +655,7 @@ def segment_vertebral_body(
         )
     cut = _cut_body(interiors, shape=grid.shape, **shaping)
     body, interiors = _edge_trimmed(cut, interiors, **shaping)
-    edge_level = cut[2]
+    edge_level = None if cut[2] is None else cut[2].level()
     typical_area = float(np.median([interior.sum() for interior in interiors.values()]))
     ring = outline_ring(
         usual_outline(list(interiors.values())), centre, settings.working_spacing_mm, parameters.cement_min_hu

@@ -551,9 +551,9 @@ def test_a_stated_slice_thickness_measures_as_the_ct_that_carries_it(tmp_path, c
     assert stated["vbv_cm3"] == pytest.approx(in_memory.vbv_cm3, rel=1e-12)
     assert records["stated"]["input"]["slice_thickness_mm"] == pytest.approx(shallow.ct.slice_thickness_mm)
     assert records["spacing"]["input"]["slice_thickness_mm"] is None
-    # Within 4% of the analytic truth with its thickness stated; 5.5% low without.
+    # Within 4% of the analytic truth with its thickness stated; 4.9% low without.
     assert abs(stated["vbv_cm3"] / truth.vbv_cm3 - 1.0) <= 0.04
-    assert records["spacing"]["levels"][0]["vbv_cm3"] / truth.vbv_cm3 - 1.0 < -0.05
+    assert records["spacing"]["levels"][0]["vbv_cm3"] / truth.vbv_cm3 - 1.0 < -0.045
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "thick"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from CementLeakageLib.cortex_edge import outer_edge_level
+from CementLeakageLib.cortex_edge import outer_edge_level, read_outer_edge
 
 SHAPE = (8, 120, 120)
 CENTRE = (60, 60)
@@ -49,6 +49,18 @@ def stack(cortex_hu: float, pedicles: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(BODY, SHAPE).copy(), hu
 
 
+def surface_hu(cortex_hu: float) -> float:
+    """The blurred intensity (noise-free, HU) on the body's outer surface in front of the axis: on
+    the columns within 10 px of it, half a pixel past the last body row, by cubic spline."""
+    image = np.where(BODY, 110.0, 40.0)
+    image[CORTEX] = cortex_hu
+    image[PEDICLES] = 750.0
+    clean = ndimage.gaussian_filter(image, 0.6 / PIXEL_MM)
+    columns = np.arange(CENTRE[1] - 10, CENTRE[1] + 11)
+    rows = [np.flatnonzero(BODY[:, column]).max() + 0.5 for column in columns]
+    return float(np.mean(ndimage.map_coordinates(clean, [rows, columns], order=3)))
+
+
 def level(cortex_hu: float, pedicles: bool, axis_row: int | None) -> float:
     body, hu = stack(cortex_hu, pedicles)
     value = outer_edge_level(hu, body, list(range(SHAPE[0])), BAND_PX, axis_row=axis_row)
@@ -75,3 +87,19 @@ def test_the_level_lies_between_the_tissue_outside_and_the_blurred_cortex():
 def test_a_dense_cortex_level_is_the_same_in_front_as_all_round():
     own = level(750.0, pedicles=False, axis_row=None)
     assert abs(level(750.0, pedicles=True, axis_row=CENTRE[0]) - own) < 2.0
+
+
+def test_a_faint_cortex_outline_is_moved_to_its_surface():
+    """The outline level of a 300 HU cortex (its edge level under the 226 HU bone threshold) lies
+    within 2 HU of the blurred intensity on its surface (159.7 HU), where the edge level read 0.4
+    of the way from the flank's inflection to its peak lies 5.8 HU above it; a 750 HU cortex keeps
+    that level for its outline, 4.1 HU under its surface's 360.8 HU."""
+    faint_body, faint_hu = stack(300.0, pedicles=True)
+    faint = read_outer_edge(faint_hu, faint_body, list(range(SHAPE[0])), BAND_PX, axis_row=CENTRE[0])
+    assert faint is not None and faint.level() <= 226.0
+    assert abs(faint.outline_level(226.0) - surface_hu(300.0)) < 2.0
+    assert faint.level() - surface_hu(300.0) > 5.0
+    dense_body, dense_hu = stack(750.0, pedicles=True)
+    dense = read_outer_edge(dense_hu, dense_body, list(range(SHAPE[0])), BAND_PX, axis_row=CENTRE[0])
+    assert dense is not None and dense.outline_level(226.0) == dense.level()
+    assert abs(dense.level() - surface_hu(750.0)) < 5.0
