@@ -440,8 +440,12 @@ def segment_cement(
     bolus = grown == largest
     bolus_voxels = np.count_nonzero(bolus)
     # Sized from its intensity at all: on thick slices, with the body known, its curvature loss not put back.
-    bolus_sizable = spacing_mm is not None and body_mask is not None and has_thick_slices(spacing_mm)
-    bolus_sizable = bolus_sizable and bolus_loss == 0.0
+    bolus_sizable = (
+        spacing_mm is not None
+        and body_mask is not None
+        and has_thick_slices(spacing_mm)
+        and bolus_loss == 0.0
+    )
     plateau_hu = None
     if (
         bolus_sizable

@@ -51,21 +51,6 @@ CEMENT_RIM_MM = 2.0
 cement filling the body up to a faint cortex would otherwise set that level."""
 
 
-def outer_edge_level(
-    hu: np.ndarray,
-    body: np.ndarray,
-    slices: list[int],
-    band_px: int,
-    cement_min_hu: float = 1500.0,
-    halo_px: int = 4,
-    axis_row: int | None = None,
-) -> float | None:
-    """HU level of the cortex's outer surface (:func:`read_outer_edge`'s ``level()``), or None
-    when it cannot be told."""
-    reading = read_outer_edge(hu, body, slices, band_px, cement_min_hu, halo_px, axis_row)
-    return None if reading is None else reading.level()
-
-
 def read_outer_edge(
     hu: np.ndarray,
     body: np.ndarray,
@@ -161,7 +146,7 @@ def level_offset_px(
     max_offset_px: float = 6.0,
 ) -> float | None:
     """How far (px of the frame grid, ``[z, y, x]``) the iso-surface of ``level_hu`` lies outside
-    the cortex's outer edge (the iso-surface of ``edge_level_hu``, :func:`outer_edge_level`):
+    the cortex's outer edge (the iso-surface of ``edge_level_hu``, :meth:`CortexEdgeReading.level`):
     measured on the anterior wall, in the ``slices`` given, along the rows of the columns within
     ``half_width_px`` of the axis (``centre``: its row and column; rows grow anteriorly), across
     the wall there, as the distance between the outermost crossings of the two levels (on a
@@ -172,7 +157,7 @@ def level_offset_px(
     Blur moves a level below the cortex's edge outward of it by about the same distance along
     its normal wherever the cortex is alike: on the endplates as on the wall (on the phantoms'
     1 mm cortex of 750 HU under a 0.6 mm blur, 190 HU lies 0.43-0.54 mm outside the edge level
-    :func:`outer_edge_level` reads).
+    :func:`read_outer_edge` gives).
     """
     row, column = centre
     offsets = []

@@ -4,7 +4,7 @@ endplate points, on the frame grid (``[z, y, x]``, slices along the axis, :mod:`
 The body's faces are calibrated onto the endplate points (:mod:`endplate_faces`), so a point
 marked half a millimetre inside the body or out in the disc moves VBV by about 2%. On thin slices
 the CT places the surface itself to about 0.1 mm: each column near the axis crosses the cortex's
-edge level (:func:`cortex_edge.outer_edge_level`, read on the side wall) where the endplate's
+edge level (:func:`cortex_edge.read_outer_edge`, read on the side wall) where the endplate's
 cortex meets the disc. A point further than ``MOVE_TOLERANCE_MM`` from that surface is moved
 onto it along the axis (the split plane, which contains the axis, stays where it is). Beyond a
 point marked in the marrow the body's ring goes on, and the surface is looked for past its end.

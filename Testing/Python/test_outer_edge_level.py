@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from CementLeakageLib.cortex_edge import outer_edge_level, read_outer_edge
+from CementLeakageLib.cortex_edge import CortexEdgeReading, read_outer_edge
 
 SHAPE = (8, 120, 120)
 CENTRE = (60, 60)
@@ -37,35 +37,40 @@ PEDICLES = (
 """Two bars of dense bone, 6.5 mm wide, running back and out from the posterolateral wall."""
 
 
-def stack(cortex_hu: float, pedicles: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The body mask and its blurred HU."""
+def blurred_slice(cortex_hu: float, pedicles: bool) -> np.ndarray:
+    """One slice's HU, blurred and noise-free."""
     image = np.where(BODY, 110.0, 40.0)
     image[CORTEX] = cortex_hu
     if pedicles:
         image[PEDICLES] = 750.0
-    blurred = ndimage.gaussian_filter(image, 0.6 / PIXEL_MM)
+    return ndimage.gaussian_filter(image, 0.6 / PIXEL_MM)
+
+
+def stack(cortex_hu: float, pedicles: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The body mask and its blurred HU."""
     noise = np.random.default_rng(7).normal(0.0, NOISE_SD_HU, SHAPE)
-    hu = (blurred[None] + noise).astype(np.float32)
+    hu = (blurred_slice(cortex_hu, pedicles)[None] + noise).astype(np.float32)
     return np.broadcast_to(BODY, SHAPE).copy(), hu
 
 
 def surface_hu(cortex_hu: float) -> float:
     """The blurred intensity (noise-free, HU) on the body's outer surface in front of the axis: on
     the columns within 10 px of it, half a pixel past the last body row, by cubic spline."""
-    image = np.where(BODY, 110.0, 40.0)
-    image[CORTEX] = cortex_hu
-    image[PEDICLES] = 750.0
-    clean = ndimage.gaussian_filter(image, 0.6 / PIXEL_MM)
     columns = np.arange(CENTRE[1] - 10, CENTRE[1] + 11)
     rows = [np.flatnonzero(BODY[:, column]).max() + 0.5 for column in columns]
+    clean = blurred_slice(cortex_hu, pedicles=True)
     return float(np.mean(ndimage.map_coordinates(clean, [rows, columns], order=3)))
 
 
-def level(cortex_hu: float, pedicles: bool, axis_row: int | None) -> float:
+def reading(cortex_hu: float, pedicles: bool, axis_row: int | None) -> CortexEdgeReading:
     body, hu = stack(cortex_hu, pedicles)
-    value = outer_edge_level(hu, body, list(range(SHAPE[0])), BAND_PX, axis_row=axis_row)
+    value = read_outer_edge(hu, body, list(range(SHAPE[0])), BAND_PX, axis_row=axis_row)
     assert value is not None
     return value
+
+
+def level(cortex_hu: float, pedicles: bool, axis_row: int | None) -> float:
+    return reading(cortex_hu, pedicles, axis_row).level()
 
 
 def test_dense_pedicles_behind_the_axis_do_not_set_a_faint_cortex_s_level():
@@ -94,12 +99,10 @@ def test_a_faint_cortex_outline_is_moved_to_its_surface():
     within 2 HU of the blurred intensity on its surface (159.7 HU), where the edge level read 0.4
     of the way from the flank's inflection to its peak lies 5.8 HU above it; a 750 HU cortex keeps
     that level for its outline, 4.1 HU under its surface's 360.8 HU."""
-    faint_body, faint_hu = stack(300.0, pedicles=True)
-    faint = read_outer_edge(faint_hu, faint_body, list(range(SHAPE[0])), BAND_PX, axis_row=CENTRE[0])
-    assert faint is not None and faint.level() <= 226.0
+    faint = reading(300.0, pedicles=True, axis_row=CENTRE[0])
+    assert faint.level() <= 226.0
     assert abs(faint.outline_level(226.0) - surface_hu(300.0)) < 2.0
     assert faint.level() - surface_hu(300.0) > 5.0
-    dense_body, dense_hu = stack(750.0, pedicles=True)
-    dense = read_outer_edge(dense_hu, dense_body, list(range(SHAPE[0])), BAND_PX, axis_row=CENTRE[0])
-    assert dense is not None and dense.outline_level(226.0) == dense.level()
+    dense = reading(750.0, pedicles=True, axis_row=CENTRE[0])
+    assert dense.outline_level(226.0) == dense.level()
     assert abs(dense.level() - surface_hu(750.0)) < 5.0
