@@ -350,11 +350,13 @@ def _thick_slice_faces(
     crop_grid: VolumeGeometry,
     edge_level_hu: float | None,
     settings: BodySegmentationSettings,
+    bone_min_hu: float,
 ) -> ThickSliceFaces | None:
     """On thick slices, with the cortex's edge level (HU) known, what the enclosure needs to fit
     dished faces to the CT's slices (:mod:`endplate_contours`, :mod:`endplate_rings`): where they
     lie along the frame grid's columns, a terrace's reach (``FACE_TOLERANCE_MM`` or a slice,
-    whichever is more) and the slices themselves (``crop``, HU on ``crop_grid``)."""
+    whichever is more), the slices themselves (``crop``, HU on ``crop_grid``) and whether the
+    cortex is faint (its edge level at or under ``bone_min_hu``)."""
     if edge_level_hu is None or not has_thick_slices(ct.geometry.spacing_mm):
         return None
     slices = CtSlicePositions.between(grid, crop_grid)
@@ -362,7 +364,8 @@ def _thick_slice_faces(
         return None
     reach_mm = max(FACE_TOLERANCE_MM, float(np.max(ct.geometry.spacing_mm)))
     planes = CtPlanes(crop, crop_grid, grid, slices, ct.slice_profile_share())
-    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes)
+    faint = edge_level_hu <= bone_min_hu
+    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes, faint)
 
 
 def _segmented_on_surfaces(
@@ -804,7 +807,9 @@ def segment_vertebral_body(
             shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
             ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
             own_slices=found,
-            thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings),
+            thick_slices=_thick_slice_faces(
+                ct, grid, crop, crop_grid, edge_level, settings, parameters.bone_min_hu
+            ),
         )
     fill = FaceFill()
     face_lateral = None

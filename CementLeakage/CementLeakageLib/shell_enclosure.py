@@ -494,6 +494,7 @@ def _dishes_on_contours(
             inset_px,
             thick_slices.tolerance_px,
             spacing_mm,
+            faint=thick_slices.faint,
         )
     if thick_slices.planes is not None:
         on_rings = faces_on_rings(

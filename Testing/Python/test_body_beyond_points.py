@@ -183,6 +183,27 @@ def test_a_ring_past_a_plate_and_no_body_is_the_next_vertebras_rim(gap, to_the_e
 
 
 @pytest.mark.parametrize(
+    ("past_the_plate", "held_mm", "up_to_plate"),
+    [("full", 4.0, False), ("disc", 5.0, True)],
+    ids=["next-vertebra", "own-endplate"],
+)
+def test_a_ring_after_a_slice_without_the_body_that_leads_into_a_plate(past_the_plate, held_mm, up_to_plate):
+    """Whole rings for 4 mm past the point, one slice without the body, one whose ring is open at
+    the side (a faint shell), then a plate of bone across the body (1.5 mm). With the next body
+    past the plate and no disc, the ring and the plate are the next vertebra's rim and endplate
+    across a narrow disc: the body ends before the slice without it. With a disc past the plate,
+    they are this body's own ring and endplate, and the body is held up to the plate."""
+    slices = int(round(BEYOND_MM / SPACING_MM))
+    reach = _reach_above(
+        ["full"] * 8 + ["disc", "side"] + ["plate"] * 3 + [past_the_plate] * (slices - 13), True
+    )
+
+    assert reach.held_mm == pytest.approx(held_mm, abs=1e-6)
+    assert reach.up_to_plate is up_to_plate
+    assert not reach.to_the_end
+
+
+@pytest.mark.parametrize(
     ("whole", "then", "held_mm", "up_to_plate"),
     [
         (8, "plate", 4.0, True),

@@ -15,8 +15,8 @@ from scipy.optimize import brentq
 from scipy.special import erf
 
 from CementLeakageLib.cortex_edge import level_offset_px
-from CementLeakageLib.endplate_contours import CtSlicePositions, contour_points
-from CementLeakageLib.endplate_faces import FaceFill, face_occupancy
+from CementLeakageLib.endplate_contours import CtSlicePositions, contour_points, dished_faces_on_contours
+from CementLeakageLib.endplate_faces import FaceFill, body_from_face_positions, face_occupancy, face_positions
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 
@@ -136,3 +136,39 @@ def test_dished_endplates_on_2_mm_slices_hold_the_body_volume(case):
         / (np.count_nonzero(result.body_mask) + np.count_nonzero(phantom.body_mask))
     )
     assert dice >= 0.97
+
+
+@pytest.mark.parametrize("faint", [True, False], ids=["faint-cortex", "normal-cortex"])
+def test_a_pit_round_the_axis_inward_of_the_marked_point_is_left_out_of_a_faint_dish(faint):
+    # An upper face dished 6 frame slices (3 mm) deep, marked at its floor on the axis (frame
+    # slice 20), whose shell's iso-surface sank 6 slices further in within 10 px (5 mm) of the
+    # axis: the slice at frame slice 17 cuts that pit's walls, 1.5 mm inward of the point. The
+    # body's own face is terraced: each column's face is the first CT slice beyond the dish (frame
+    # slices 21, 25 or 29). Under a faint cortex the pit is where the floor lay between the CT's
+    # slices: fitted without its contour, the inner columns take the dish to within half a frame
+    # slice. Under a normal cortex a pit is a Schmorl node's and its contour is kept: the fit is
+    # pulled off the dish by up to 3.5 slices.
+    depth = 40
+    present = RADIUS_PX <= 28
+    dish = dish_face(np.minimum(RADIUS_PX, 25.0))
+    iso = np.where(RADIUS_PX < 10.0, dish - 6.0, dish)
+    z = np.arange(depth)[:, None, None]
+    enclosed = present[None] & (z >= 2) & (z + 0.5 <= iso[None])
+    terraced = 1.0 + 4.0 * np.ceil((dish - 1.0) / 4.0)
+    body, fill = body_from_face_positions(present, np.full((GRID, GRID), 1.5), terraced, depth)
+    slices = CtSlicePositions(start=np.full((GRID, GRID), -0.25), per_slice=np.full((GRID, GRID), 0.25))
+
+    fitted, fitted_fill, moved = dished_faces_on_contours(
+        enclosed, body, fill, (1.5, 20.0), slices, 0.0, 3, 4.0, 0.5, faint=faint
+    )
+
+    assert moved == (False, True)
+    _, _, upper = face_positions(fitted, fitted_fill)
+    _, _, own = face_positions(body, fill)
+    # The inner columns whose terrace lies within a terrace's reach of the dish (those just past a
+    # slice's plane lie a whole slice out, at the limit, and keep theirs).
+    taking = (RADIUS_PX <= 22) & (np.abs(own - dish) < 3.5)
+    assert taking.sum() >= 0.85 * (RADIUS_PX <= 22).sum()
+    assert np.abs(own[taking] - dish[taking]).max() >= 3.0
+    worst = np.abs(upper[taking] - dish[taking]).max()
+    assert worst <= 0.5 if faint else worst >= 3.0

@@ -563,7 +563,10 @@ CASES = {
     # slice, also in those that reach no further back than its wall: those passed for free of
     # pedicles and set the outline that bounds the others, so half a millimetre of the corners
     # stayed (VBV +7.8%, Dice 0.954). Free slices whose area behind the axis, against in front, is
-    # over 5% above the median of that ratio no longer set it, and lose their fillets too.
+    # over 5% above the median of that ratio no longer set it, and lose their fillets too. Its
+    # lower dish's rim, a slice without it and the ring and plates of the vertebra below over the
+    # 3.1 mm disc held the body 5.0 mm past its lower point, which was named as lying inside it
+    # (body_beyond_points._next_vertebra_rim).
     "biconcave T6 at 63% height with pedicles and rib heads beside every slice, 1 x 1 x 2 mm voxels "
     "(phantom 43 of the seed-2044 sweep)": {
         "level": "T6",
@@ -621,6 +624,8 @@ def check(phantom) -> None:
             assert best["volume_cm3"] == pytest.approx(planted.volume_cm3, rel=0.10), planted.location
         assert best["is_leakage"] is (planted.location != "pedicle tract")
     assert [c for c in found if c["is_leakage"]] == []  # nothing else reported as leakage
+    # The points lie on their endplates: none is named as lying inside the body.
+    assert not [w for w in m.warnings if "seems to lie inside" in w]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -644,14 +649,16 @@ def test_faint_t5_whose_pedicles_flank_every_slice_leaves_the_canal_out():
     # a faint cortex) and replace them: VBV +3.2%, Dice 0.957. Its thin blobs of cement on these
     # slices read PSBCV +8.4% until pieces sized together kept each its own cement (+2.1%;
     # test_cement_intensity_sizing.py); the other targets are not asserted here. With a faint
-    # outline moved out to its surface (cortex_edge.FAINT_OUTLINE_PEAK_FRACTION) it reads VBV +4.3%,
-    # a miss of the 4% target: its posterolateral corners keep the fillets of the pedicles beside
-    # every slice (1.8% over the truth in its middle slices, four fifths of it behind the axis).
+    # outline moved out to its surface (cortex_edge.FAINT_OUTLINE_PEAK_FRACTION) it read VBV +4.3%:
+    # its dished faces stayed terraced, as the contours of a pit round the axis made their fit no
+    # dish, and its posterolateral corners keep the fillets of the pedicles beside every slice.
+    # Without the pit's contours (endplate_contours.FLOOR_TOLERANCE_MM) its faces take the dishes:
+    # VBV +2.2%, the fillets' share left.
     phantom = make_phantom(PhantomSpec.for_level(**FAINT_T5_FLANKED_BY_PEDICLES, leaks=("spinal canal",)))
     truth = phantom.truth
     result = measured(phantom)
     m = result.measurement
-    assert 100.0 * (m.vbv_cm3 / truth.vbv_cm3 - 1.0) == pytest.approx(4.3, abs=0.1)
+    assert 100.0 * (m.vbv_cm3 / truth.vbv_cm3 - 1.0) == pytest.approx(2.3, abs=0.2)
     assert body_dice(result, phantom) >= 0.95
     (planted,) = [leak for leak in truth.leaks if leak.location == "spinal canal"]
     (found,) = [c for c in m.extravertebral_components if c["location"] == "spinal canal"]
