@@ -350,13 +350,13 @@ def _thick_slice_faces(
     crop_grid: VolumeGeometry,
     edge_level_hu: float | None,
     settings: BodySegmentationSettings,
-    bone_min_hu: float,
+    faint_cortex: bool,
 ) -> ThickSliceFaces | None:
     """On thick slices, with the cortex's edge level (HU) known, what the enclosure needs to fit
     dished faces to the CT's slices (:mod:`endplate_contours`, :mod:`endplate_rings`): where they
     lie along the frame grid's columns, a terrace's reach (``FACE_TOLERANCE_MM`` or a slice,
     whichever is more), the slices themselves (``crop``, HU on ``crop_grid``) and whether the
-    cortex is faint (its edge level at or under ``bone_min_hu``)."""
+    cortex is faint (``faint_cortex``)."""
     if edge_level_hu is None or not has_thick_slices(ct.geometry.spacing_mm):
         return None
     slices = CtSlicePositions.between(grid, crop_grid)
@@ -364,8 +364,9 @@ def _thick_slice_faces(
         return None
     reach_mm = max(FACE_TOLERANCE_MM, float(np.max(ct.geometry.spacing_mm)))
     planes = CtPlanes(crop, crop_grid, grid, slices, ct.slice_profile_share())
-    faint = edge_level_hu <= bone_min_hu
-    return ThickSliceFaces(slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes, faint)
+    return ThickSliceFaces(
+        slices, edge_level_hu, reach_mm / settings.working_spacing_mm, planes, faint_cortex
+    )
 
 
 def _segmented_on_surfaces(
@@ -719,7 +720,7 @@ def segment_vertebral_body(
     # A point kept as marked is named once: its warning says the body went on past it.
     point_warnings = [text for name, text in named_inside.items() if name not in kept_as_marked]
     point_warnings.extend(kept_as_marked.values())
-    faint_cortex = edge_level is not None and edge_level <= parameters.bone_min_hu
+    faint_cortex = cut[2] is not None and cut[2].is_faint(parameters.bone_min_hu)
     deficient = deficient_slices(body, interiors)
     if deficient or faint_cortex:
         # A faint cortex closes at a higher level only where cement or bone props it up: the ring
@@ -807,9 +808,7 @@ def segment_vertebral_body(
             shortfall_mm=FAINT_FACE_SHORTFALL_MM if max(enclosure_levels) < parameters.bone_min_hu else 0.0,
             ct_voxel_mm=float(np.max(ct.geometry.spacing_mm)),
             own_slices=found,
-            thick_slices=_thick_slice_faces(
-                ct, grid, crop, crop_grid, edge_level, settings, parameters.bone_min_hu
-            ),
+            thick_slices=_thick_slice_faces(ct, grid, crop, crop_grid, edge_level, settings, faint_cortex),
         )
     fill = FaceFill()
     face_lateral = None

@@ -36,12 +36,14 @@ class CortexEdgeReading:
         """The HU level ``fraction`` of the way from the inflection (0) to the peak (1)."""
         return self.steepest_hu + fraction * (self.peak_hu - self.steepest_hu)
 
+    def is_faint(self, bone_min_hu: float) -> bool:
+        """Whether the cortex is faint: its edge level (:meth:`level`) at or under ``bone_min_hu``."""
+        return self.level() <= bone_min_hu
+
     def outline_level(self, bone_min_hu: float) -> float:
-        """The HU level the cross-sections' outline is moved to: :meth:`level`, or where that
-        lies at or under ``bone_min_hu`` (a faint cortex), ``FAINT_OUTLINE_PEAK_FRACTION`` of the
-        way."""
-        level = self.level()
-        return self.level(FAINT_OUTLINE_PEAK_FRACTION) if level <= bone_min_hu else level
+        """The HU level the cross-sections' outline is moved to: :meth:`level`, or for a faint
+        cortex (:meth:`is_faint`) ``FAINT_OUTLINE_PEAK_FRACTION`` of the way."""
+        return self.level(FAINT_OUTLINE_PEAK_FRACTION) if self.is_faint(bone_min_hu) else self.level()
 
 
 CORTEX_PEAK_MAX_HU = 1000.0
