@@ -367,3 +367,19 @@ def test_the_edge_shift_follows_the_rise_per_mm_of_cortex():
     flat = np.full(columns.shape, DISC_HU)
     arguments = (columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
     assert averaged_edge_shift_mm(flat, pocket_core, *arguments) == 0.0
+
+
+def test_a_slice_holding_too_little_cortex_over_the_axis_keeps_its_edge_at_the_centre():
+    # The slice, centred 0.5 mm beyond the point, starts 0.04 mm short of the plane and rises
+    # 16 HU over the disc on the axis, under the 40 HU a partial volume must reach to be read:
+    # taken as 400 HU per mm, the 240 HU edge would lie 0.36 mm beyond the plane, 0.14 mm nearer
+    # than the centre. Holding 0.3 mm, rising 120 HU, the same rise per mm puts the edge 0.1 mm
+    # beyond the plane.
+    columns = outline()
+    radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
+    pocket_core = slicewise.binary_erode((columns & (radius_sq < 0.3))[None], 1)[0]
+    for held_mm, expected_mm in ((0.04, 0.0), (0.3, 0.5 - (-0.3 + 160.0 / 400.0))):
+        start_mm = np.full(columns.shape, -held_mm)
+        values = DISC_HU + 400.0 * (1.2 * radius_sq + held_mm)
+        arguments = (columns, radius_sq, start_mm, 0.5, DISC_HU, LEVEL_HU)
+        assert averaged_edge_shift_mm(values, pocket_core, *arguments) == pytest.approx(expected_mm, abs=1e-6)
