@@ -297,14 +297,13 @@ def averaged_edge_shift_mm(
     ``h = depth * radius_sq``. A slice sampled at its
     centre rises in its pocket only with the blur's tail: its ``k`` puts the edge beyond the
     centre or lies below ``PARTIAL_MIN_HU_PER_MM``, and 0 is returned. So too when the rise the
-    fit gives over the axis, ``k`` times the cortex held there, stays under
-    ``PARTIAL_MIN_RISE_HU``: a slice that holds only a few hundredths of a millimetre of the
-    cortex rises there by as little as the disc's HU, read in another slice, and the blur's tail
-    are uncertain, and ``k``, that rise over so little cortex, comes out anywhere (a faint
-    biconcave T7 on 1 x 1 x 1.5 mm voxels, its first slice beyond the upper point holding 0.04 mm
-    of the cortex on the axis and rising 16 HU there: 387 HU per mm, twice its cortex's, the
-    edge 0.34 mm nearer than the centre and the dish read 1.22 mm deep, where the next slice read
-    3.06 mm; VBV -3.6%, -0.3% with the edge at the centre).
+    fit gives over the axis (``k`` times the cortex the slice holds there) stays under
+    ``PARTIAL_MIN_RISE_HU``: the disc's HU, read in another slice, and the blur's tail are
+    uncertain by about as much, and ``k``, so small a rise over so little cortex, can come out at
+    any value. A faint biconcave T7 on 1 x 1 x 1.5 mm voxels, its first slice beyond the upper
+    point holding 0.04 mm of the cortex on the axis and rising 16 HU there, gave 387 HU per mm,
+    twice its cortex's: the edge 0.34 mm nearer than the centre, the dish 1.22 mm deep where the
+    next slice read 3.06 mm, and VBV -3.6% (-0.3% with the edge at the centre).
     """
     centre = (pocket_core.shape[0] // 2, pocket_core.shape[1] // 2)
     if disc_hu is None or start_mm[centre] >= 0.0:
