@@ -306,16 +306,17 @@ def averaged_edge_shift_mm(
     next slice read 3.06 mm, and VBV -3.6% (-0.3% with the edge at the centre).
     """
     centre = (pocket_core.shape[0] // 2, pocket_core.shape[1] // 2)
-    if disc_hu is None or start_mm[centre] >= 0.0:
+    held_mm = -float(start_mm[centre])  # the cortex the slice holds over the axis
+    if disc_hu is None or held_mm <= 0.0:
         return 0.0
     core = pocket_core & columns & np.isfinite(values)
     if np.count_nonzero(core) < RING_MIN_PIXELS:
         return 0.0
     design = np.column_stack([radius_sq[core], -start_mm[core]])
     (_, per_mm), *_ = np.linalg.lstsq(design, values[core] - disc_hu, rcond=None)
-    if per_mm < PARTIAL_MIN_HU_PER_MM or -per_mm * float(start_mm[centre]) < PARTIAL_MIN_RISE_HU:
+    if per_mm < PARTIAL_MIN_HU_PER_MM or per_mm * held_mm < PARTIAL_MIN_RISE_HU:
         return 0.0
-    edge_mm = float(start_mm[centre]) + (level_hu - disc_hu) / float(per_mm)
+    edge_mm = (level_hu - disc_hu) / float(per_mm) - held_mm
     if not 0.0 < edge_mm < centre_mm:
         return 0.0
     return centre_mm - edge_mm
