@@ -84,7 +84,7 @@ from .cement_slice_ends import (
 )
 from .ct_blur import BACKGROUND_RING_MM, blur_from_cement_edges
 from .mask_resampling import SAMPLE_SPACING_MM, coverage_along_axis, volume_preserving_mask
-from .measurement import grown_box, voxels_across
+from .measurement import bounding_box, grown_box, voxels_across
 from .parameters import CT_SCALE_TOP_HU, MeasurementParameters
 
 CEMENT_EDGE_FLOOR_HU = 1000.0
@@ -199,10 +199,19 @@ def intensity_reach_voxels(spacing_mm: np.ndarray) -> tuple[int, int, int]:
 
 
 def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
-    """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``)."""
-    return sitk.GetArrayFromImage(
-        sitk.GrayscaleDilate(sitk.GetImageFromArray(labels), [1, 1, 1], sitk.sitkBox)
+    """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``).
+
+    Worked out within the labels' bounding box grown by one voxel, beyond which every voxel keeps
+    label 0."""
+    reached = np.zeros_like(labels)
+    box = bounding_box(labels > 0)
+    if box is None:
+        return reached
+    box = grown_box(box, (1, 1, 1), labels.shape)
+    reached[box] = sitk.GetArrayFromImage(
+        sitk.GrayscaleDilate(sitk.GetImageFromArray(labels[box]), [1, 1, 1], sitk.sitkBox)
     )
+    return reached
 
 
 def threshold_cement(array_hu: np.ndarray, parameters: MeasurementParameters) -> np.ndarray:
@@ -802,8 +811,13 @@ def cement_reference_hu(
     Falls back to the largest core's median. ``sizes`` (voxels per label, the background's
     first) and ``boxes`` (``ndimage.find_objects`` of ``labels``) are worked out when not given.
     """
-    cores = sitk.GetImageFromArray((labels > 0).astype(np.uint8))
-    interiors = sitk.GetArrayFromImage(sitk.BinaryErode(cores, [1, 1, 0])) > 0  # in the slice plane
+    # In the slice plane, within the cores' bounding box grown by a voxel (nothing beyond is core).
+    interiors = np.zeros(labels.shape, dtype=bool)
+    around = bounding_box(labels > 0)
+    if around is not None:
+        around = grown_box(around, (1, 1, 1), labels.shape)
+        cores = sitk.GetImageFromArray((labels[around] > 0).astype(np.uint8))
+        interiors[around] = sitk.GetArrayFromImage(sitk.BinaryErode(cores, [1, 1, 0])) > 0
     sizes = np.bincount(labels.ravel()) if sizes is None else np.array(sizes)
     sizes[0] = 0
     largest = int(np.argmax(sizes))

@@ -146,14 +146,22 @@ def nearest_labels(labelled: np.ndarray, point: tuple[int, int]) -> tuple[np.nda
     """For every slice, the label at ``point`` (row, column) and 0 pixels, or, where ``point`` is
     background, the label of the nearest labelled pixel (the first in row order among equally
     near ones) and its distance in pixels. Empty slices give label 0 at infinite distance."""
+    inside = 0 <= point[0] < labelled.shape[1] and 0 <= point[1] < labelled.shape[2]
+    chosen = labelled[:, point[0], point[1]].copy() if inside else np.zeros(labelled.shape[0], labelled.dtype)
+    distances = np.zeros(labelled.shape[0])
+    searched = np.flatnonzero(chosen == 0)
+    if searched.size == 0:
+        return chosen, distances
     rows = np.arange(labelled.shape[1])[:, None] - point[0]
     cols = np.arange(labelled.shape[2])[None, :] - point[1]
     distance = np.hypot(rows, cols).ravel()
-    flat = labelled.reshape(labelled.shape[0], -1)
+    flat = labelled[searched].reshape(searched.size, -1)
     masked = np.where(flat > 0, distance[None, :], np.inf)
     nearest = np.argmin(masked, axis=1)
-    slices = np.arange(flat.shape[0])
-    return flat[slices, nearest], masked[slices, nearest]
+    within = np.arange(searched.size)
+    chosen[searched] = flat[within, nearest]
+    distances[searched] = masked[within, nearest]
+    return chosen, distances
 
 
 def component_near(mask: np.ndarray, point: tuple[int, int]) -> np.ndarray:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from CementLeakageLib.cortex_edge import CortexEdgeReading, read_outer_edge
+from CementLeakageLib import cortex_edge
+from CementLeakageLib.cortex_edge import CortexEdgeReading, read_outer_edge, trim_outer_edge
 
 SHAPE = (8, 120, 120)
 CENTRE = (60, 60)
@@ -106,3 +107,37 @@ def test_a_faint_cortex_outline_is_moved_to_its_surface():
     dense = reading(750.0, pedicles=True, axis_row=CENTRE[0])
     assert dense.outline_level(226.0) == dense.level()
     assert abs(dense.level() - surface_hu(750.0)) < 5.0
+
+
+def test_the_edge_is_read_and_trimmed_as_on_the_whole_cross_section(monkeypatch):
+    """The edge is read and trimmed within ``EDGE_WORK_MARGIN_PX`` of the body: in a frame 40 px
+    wider on every side, with cement 30 px beyond that margin and cement 6 px in front of the mask,
+    the reading and the trimmed mask are exactly those of the whole cross-section (the margin set
+    wider than the frame)."""
+    pad = 40
+    body, hu = stack(300.0, pedicles=True)
+    grown = ndimage.binary_dilation(body, structure=np.ones((1, 5, 5), dtype=bool))
+    mask = np.pad(grown, ((0, 0), (pad, pad), (pad, pad)))
+    noise = np.random.default_rng(11).normal(0.0, NOISE_SD_HU, mask.shape).astype(np.float32)
+    frame_hu = np.pad(hu, ((0, 0), (pad, pad), (pad, pad)), constant_values=40.0)
+    frame_hu[:, :, : pad - 2] += noise[:, :, : pad - 2]
+    frame_hu[:, 2:12, 60:140] = 1800.0
+    # Cement 6 px in front of the mask, whose blurred rim the reading leaves out.
+    front = pad + CENTRE[0] + 28 + 2 + 6
+    frame_hu[:, front : front + 3, pad + 50 : pad + 70] = 1800.0
+    centre = (CENTRE[0] + pad, CENTRE[1] + pad)
+    slices = list(range(SHAPE[0]))
+
+    def read_and_trim() -> tuple[CortexEdgeReading, np.ndarray]:
+        value = read_outer_edge(frame_hu, mask, slices, BAND_PX, axis_row=centre[0])
+        assert value is not None
+        trimmed = mask.copy()
+        trim_outer_edge(frame_hu, trimmed, slices, value.outline_level(226.0), BAND_PX, centre)
+        return value, trimmed
+
+    near, near_trimmed = read_and_trim()
+    monkeypatch.setattr(cortex_edge, "EDGE_WORK_MARGIN_PX", 10 * mask.shape[1])
+    whole, whole_trimmed = read_and_trim()
+    assert near == whole
+    assert np.array_equal(near_trimmed, whole_trimmed)
+    assert (mask & ~near_trimmed).sum() > 1000

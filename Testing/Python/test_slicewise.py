@@ -161,7 +161,7 @@ def test_nearest_labels_and_component_near():
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("point", [(23, 26), (0, 0), (46, 10)])
+@pytest.mark.parametrize("point", [(23, 26), (0, 0), (46, 10), (-4, 60)])
 def test_component_near_matches_per_slice_connected_component(seed, point):
     mask = random_mask(seed, 0.3)
     mask[1] = False
