@@ -198,16 +198,20 @@ def intensity_reach_voxels(spacing_mm: np.ndarray) -> tuple[int, int, int]:
     return i, j, k
 
 
-def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
-    """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``).
-
-    Worked out within the labels' bounding box grown by one voxel, beyond which every voxel keeps
-    label 0."""
-    reached = np.zeros_like(labels)
+def _box_around_labels(labels: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The bounding box (``[k, j, i]`` slices) of the labelled voxels grown by one voxel, beyond
+    which a one-voxel neighbourhood holds no label; None when there are none."""
     box = bounding_box(labels > 0)
+    return None if box is None else grown_box(box, (1, 1, 1), labels.shape)
+
+
+def _neighbouring_label(labels: np.ndarray) -> np.ndarray:
+    """For every voxel, the largest label among itself and its 26 neighbours (``[k, j, i]``),
+    worked out within :func:`_box_around_labels`."""
+    reached = np.zeros_like(labels)
+    box = _box_around_labels(labels)
     if box is None:
         return reached
-    box = grown_box(box, (1, 1, 1), labels.shape)
     reached[box] = sitk.GetArrayFromImage(
         sitk.GrayscaleDilate(sitk.GetImageFromArray(labels[box]), [1, 1, 1], sitk.sitkBox)
     )
@@ -811,11 +815,10 @@ def cement_reference_hu(
     Falls back to the largest core's median. ``sizes`` (voxels per label, the background's
     first) and ``boxes`` (``ndimage.find_objects`` of ``labels``) are worked out when not given.
     """
-    # In the slice plane, within the cores' bounding box grown by a voxel (nothing beyond is core).
+    # In the slice plane, within the box around the cores (nothing beyond is core).
     interiors = np.zeros(labels.shape, dtype=bool)
-    around = bounding_box(labels > 0)
+    around = _box_around_labels(labels)
     if around is not None:
-        around = grown_box(around, (1, 1, 1), labels.shape)
         cores = sitk.GetImageFromArray((labels[around] > 0).astype(np.uint8))
         interiors[around] = sitk.GetArrayFromImage(sitk.BinaryErode(cores, [1, 1, 0])) > 0
     sizes = np.bincount(labels.ravel()) if sizes is None else np.array(sizes)
