@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import slicewise
+from .measurement import bounding_box, grown_box
 
 EDGE_PEAK_FRACTION = 0.4
 """Where the outer surface level lies between the inflection (0) and the cortical peak (1)."""
@@ -65,15 +66,12 @@ cross-section, in about 60% of the area: the frame's cross-sections reach the po
 def _work_box(body: np.ndarray, slices: list[int]) -> tuple[slice, slice] | None:
     """The rows and columns of the frame grid (``[y, x]`` slices) within ``EDGE_WORK_MARGIN_PX`` of
     the body in any of ``slices``, or None when it holds nothing there."""
-    footprint = body[slices].any(axis=0)
-    rows, cols = np.flatnonzero(footprint.any(axis=1)), np.flatnonzero(footprint.any(axis=0))
-    if rows.size == 0:
+    masks = body[slices]
+    box = bounding_box(masks)
+    if box is None:
         return None
-    margin = EDGE_WORK_MARGIN_PX
-    return (
-        slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, body.shape[1])),
-        slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, body.shape[2])),
-    )
+    _, rows, cols = grown_box(box, (0, EDGE_WORK_MARGIN_PX, EDGE_WORK_MARGIN_PX), masks.shape)
+    return rows, cols
 
 
 def read_outer_edge(
