@@ -27,6 +27,7 @@ from CementLeakageLib.leak_classes import (
 )
 from CementLeakageLib.leakage_components import (
     CROP_MARGIN_MM,
+    FRAGMENT_GAP_MM,
     describe_extravertebral_cement,
     extravertebral_components,
 )
@@ -244,7 +245,7 @@ def test_a_lip_at_an_endplate_does_not_make_a_disc_of_the_space_below_it():
 
 def test_tiny_component_is_ignored_but_reported():
     geometry, body, cement, _ = synthetic_case()
-    tiny = box_mask(geometry, (30, 0, 10), (31, 1, 11))  # 2 x 2 x 2 voxels = 1 mm³
+    tiny = box_mask(geometry, (33, 0, 10), (34, 1, 11))  # 2 x 2 x 2 voxels = 1 mm³, 4 mm from "lateral"
     result = describe_extravertebral_cement(body, cement | tiny, geometry, UPPER_RAS, LOWER_RAS, "left")
     assert len(result.components) == len(BLOBS)
     assert result.ignored_count == 1
@@ -258,6 +259,35 @@ def test_tiny_component_is_ignored_but_reported():
     )
     assert len(listed_all) == len(BLOBS) + 1
     assert listed_all[-1].volume_cm3 == pytest.approx(0.001, rel=1e-12)
+
+
+def test_fragments_of_one_leak_within_the_gap_are_one_component():
+    """Two slabs over the disc, one a millimetre higher and 1 mm to the side of the other (a thin
+    leak tilted across thick slices shows so): one component holding the voxels of both, one
+    segment in the labels. 2.5 mm apart, or next to a piece of another location class, they stay
+    apart."""
+    geometry, body, cement, blobs = synthetic_case()
+    cement = cement & ~blobs["above"]
+    lower = box_mask(geometry, (-6, -5, 27), (0, 5, 28))
+    upper = box_mask(geometry, (1, -5, 28), (6, 5, 29))  # its voxels' boxes 1 mm from the lower's
+    result = describe_extravertebral_cement(
+        body, cement | lower | upper, geometry, UPPER_RAS, LOWER_RAS, "left"
+    )
+    (joined,) = [c for c in result.components if c.location == DISC_SUPERIOR]
+    assert len(result.components) == len(BLOBS)
+    assert joined.voxels == lower.sum() + upper.sum() == 12 * 20 * 2 + 10 * 20 * 2
+    assert result.component_mask(joined.index, geometry.shape).sum() == joined.voxels
+    assert FRAGMENT_GAP_MM == 1.5
+
+    further = box_mask(geometry, (2.5, -5, 28), (8, 5, 29))  # 2.5 mm from the lower slab
+    apart = extravertebral_components(body, cement | lower | further, geometry, UPPER_RAS, LOWER_RAS, "left")
+    assert sorted(c.voxels for c in apart if c.location == DISC_SUPERIOR) == [further.sum(), lower.sum()]
+
+    # In front (anterior) and beside it (paravertebral), 1 mm apart: two components.
+    beside = box_mask(geometry, (13, 16, 10), (20, 20, 14))
+    both = extravertebral_components(body, cement | beside, geometry, UPPER_RAS, LOWER_RAS, "left")
+    assert len(both) == len(BLOBS)
+    assert {c.location for c in both if c.voxels == beside.sum()} == {PARAVERTEBRAL}
 
 
 def test_no_cement_outside_gives_an_empty_list():
