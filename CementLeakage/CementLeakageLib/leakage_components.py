@@ -394,13 +394,18 @@ def _reaches_box_face(sub: tuple, crop_box: tuple, box: tuple, shape: tuple) -> 
     return False
 
 
+def _box_gap_mm(offsets_kji: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
+    """The gap (mm) between the boxes of two voxels whose indices differ by ``offsets_kji`` (k, j,
+    i along the last axis) on a grid of ``spacing_kji`` (mm): 0 where they touch."""
+    gaps = np.maximum(np.abs(offsets_kji) - 1, 0) * spacing_kji
+    return np.sqrt((gaps**2).sum(axis=-1))
+
+
 def _box_gaps_mm(mask: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
     """For every voxel of a ``[k, j, i]`` grid of ``spacing_kji`` (mm), the gap (mm) between its
     box and the box of the nearest voxel of ``mask`` (centre to centre), 0 where they touch."""
     _, nearest = ndimage.distance_transform_edt(~mask, sampling=spacing_kji, return_indices=True)
-    offsets = nearest - np.indices(mask.shape)
-    gaps = np.maximum(np.abs(offsets) - 1, 0) * spacing_kji[:, None, None, None]
-    return np.sqrt((gaps**2).sum(axis=0))
+    return _box_gap_mm(np.moveaxis(nearest - np.indices(mask.shape), 0, -1), spacing_kji)
 
 
 def joined_fragments(
@@ -537,8 +542,7 @@ def describe_extravertebral_cement(
         local = np.nonzero(labels[sub] == label_index + 1)
         kji = tuple(idx + s.start for idx, s in zip(local, sub))
         offsets = np.stack([nearest[a][kji] - kji[a] for a in range(3)], axis=1)
-        gaps = np.maximum(np.abs(offsets) - 1, 0) * spacing_kji
-        distance = float(np.sqrt((gaps**2).sum(axis=1)).min())
+        distance = float(_box_gap_mm(offsets, spacing_kji).min())
         centroid_ras = crop_geometry.voxel_centers_ras(kji).mean(axis=0)
         location = location_of(kji)
         centroid = frame.to_frame(centroid_ras)[0]
