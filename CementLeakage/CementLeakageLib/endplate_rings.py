@@ -13,9 +13,14 @@ point is open, the face lies within that slice gap: a rim that reaches into the 
 sensitivity still shows its cortex there in partial volume (below); one that ends short of it
 cannot be placed better than the point, and the face is taken through the point with the tilt
 the shell gave it (a wedged face keeps its slope). A slice within a blur's reach of the point
-shows the endplate's cortex over the axis and is passed over. A slice with cement in it (a leak
-into the disc), a pocket that reaches the side wall (a face tilted against the slices) or a ring
-that does not surround the axis leaves the face as the shell has it.
+shows the endplate's cortex over the axis and is passed over. A first slice beyond the point
+whose pocket runs to the side wall, across a face whose tilt spans a slice or more over the
+outline, cuts a face tilted against the slices: where that pocket's area, the tilt taken out,
+reads no dish (``TILTED_FLAT_DEPTH_MM``), the face is taken through the point with its tilt, as
+where that slice is open (a wedged T5 with a faint cortex on 2 mm slices, its upper face sloping
+10.5 degrees: its terraces, each up to half a slice beyond the face, held VBV +5.4%; through the
+point +1.7%). A slice with cement in it (a leak into the disc), any other pocket that reaches the
+side wall or a ring that does not surround the axis leaves the face as the shell has it.
 
 A slice averaged over its thickness that holds the point's plane (its centre less than half a
 slice beyond it) does not end its pocket at its centre: a column there holds the cortex from
@@ -84,6 +89,13 @@ from .measurement import voxels_across
 RING_REACH_MM = 3.0
 """How far beyond an endplate point (mm, on the axis) the CT's slices are looked at."""
 RING_SLICES_MAX = 3
+TILTED_FLAT_DEPTH_MM = 0.5
+"""A face whose own tilt spans at least a slice's thickness over the outline, and whose first
+slice beyond the point holds a pocket that runs to the side wall (no ring), is flat when that
+pocket's area, with the tilt taken out (:func:`_depth_for_pocket`), reads a dish no deeper than
+this (mm): a wedged face cut by the slice, not a dish (a wedged T5 on 2 mm slices: 0.00 mm). A
+deeper reading (biconcave bodies tilted against 2 mm slices: 1.5-2.1 mm) leaves the face as the
+shell has it: their pockets, which the outline cuts, read a different depth with each tilt."""
 """Most CT slices beyond a point whose rings are read."""
 OPEN_SHARE = 0.9
 """A slice whose disc pocket covers this share of the outline is beyond the rim (open)."""
@@ -337,7 +349,9 @@ def dish_depth_mm(
     """Depth (mm) of the paraboloid dish beyond an endplate point at frame slice position
     ``point_z`` (``outward``: -1 for the lower point, +1 for the upper) that the rings in the CT's
     slices beyond it show; when the first slice beyond it is open, what it holds of the dish in
-    partial volume (:func:`depth_from_partial_volume`, 0 for none); None when no slice shows a
+    partial volume (:func:`depth_from_partial_volume`, 0 for none); 0 when the first slice's
+    pocket reaches the side wall across a face tilted by a slice or more and reads no dish
+    (``TILTED_FLAT_DEPTH_MM``); None when no slice shows a
     ring nor is open (the face is left as the shell has it). A slice within ``AXIS_BLUR_MM`` beyond
     the point that shows bone over the axis is passed over; when the next is open, the dish's
     depth is only bounded by that slice's distance: None.
@@ -377,7 +391,14 @@ def dish_depth_mm(
                 return depth_from_partial_volume(values, inner, radius_sq, start_mm, level_hu)
             break
         if np.count_nonzero(pocket & wall) > POCKET_AT_WALL_SHARE * pocket_px:
-            break  # the slice cuts a face tilted against it, or the rim at the side wall: no ring
+            if index == 0 and np.ptp(tilt_mm[outline]) >= 2.0 * half_slice_mm[centre]:
+                # A face tilted across a slice's thickness or more: flat if its pocket says so.
+                if (
+                    _depth_for_pocket(beyond_mm, tilt_mm, radius_sq, outline, pocket_px)
+                    <= TILTED_FLAT_DEPTH_MM
+                ):
+                    return 0.0
+            break  # the rim at the side wall: no ring
         pocket_core = slicewise.binary_erode(pocket[None], 1)[0]
         ring = pocket & ~pocket_core & inner & (radius_sq > RADIUS_SQ_MIN)
         rows, cols = np.nonzero(ring)

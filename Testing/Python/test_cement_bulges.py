@@ -55,13 +55,36 @@ def test_a_bulge_that_takes_in_a_leak_is_cut_back_to_the_wall():
     assert np.array_equal(body[:5], expected[:5]) and np.array_equal(body[8:], expected[8:])
 
 
-@pytest.mark.parametrize("with_cement", [True, False])
-def test_a_bulge_around_its_own_cement_or_without_cement_stays(with_cement):
-    # A bump of the wall filled with the bolus up to its cortex, or an osteophyte.
+def test_a_bridge_to_a_leak_along_the_whole_wall_is_cut_back_to_the_wall():
+    # A leak running the body's whole height 2.5 mm in front of its wall: its blur, above the
+    # bone threshold but under the cement's, bridges the gap in every slice. The slices' median
+    # outline holds the bridge; the wall's outline on either side of it does not.
     body, hu = disc_stack()
-    rows, cols = add_bulge(body, slice(5, 8))
+    expected = body.copy()
+    rows, cols = add_bulge(body, slice(None))
+    hu[:, rows, cols] = np.where(body[:, rows, cols] & ~expected[:, rows, cols], 900.0, BONE_HU)
+    hu[:, rows.stop : rows.stop + 6, cols.start - 1 : cols.stop + 1] = CEMENT_HU
+    cut_cement_bulges(body, hu, list(range(SHAPE[0])), CENTRE, 1500.0, SPACING_MM)
+    radius = np.hypot(*(np.indices(SHAPE[1:]) - np.array(CENTRE)[:, None, None]))
+    within = radius <= RADIUS_PX + BULGE_TOLERANCE_MM / SPACING_MM + 1
+    assert not np.any(body & ~within[None])
+    assert np.all(body | ~expected)
+    # Of the bridge's 6 px beyond the wall, at most the tolerance (2 px) and a pixel of the
+    # lattice are left in each slice: under 2% of the cross-section, against 4.4% before.
+    extra = np.count_nonzero(body & ~expected, axis=(1, 2))
+    assert np.all(extra <= 3 * (cols.stop - cols.start))
+    assert np.all(extra <= 0.02 * np.count_nonzero(expected[0]))
+
+
+@pytest.mark.parametrize("with_cement", [True, False])
+@pytest.mark.parametrize("slices", [slice(5, 8), slice(None)])
+def test_a_bulge_around_its_own_cement_or_without_cement_stays(with_cement, slices):
+    # A bump of the wall filled with the bolus up to its cortex, or an osteophyte, in a few
+    # slices or along the whole wall.
+    body, hu = disc_stack()
+    rows, cols = add_bulge(body, slices)
     if with_cement:
-        hu[5:8, rows.start + 1 : rows.stop - 2, cols.start + 2 : cols.stop - 2] = CEMENT_HU
+        hu[slices, rows.start + 1 : rows.stop - 2, cols.start + 2 : cols.stop - 2] = CEMENT_HU
     before = body.copy()
     cut_cement_bulges(body, hu, list(range(SHAPE[0])), CENTRE, 1500.0, SPACING_MM)
     assert np.array_equal(body, before)

@@ -67,12 +67,15 @@ def planes_for(hu: np.ndarray, ct: VolumeGeometry, profile_share: float = 1.0) -
     return CtPlanes(hu, ct, frame, CtSlicePositions.between(frame, ct), profile_share)
 
 
-def lower_depth(planes: CtPlanes) -> float | None:
+def lower_depth(planes: CtPlanes, tilt: float = 0.0) -> float | None:
+    """The lower face's dish depth (mm), the face's own plane ``tilt * x`` (mm) given as the shell
+    would have it."""
     columns = outline()
     inner = slicewise.binary_erode(columns[None], 3)[0]  # 1.5 mm from the side wall
     radius_sq = np.minimum(normalised_radius_sq(columns, (40, 40)), 1.0)
-    flat = np.zeros(columns.shape)
-    return dish_depth_mm(planes, columns, inner, radius_sq, flat, 20.0, -1, LEVEL_HU, SPACING_MM)
+    x_mm = (np.indices(columns.shape)[1] - 40) * SPACING_MM
+    beyond_point_mm = -tilt * x_mm  # below the lower point
+    return dish_depth_mm(planes, columns, inner, radius_sq, beyond_point_mm, 20.0, -1, LEVEL_HU, SPACING_MM)
 
 
 def test_the_normalised_radius_is_one_on_an_elliptic_outline():
@@ -162,6 +165,22 @@ def test_a_tilted_flat_face_draws_no_ring():
     # ring surrounds the axis, and the slice is not open either.
     ct = ct_grid(-11.0)
     assert lower_depth(planes_for(lower_dish_ct(ct, 0.0, tilt=0.15), ct)) is None
+
+
+def test_a_flat_face_tilted_across_a_slice_is_flat():
+    # Given its tilt (4.2 mm over the outline, more than the 2 mm slice), the pocket the slice at
+    # -1 mm cuts, which runs to the side wall, is what the tilted plane leaves: no dish.
+    ct = ct_grid(-11.0)
+    assert lower_depth(planes_for(lower_dish_ct(ct, 0.0, tilt=0.15), ct), tilt=0.15) == 0.0
+
+
+@pytest.mark.parametrize("depth_mm", [1.6, 2.5])
+def test_a_dish_tilted_across_a_slice_is_not_taken_flat(depth_mm):
+    # The same tilt on a dish: the pocket, cut by the outline, is smaller than the plane leaves,
+    # and the face stays as the shell has it.
+    ct = ct_grid(-11.0)
+    planes = planes_for(lower_dish_ct(ct, depth_mm, tilt=0.15), ct)
+    assert lower_depth(planes, tilt=0.15) is None
 
 
 def test_the_faces_take_the_paraboloid_through_the_point():

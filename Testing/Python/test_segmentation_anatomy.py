@@ -581,6 +581,24 @@ CASES = {
         "tilt_deg": -9.96724387606907,
         "seed": 2087,
     },
+    # The wedged upper face slopes 10.5 degrees against the 2 mm slices, and the first slice beyond
+    # its point cuts it, open on one side up to the side wall: no ring to read a dish from. Left as
+    # the shell had it, in terraces each up to half a slice beyond the face, it held VBV +5.4%
+    # (PSBCV/VBV% -0.79 points); taken through the point with its tilt, +1.7%, and +1.5% with the
+    # blur that bridges the gap to its anterior leak cut off (:mod:`cement_bulges`).
+    "faint wedged T5 whose upper face slopes against 2 mm slices (phantom 12 of the seed-2047 sweep)": {
+        "level": "T5",
+        "spacing_mm": (0.6, 0.6, 2.0),
+        "orientation": "axial",
+        "cement_preset": "high",
+        "leaks": ("anterior", "disc superior"),
+        "compression": "wedge",
+        "compression_ratio": 0.7379843170121542,
+        "cortex_hu": 300.0,
+        "osteophytes": True,
+        "grid_offset_voxels": (0.37, 0.29, 0.41),
+        "seed": 2059,
+    },
     "scoliotic tilt 20 degrees": {"tilt_deg": 20.0},
     "axial rotation 20 degrees": {"rotation_deg": 20.0},
     "anterior osteophytes": {"osteophytes": True},
