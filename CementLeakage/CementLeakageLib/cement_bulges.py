@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from . import slicewise
+from .measurement import voxels_across
 
 ANGLE_BINS = 72
 """Sectors around the axis in which the outline's radius is read (5 degrees each)."""
@@ -109,7 +110,7 @@ def cut_cement_bulges(
     pieces = slicewise.labels(beyond)
     cement = hu[slices] >= cement_min_hu
     outside = cement & ~stack
-    near = slicewise.binary_dilate(outside, max(1, int(round(LEAK_BLUR_MM / spacing_mm))))
+    near = slicewise.binary_dilate(outside, voxels_across(LEAK_BLUR_MM, spacing_mm))
     reaching_out = np.unique(pieces[near & (pieces > 0)])
     if reaching_out.size == 0:
         return

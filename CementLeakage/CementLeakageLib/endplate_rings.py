@@ -89,6 +89,7 @@ from .measurement import voxels_across
 RING_REACH_MM = 3.0
 """How far beyond an endplate point (mm, on the axis) the CT's slices are looked at."""
 RING_SLICES_MAX = 3
+"""Most CT slices beyond a point whose rings are read."""
 TILTED_FLAT_DEPTH_MM = 0.5
 """A face whose own tilt spans at least a slice's thickness over the outline, and whose first
 slice beyond the point holds a pocket that runs to the side wall (no ring), is flat when that
@@ -96,7 +97,6 @@ pocket's area, with the tilt taken out (:func:`_depth_for_pocket`), reads a dish
 this (mm): a wedged face cut by the slice, not a dish (a wedged T5 on 2 mm slices: 0.00 mm). A
 deeper reading (biconcave bodies tilted against 2 mm slices: 1.5-2.1 mm) leaves the face as the
 shell has it: their pockets, which the outline cuts, read a different depth with each tilt."""
-"""Most CT slices beyond a point whose rings are read."""
 OPEN_SHARE = 0.9
 """A slice whose disc pocket covers this share of the outline is beyond the rim (open)."""
 AXIS_BLUR_MM = 0.5
