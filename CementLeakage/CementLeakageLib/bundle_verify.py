@@ -4,7 +4,8 @@
 drawn on, the endplate points from its ``.mrk.json`` (Slicer stores them in LPS, read back as
 RAS), the side, cut-off and segment names from ``results.json``. Every number is measured
 again and compared with the stored one; a mask whose SHA-256 differs from the recorded one
-was changed after the export.
+was changed after the export, and a point that ``results.json`` states other than the markups
+file's (``POINT_TOLERANCE_MM``) does not belong to the masks measured.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .case_export import read_case_bundle
 from .errors import CementLeakageError
@@ -37,6 +40,10 @@ VERIFIED_QUANTITIES = (
 
 RELATIVE_TOLERANCE = 1e-9
 """Volumes and ratios match when they agree to this relative tolerance (the same voxels)."""
+
+POINT_TOLERANCE_MM = 1e-6
+"""An endplate point of ``results.json`` matches the one of the markups file within this distance
+(mm): the markups file stores the same double-precision coordinates, in LPS."""
 
 
 @dataclass
@@ -77,6 +84,15 @@ def _same(stored, remeasured) -> bool:
         return False
 
 
+def _same_point(stored, markup_ras: np.ndarray) -> bool:
+    """Whether ``stored`` (``results.json``'s R, A, S in mm) is the markups file's point."""
+    try:
+        point = np.asarray(stored, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return point.shape == (3,) and float(np.linalg.norm(point - markup_ras)) <= POINT_TOLERANCE_MM
+
+
 def verify_bundle(folder: str | os.PathLike) -> BundleVerification:
     """Measure every level of the bundle in ``folder`` again and compare with ``results.json``."""
     folder = Path(folder)
@@ -113,6 +129,11 @@ def verify_bundle(folder: str | os.PathLike) -> BundleVerification:
         for quantity in VERIFIED_QUANTITIES:
             stored, again = record.get(quantity), measurement[quantity]
             verification.checks.append(QuantityCheck(level, quantity, stored, again, _same(stored, again)))
+        # The points measured from are the markups file's; results.json must state the same.
+        for name, markup in (("upper_ras", upper), ("lower_ras", lower)):
+            stored = record.get(name)
+            again = [float(value) for value in markup]
+            verification.checks.append(QuantityCheck(level, name, stored, again, _same_point(stored, markup)))
         for role, name in names.items():
             stored = segments[role].get("mask_sha256")
             again = mask_sha256(masks[name])

@@ -150,7 +150,10 @@ def write_case_bundle(
     if len(set(stems)) != len(stems):
         raise CementLeakageError(f"levels {levels} give the same file names: name each level differently")
     check_bundle_destination(out_dir, force)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CementLeakageError(unwritable_bundle_message(out_dir, error)) from None
     exported = utc_now()
     document = {
         "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -160,7 +163,10 @@ def write_case_bundle(
         "input": input_identity,
         "levels": level_records,
     }
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    except OSError as error:
+        raise CementLeakageError(unwritable_bundle_message(out_dir, error)) from None
     try:
         write_files(staging)
         (staging / RESULTS_JSON).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -173,10 +179,23 @@ def write_case_bundle(
             write_after_results(staging, document)
         _apply_default_permissions(staging)
         _move_into_place(staging, out_dir)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CementLeakageError(unwritable_bundle_message(out_dir, error)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return sorted(out_dir.iterdir())
+
+
+def unwritable_bundle_message(out_dir: Path, error: OSError) -> str:
+    """What a user is told when the bundle cannot be written to ``out_dir``: the system's reason
+    (no such folder, no permission, a full disk) and what to do. Nothing is left behind."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return (
+        f"the bundle could not be written to {out_dir}: {reason}; nothing was written: "
+        "give a folder you can write to, on a disk with room for it"
+    )
 
 
 def _apply_default_permissions(folder: Path) -> None:

@@ -24,6 +24,23 @@ def _sample(array: np.ndarray) -> np.ndarray:
     return flat[::step]
 
 
+def check_finite_intensities(array_hu: np.ndarray) -> None:
+    """Refuse a CT (HU, any shape) that is empty or holds voxels that are not finite numbers (NaN
+    or infinite: a float image with masked or failed voxels), wherever they lie. A threshold
+    takes such a voxel for neither bone nor cement, and a volume through it would read low
+    with nothing said. Integer storage holds none; a float CT costs one pass over its voxels."""
+    if array_hu.size == 0:
+        raise CementLeakageError("the CT holds no voxels: check the file")
+    if array_hu.dtype.kind != "f" or np.isfinite(np.sum(array_hu, dtype=np.float64)):
+        return
+    bad = int(np.count_nonzero(~np.isfinite(array_hu)))
+    raise CementLeakageError(
+        f"the CT holds {bad} voxel(s) that are not numbers (NaN or infinite) among {array_hu.size}: "
+        "give the CT as exported from the scanner, or fill those voxels (e.g. with -1024 HU) "
+        "and save it again"
+    )
+
+
 def check_ct_intensities(
     ct: CtVolume, parameters: MeasurementParameters
 ) -> tuple[MeasurementParameters, list[str]]:
@@ -33,11 +50,10 @@ def check_ct_intensities(
     an extended scale store cement there) and the upper bounds are the default 3071 HU, the
     bounds are raised to the image maximum so the cement's core is kept, with a warning.
     """
+    check_finite_intensities(ct.array_hu)
     sample = _sample(ct.array_hu)
-    if sample.size == 0 or not np.all(np.isfinite(sample[: min(sample.size, 100_000)])):
-        raise CementLeakageError("the CT holds no finite intensities: check the file")
     low, high = np.percentile(sample, [0.5, 99.99])
-    if float(np.ptp(sample)) < 1.0:
+    if float(np.ptp(sample)) == 0.0:
         raise CementLeakageError("the CT is constant (one intensity everywhere): check the file")
     if low > AIR_EXPECTED_BELOW_HU:
         raise CementLeakageError(

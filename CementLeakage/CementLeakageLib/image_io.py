@@ -220,9 +220,10 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
     if not series:
         raise CementLeakageError(f"{folder} holds no readable DICOM series: give a CT file or a DICOM folder")
     if series_uid is None and len(series) > 1:
-        description_tag = DICOM_UID_TAGS["SeriesDescription"]
+        modality_tag, description_tag = DICOM_UID_TAGS["Modality"], DICOM_UID_TAGS["SeriesDescription"]
         listing = "; ".join(
-            f"{uid} ({len(files)} files, {_dicom_tag(files[0], description_tag) or 'no description'})"
+            f"{uid} ({_dicom_tag(files[0], modality_tag) or 'no modality'}, {len(files)} files, "
+            f"{_dicom_tag(files[0], description_tag) or 'no description'})"
             for uid, files in series.items()
         )
         raise CementLeakageError(
@@ -234,6 +235,12 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
         )
     uid = series_uid or next(iter(series))
     files = series[uid]
+    modality = _dicom_tag(files[0], DICOM_UID_TAGS["Modality"]).upper()
+    if modality and modality != "CT":
+        raise CementLeakageError(
+            f"DICOM series {uid} is {modality}, not CT: the thresholds are in Hounsfield units; "
+            "give the CT series (--series-uid) or its folder"
+        )
     check_slice_positions(files, uid)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)

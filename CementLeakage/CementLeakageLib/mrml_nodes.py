@@ -20,6 +20,7 @@ from .ct_volume import CtVolume, positive_mm
 from .errors import CementLeakageError
 from .geometry import VolumeGeometry
 from .image_io import sha256_of_files, slice_thickness_of_dicom_file
+from .segments import listed_names
 from .sitk_bridge import resample_onto, to_sitk
 
 MASK_SHA256_TAG = "CementLeakage.MaskSHA256"
@@ -253,9 +254,10 @@ def segment_mask(segmentation_node, segment_name: str, reference) -> np.ndarray:
     geometry = _reference_geometry(reference)
     segment_id = segment_id_by_name(segmentation_node, segment_name)
     if segment_id is None:
-        present = ", ".join(repr(name) for name in segment_names(segmentation_node)) or "none"
+        present = segment_names(segmentation_node)
         raise CementLeakageError(
-            f"the segmentation has no segment named {segment_name!r} (segments: {present}): "
+            f"the segmentation has no segment named {segment_name!r} "
+            f"({len(present)} segments: {listed_names(present)}): "
             "choose the segment that holds it"
         )
     image = slicer.vtkOrientedImageData()

@@ -25,7 +25,7 @@ from .mrml_nodes import (
     segment_tag,
     set_segment_mask,
 )
-from .segments import SEGMENT_COLORS_RGB
+from .segments import LISTED_NAMES_MAX, SEGMENT_COLORS_RGB, listed_names
 from .storage_files import write_node_atomically
 
 METADATA_TAG_PREFIX = "CementLeakage."
@@ -72,6 +72,10 @@ def _read_node(path: str | os.PathLike):
     return scene, node
 
 
+MANY_SEGMENTS_HINT = ", or give the segmentation (.seg.nrrd) if this file is the CT or a label map of it"
+"""Added where a file without the named segments holds more than the message lists."""
+
+
 def read_segment_names(path: str | os.PathLike) -> list[str]:
     """Names of the segments in a ``.seg.nrrd``."""
     _, node = _read_node(path)
@@ -88,8 +92,9 @@ def read_segment_masks(
     if missing:
         raise CementLeakageError(
             f"{Path(path).name} has no segment named {', '.join(repr(n) for n in missing)} "
-            f"(segments: {', '.join(repr(n) for n in present) or 'none'}): "
+            f"({len(present)} segments: {listed_names(present)}): "
             "name them with --body-segment and --cement-segment"
+            + (MANY_SEGMENTS_HINT if len(present) > LISTED_NAMES_MAX else "")
         )
     return {name: segment_mask(node, name, geometry) for name in names}
 

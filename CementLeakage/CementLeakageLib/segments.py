@@ -27,3 +27,17 @@ def level_segment_name(level: str, name: str) -> str:
 def component_segment_name(index: int, location: str, side: str) -> str:
     """Segment name of an extravertebral cement component, e.g. ``Extravertebral 1: paravertebral, left``."""
     return f"Extravertebral {index}: {location}, {side}"
+
+
+LISTED_NAMES_MAX = 10
+"""Segment names a message lists before it only counts the rest: a CT read as a segmentation has
+a segment for each of its thousands of intensities."""
+
+
+def listed_names(names: list[str], limit: int = LISTED_NAMES_MAX) -> str:
+    """``names`` quoted and joined for a message, the first ``limit`` of them and then how many
+    more; ``none`` for no names."""
+    if not names:
+        return "none"
+    shown = ", ".join(repr(name) for name in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"

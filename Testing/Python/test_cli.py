@@ -194,13 +194,26 @@ def test_out_writes_the_audit_bundle(phantom, ct_file, tmp_path, capsys):
     code, stdout, err = run(["verify", str(out), "--json"], capsys)
     assert code == 0, err
     verification = json.loads(stdout)
-    assert verification["all_match"] is True and len(verification["checks"]) == 11
+    # (nine quantities, two mask checksums, and the two points results.json states against the
+    # markups file's)
+    assert verification["all_match"] is True and len(verification["checks"]) == 13
     # ... and a changed number is named, with exit status 1.
     document["levels"][0]["psbcv_cm3"] += 0.01
     (out / "results.json").write_text(json.dumps(document), encoding="utf-8")
     code, stdout, err = run(["verify", str(out)], capsys)
     assert code == EXIT_MISMATCH
-    assert "psbcv_cm3" in stdout and "1 of 11 checks differ" in stdout
+    assert "psbcv_cm3" in stdout and "1 of 13 checks differ" in stdout
+    # So is a point of results.json that is not the one the masks were measured from (a hundredth
+    # of a millimetre off), or not a point at all.
+    document["levels"][0]["psbcv_cm3"] -= 0.01
+    for changed in ([*truth.upper_ras[:2], truth.upper_ras[2] + 0.01], "4,-8,37.5"):
+        document["levels"][0]["upper_ras"] = (
+            [float(v) for v in changed] if isinstance(changed, list) else changed
+        )
+        (out / "results.json").write_text(json.dumps(document), encoding="utf-8")
+        code, stdout, err = run(["verify", str(out)], capsys)
+        assert code == EXIT_MISMATCH, err
+        assert "upper_ras" in stdout and "1 of 13 checks differ" in stdout
 
 
 def test_a_bundle_of_a_given_segmentation_records_hand_edits(phantom, ct_file, tmp_path, capsys):
@@ -333,6 +346,69 @@ def test_mr_like_intensities_are_refused(phantom, tmp_path, capsys):
     assert_one_line_error(code, out, err, "Hounsfield")
 
 
+def test_a_label_map_without_the_segments_is_refused_naming_a_few_of_its_labels(
+    phantom, ct_file, tmp_path, capsys
+):
+    # A label map (or the CT itself) given as the segmentation reads as one segment per label:
+    # the CT as a whole gave a message of about 60 000 characters listing 3807 of them.
+    truth = phantom.truth
+    labels = (np.arange(phantom.ct.array_hu.size).reshape(phantom.ct.array_hu.shape) % 25 + 1).astype(
+        np.int16
+    )
+    path = tmp_path / "labels.nrrd"
+    write_volume(labels, phantom.ct.geometry, path)
+    code, out, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--segmentation", str(path)), capsys
+    )
+    assert_one_line_error(code, out, err, "labels.nrrd has no segment named", "(25 segments:", "and 15 more)")
+    assert err.count("'Segment_") == 10
+    assert "give the segmentation (.seg.nrrd) if this file is the CT or a label map" in err
+
+
+def test_a_bundle_folder_that_cannot_be_made_is_a_bad_input_not_an_internal_error(
+    phantom, ct_file, tmp_path, capsys
+):
+    # --out inside a file: the bundle's folder cannot be made there. This ended in
+    # "internal error: FileExistsError" (exit 3).
+    truth = phantom.truth
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    out = tmp_path / "notes.txt" / "bundle"
+    code, stdout, err = run(
+        measure_args(ct_file, truth.upper_ras, truth.lower_ras, "--out", str(out)), capsys
+    )
+    assert_one_line_error(code, stdout, err, "the bundle could not be written to", "folder you can write to")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_intensities_scaled_to_one_are_refused_as_not_hounsfield(phantom, tmp_path, capsys):
+    # A CT normalised to 0-1 spans less than one unit: it was refused as "constant", which it
+    # is not; it is told to be no HU instead.
+    truth = phantom.truth
+    normalised = ((phantom.ct.array_hu + 1024.0) / 4095.0).astype(np.float32)
+    path = tmp_path / "normalised.nrrd"
+    write_volume(normalised, phantom.ct.geometry, path)
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(code, out, err, "Hounsfield", "lowest values near 0")
+    assert "constant" not in err
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf], ids=["NaN", "infinite"])
+def test_voxels_that_are_not_numbers_are_refused_wherever_they_lie(phantom, tmp_path, capsys, bad_value):
+    # Three voxels in the middle of the body, far past the first 100 000 voxels that alone were
+    # looked at: taken for neither bone nor cement, they were measured with nothing said.
+    truth = phantom.truth
+    array = phantom.ct.array_hu.astype(np.float32)
+    k, j, i = (n // 2 for n in array.shape)
+    assert phantom.body_mask[k, j, i] and k * array.shape[1] * array.shape[2] > 100_000
+    array[k, j, i : i + 3] = bad_value
+    path = tmp_path / "holes.nrrd"
+    write_volume(array, phantom.ct.geometry, path)
+    code, out, err = run(measure_args(path, truth.upper_ras, truth.lower_ras), capsys)
+    assert_one_line_error(
+        code, out, err, f"3 voxel(s) that are not numbers (NaN or infinite) among {array.size}"
+    )
+
+
 def test_zero_spacing_is_refused(phantom, tmp_path, capsys):
     truth = phantom.truth
     path = tmp_path / "zero_spacing.nhdr"
@@ -439,7 +515,8 @@ def test_dicom_folder_with_two_series_asks_for_one(tmp_path, capsys):
     _write_dicom_series(folder, crop, small.ct.geometry, "1.2.826.0.1.3680043.8.498.1002")
     truth = small.truth
     code, out, err = run(measure_args(folder, truth.upper_ras, truth.lower_ras), capsys)
-    assert_one_line_error(code, out, err, "--series-uid", "1001", "1002")
+    # Each series is named with its modality, its number of files and its description.
+    assert_one_line_error(code, out, err, "--series-uid", "1001 (CT, 12 files", "1002 (CT, 12 files")
 
 
 def test_console_script_reports_bad_input_without_traceback(tmp_path):

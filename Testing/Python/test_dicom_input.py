@@ -29,6 +29,7 @@ def write_axial_series(
     *,
     unsigned: bool = False,
     file_order: list[int] | None = None,
+    modality: str = "CT",
 ) -> None:
     """One file per slice ``array_hu[k]`` with the given ImagePositionPatient (LPS mm).
 
@@ -44,7 +45,7 @@ def write_axial_series(
         image = sitk.GetImageFromArray(stored.astype(np.uint16 if unsigned else np.int16))
         image.SetSpacing((pixel_spacing_mm[1], pixel_spacing_mm[0]))
         for tag, value in (
-            ("0008|0060", "CT"),
+            ("0008|0060", modality),
             ("0020|000d", STUDY_UID),
             ("0020|000e", SERIES_UID),
             ("0020|0032", "\\".join(f"{v:.4f}" for v in position)),
@@ -116,6 +117,15 @@ def test_uneven_spacing_is_refused(volume, tmp_path):
     positions[7] = (positions[7][0], positions[7][1], positions[7][2] + 0.4)
     write_axial_series(tmp_path / "s", volume, (0.7, 0.7), positions)
     with pytest.raises(CementLeakageError, match="uneven slice spacing.*resample"):
+        read_ct(tmp_path / "s")
+
+
+@pytest.mark.parametrize("modality", ["MR", "PT"])
+def test_a_series_of_another_modality_is_refused(volume, tmp_path, modality):
+    # Its values may even look like HU (an MR series stored with CT-like scaling); the
+    # modality tells, and the message names it.
+    write_axial_series(tmp_path / "s", volume, (0.7, 0.7), stack(12, 1.5), modality=modality)
+    with pytest.raises(CementLeakageError, match=rf"is {modality}, not CT: .*give the CT series"):
         read_ct(tmp_path / "s")
 
 

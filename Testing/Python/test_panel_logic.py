@@ -351,9 +351,23 @@ def test_a_failed_export_leaves_no_partial_bundle(tmp_path):
         (folder / "segmentation.seg.nrrd").write_text("half")
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(
+        CementLeakageError, match=r"could not be written to .*case: disk full; nothing was written"
+    ):
         write_case_bundle(tmp_path / "case", [record], {}, failing_writer)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_to_a_folder_that_cannot_be_made_says_so(tmp_path):
+    # The folder's parent is a file: no folder can be made there, and the system's reason is
+    # given with what to do instead of an internal error.
+    record = {"level": "L1", "upper_ras": [0, 0, 1], "lower_ras": [0, 0, 0], "warnings": []}
+    (tmp_path / "a file").write_text("not a folder")
+    with pytest.raises(
+        CementLeakageError, match="could not be written to .*: File exists; .*folder you can write to"
+    ):
+        write_case_bundle(tmp_path / "a file" / "case", [record], {}, lambda folder: None)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a file"]
 
 
 def test_export_without_a_measurement_says_what_to_do(scene, tmp_path):
