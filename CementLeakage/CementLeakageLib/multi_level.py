@@ -17,6 +17,7 @@ import numpy as np
 
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
+from .measurement import bounding_box
 from .parameters import MeasurementParameters
 from .pipeline import VertebraResult, measure_vertebra
 from .split_plane import check_side
@@ -117,8 +118,56 @@ def measure_levels(
             )
         )
     if len(results) > 1:
+        _check_bodies_apart(requests, results, set(given_masks or {}))
         _release_neighbours_cement(results)
     return results
+
+
+SAME_BODY_SHARE = 0.5
+"""Two levels whose bodies share this share of the smaller one or more mark the same vertebra
+(the same points given twice under two names, or points of one level inside the other's body).
+Neighbouring bodies share no voxel: a disc lies between them."""
+
+
+def _check_bodies_apart(requests: list[LevelRequest], results: list[VertebraResult], given: set[str]) -> None:
+    """Refuse two segmented levels whose bodies are mostly the same voxels; name any smaller
+    overlap (and any overlap with masks given by hand for a level in ``given``, which are measured
+    as they are) in both levels' warnings, as the cement there counts in both."""
+    boxes = [bounding_box(result.body_mask) for result in results]
+    for first in range(len(results)):
+        for second in range(first + 1, len(results)):
+            box = _intersection(boxes[first], boxes[second])
+            if box is None:
+                continue
+            shared = int(np.count_nonzero(results[first].body_mask[box] & results[second].body_mask[box]))
+            if not shared:
+                continue
+            sizes = [int(np.count_nonzero(results[index].body_mask)) for index in (first, second)]
+            share = shared / min(sizes)
+            names = requests[first].level, requests[second].level
+            if share >= SAME_BODY_SHARE and not given & set(names):
+                raise CementLeakageError(
+                    f"levels {names[0]} and {names[1]} mark the same vertebral body (their bodies share "
+                    f"{100.0 * share:.0f}% of the smaller one): check each level's endplate points"
+                )
+            voxel_cm3 = results[first].measurement.voxel_volume_mm3 / 1000.0
+            for index, size, other in ((first, sizes[0], names[1]), (second, sizes[1], names[0])):
+                percent = 100.0 * shared / size
+                results[index].measurement.warnings.append(
+                    f"the vertebral body shares {shared * voxel_cm3:.2f} cm3 ({percent:.0f}% of it) with "
+                    f"level {other}'s, and the cement there counts in both: check the masks "
+                    "where the two bodies meet and each level's endplate points"
+                )
+
+
+def _intersection(
+    first: tuple[slice, slice, slice] | None, second: tuple[slice, slice, slice] | None
+) -> tuple[slice, slice, slice] | None:
+    """The box two ``[k, j, i]`` boxes share, or None."""
+    if first is None or second is None:
+        return None
+    box = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(first, second))
+    return None if any(part.start >= part.stop for part in box) else box
 
 
 def _release_neighbours_cement(results: list[VertebraResult]) -> None:

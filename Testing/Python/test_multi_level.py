@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from CementLeakageLib.cli import EXIT_BAD_INPUT, main
 from CementLeakageLib.ct_volume import CtVolume
+from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.image_io import write_volume
 from CementLeakageLib.multi_level import LevelRequest, measure_levels
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
@@ -151,3 +152,44 @@ def test_inconsistent_levels_are_refused(two_treated_levels, capsys, extra, frag
     assert main(["measure", str(path), *extra]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err
+
+
+def test_one_body_given_twice_under_two_names_is_refused(two_treated_levels, capsys):
+    # The L1's points copied to a second level: both levels segmented the same body and each
+    # was reported as a vertebra of its own, its cement counted twice.
+    _, ct, requests, path = two_treated_levels
+    l1 = requests[0]
+    copy = LevelRequest("L2", l1.upper_ras, l1.lower_ras, "left")
+    with pytest.raises(
+        CementLeakageError, match="levels L1 and L2 mark the same vertebral body .*share 100%"
+    ):
+        measure_levels(ct, [l1, copy])
+    points = ["--upper", ",".join(map(str, l1.upper_ras)), "--lower", ",".join(map(str, l1.lower_ras))]
+    argv = ["measure", str(path), "--level", "L1", *points, "--level", "L2", *points, "--side", "left"]
+    assert main(argv) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mark the same vertebral body" in err
+
+
+def test_bodies_given_by_hand_that_overlap_are_measured_with_the_overlap_named(two_treated_levels):
+    # Masks drawn by hand are measured as they are, even where the T12's reaches two slices into
+    # the L1's body: both levels name the voxels they share, whose cement counts in both.
+    phantom, ct, requests, _ = two_treated_levels
+    l1_body = phantom.body_mask
+    slices = int(round((BODY_MM + DISC_MM) / ct.geometry.spacing_mm[2]))
+    top = int(np.nonzero(l1_body.any(axis=(1, 2)))[0].max())
+    t12_body = np.roll(l1_body, slices, axis=0)
+    t12_body[top - 1 : top + 1] |= l1_body[top - 1 : top + 1]
+    shared = int(np.count_nonzero(l1_body & t12_body))
+    assert shared > 0
+    cement = phantom.cement_in_body_mask
+    given = {"L1": (l1_body, cement), "T12": (t12_body, np.roll(cement, slices, axis=0))}
+    l1, t12 = measure_levels(ct, requests, given_masks=given)
+    voxel_cm3 = ct.geometry.voxel_volume_mm3 / 1000.0
+    assert l1.measurement.vbv_cm3 == pytest.approx(l1_body.sum() * voxel_cm3, rel=1e-12)
+    assert t12.measurement.vbv_cm3 == pytest.approx(t12_body.sum() * voxel_cm3, rel=1e-12)
+    for result, body, other in ((l1, l1_body, "T12"), (t12, t12_body, "L1")):
+        named = [w for w in result.measurement.warnings if "shares" in w]
+        assert len(named) == 1
+        percent = 100.0 * shared / body.sum()
+        assert f"shares {shared * voxel_cm3:.2f} cm3 ({percent:.0f}% of it) with level {other}'s" in named[0]
