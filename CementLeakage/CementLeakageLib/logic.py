@@ -21,10 +21,12 @@ from .mrml_nodes import (
     mask_sha256,
     segment_id_by_name,
     segment_mask,
+    segment_names,
     segment_provenance,
     segment_was_edited,
     set_segment_mask,
 )
+from .multi_level import check_bodies_apart
 from .parameters import MeasurementParameters
 from .pipeline import VertebraResult, measure_vertebra
 from .results import VertebraMeasurement
@@ -126,6 +128,9 @@ class CementLeakageLogic:
         result = measure_vertebra(
             self._ct(volume_node), upper, lower, side, level=level, parameters=parameters
         )
+        result.measurement.warnings.extend(
+            self._overlap_with_other_levels(segmentation_node, volume_node, level, result)
+        )
         existing = [name for name in names if segment_id_by_name(segmentation_node, name) is not None]
         if history is not None and existing:
             if history.GetSegmentation() is not segmentation_node.GetSegmentation():
@@ -146,6 +151,25 @@ class CementLeakageLogic:
             level, result, markups_node, level_segment_name(level, BODY), level_segment_name(level, CEMENT)
         )
         return result.measurement
+
+    @staticmethod
+    def _overlap_with_other_levels(
+        segmentation_node, volume_node, level: str, result: VertebraResult
+    ) -> list[str]:
+        """What the new body of ``level`` says about the other levels' bodies in the segmentation:
+        refused (:class:`CementLeakageError`) where it is mostly one of them, as when a level's
+        points are given again under another name; any smaller overlap is named."""
+        suffix = f" {BODY}"
+        bodies = {
+            name[: -len(suffix)]: segment_mask(segmentation_node, name, volume_node)
+            for name in segment_names(segmentation_node)
+            if name.endswith(suffix) and name != level_segment_name(level, BODY)
+        }
+        if not bodies:
+            return []
+        bodies[level] = result.body_mask
+        voxel_cm3 = result.geometry.voxel_volume_mm3 / 1000.0
+        return check_bodies_apart(bodies, voxel_cm3, {level}, only=level).get(level, [])
 
     def measure_segments(
         self,

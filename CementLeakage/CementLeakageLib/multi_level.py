@@ -118,7 +118,12 @@ def measure_levels(
             )
         )
     if len(results) > 1:
-        _check_bodies_apart(requests, results, set(given_masks or {}))
+        bodies = {request.level: result.body_mask for request, result in zip(requests, results)}
+        automatic = {request.level for request in requests} - set(given_masks or {})
+        voxel_cm3 = ct.geometry.voxel_volume_mm3 / 1000.0
+        named = check_bodies_apart(bodies, voxel_cm3, automatic)
+        for request, result in zip(requests, results):
+            result.measurement.warnings.extend(named.get(request.level, []))
         _release_neighbours_cement(results)
     return results
 
@@ -129,35 +134,42 @@ SAME_BODY_SHARE = 0.5
 Neighbouring bodies share no voxel: a disc lies between them."""
 
 
-def _check_bodies_apart(requests: list[LevelRequest], results: list[VertebraResult], given: set[str]) -> None:
-    """Refuse two segmented levels whose bodies are mostly the same voxels; name any smaller
-    overlap (and any overlap with masks given by hand for a level in ``given``, which are measured
-    as they are) in both levels' warnings, as the cement there counts in both."""
-    boxes = [bounding_box(result.body_mask) for result in results]
-    for first in range(len(results)):
-        for second in range(first + 1, len(results)):
+def check_bodies_apart(
+    bodies: dict[str, np.ndarray], voxel_cm3: float, automatic: set[str], only: str | None = None
+) -> dict[str, list[str]]:
+    """Refuse two levels' bodies (``bodies``: level to bool ``[k, j, i]`` mask, all on one grid of
+    ``voxel_cm3`` voxels) that are mostly the same voxels where either level was segmented
+    automatically (``automatic``); name any smaller overlap, and any overlap of bodies drawn by
+    hand, which are measured as they are. Returns, by level, what its result should say: the
+    cement where two bodies meet counts in both. With ``only``, the pairs that hold that level."""
+    levels = list(bodies)
+    boxes = {level: bounding_box(mask) for level, mask in bodies.items()}
+    named: dict[str, list[str]] = {}
+    for position, first in enumerate(levels):
+        for second in levels[position + 1 :]:
+            if only is not None and only not in (first, second):
+                continue
             box = _intersection(boxes[first], boxes[second])
             if box is None:
                 continue
-            shared = int(np.count_nonzero(results[first].body_mask[box] & results[second].body_mask[box]))
+            shared = int(np.count_nonzero(bodies[first][box] & bodies[second][box]))
             if not shared:
                 continue
-            sizes = [int(np.count_nonzero(results[index].body_mask)) for index in (first, second)]
-            share = shared / min(sizes)
-            names = requests[first].level, requests[second].level
-            if share >= SAME_BODY_SHARE and not given & set(names):
+            sizes = {level: int(np.count_nonzero(bodies[level])) for level in (first, second)}
+            share = shared / min(sizes.values())
+            if share >= SAME_BODY_SHARE and automatic & {first, second}:
                 raise CementLeakageError(
-                    f"levels {names[0]} and {names[1]} mark the same vertebral body (their bodies share "
+                    f"levels {first} and {second} mark the same vertebral body (their bodies share "
                     f"{100.0 * share:.0f}% of the smaller one): check each level's endplate points"
                 )
-            voxel_cm3 = results[first].measurement.voxel_volume_mm3 / 1000.0
-            for index, size, other in ((first, sizes[0], names[1]), (second, sizes[1], names[0])):
-                percent = 100.0 * shared / size
-                results[index].measurement.warnings.append(
+            for level, other in ((first, second), (second, first)):
+                percent = 100.0 * shared / sizes[level]
+                named.setdefault(level, []).append(
                     f"the vertebral body shares {shared * voxel_cm3:.2f} cm3 ({percent:.0f}% of it) with "
                     f"level {other}'s, and the cement there counts in both: check the masks "
                     "where the two bodies meet and each level's endplate points"
                 )
+    return named
 
 
 def _intersection(

@@ -35,6 +35,7 @@ from CementLeakageLib.mrml_nodes import (
     mask_sha256,
     oriented_image_from_mask,
     segment_mask,
+    segment_names,
 )
 from CementLeakageLib.parameters import MeasurementParameters
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
@@ -342,6 +343,26 @@ def test_export_keeps_the_input_file_identity(scene, phantom, tmp_path):
     identity = json.loads((tmp_path / "case" / RESULTS_JSON).read_text(encoding="utf-8"))["input"]
     assert identity["file_name"] == "ct.nrrd"
     assert identity["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_level_marked_on_a_body_already_measured_under_another_name_is_refused(
+    measured_case, scene, phantom
+):
+    # The L1's points copied into a point list for "L2": the panel segmented the same body
+    # again and listed it as a second vertebra. Nothing of "L2" is written, and L1 is kept.
+    logic, volume, _, segmentation, measurement = measured_case
+    markups = add_endplate_markups(scene, phantom.truth.upper_ras, phantom.truth.lower_ras, "L2")
+    before = segment_names(segmentation)
+    with pytest.raises(
+        CementLeakageError, match="levels L1 and L2 mark the same vertebral body .*share 100%"
+    ):
+        logic.segment_and_measure(volume, markups, segmentation, level="L2", side="left")
+    assert segment_names(segmentation) == before
+    assert [m.level for m in logic.measurements()] == ["L1"]
+    # Measured again under its own name, L1 is no other level.
+    again = logic.segment_and_measure(volume, measured_case[2], segmentation, level="L1", side="left")
+    assert again.vbv_cm3 == pytest.approx(measurement.vbv_cm3, rel=1e-12)
+    assert not [w for w in again.warnings if "shares" in w]
 
 
 def test_a_failed_export_leaves_no_partial_bundle(tmp_path):
