@@ -47,7 +47,8 @@ def _point(value, what: str) -> np.ndarray:
 
 def request_from_mapping(entry: dict, where: str) -> LevelRequest:
     """A request from ``{"level", "upper", "lower", "side"}`` (points as ``"R,A,S"`` or lists), or
-    from CSV columns ``upper_r, upper_a, upper_s, lower_r, lower_a, lower_s``."""
+    from CSV columns ``upper_r, upper_a, upper_s, lower_r, lower_a, lower_s`` (one number each, with
+    a decimal point or a decimal comma)."""
     missing = [key for key in ("level", "side") if not str(entry.get(key, "")).strip()]
     if missing:
         raise CementLeakageError(f"{where} has no {' or '.join(missing)}: give level, upper, lower and side")
@@ -59,23 +60,34 @@ def request_from_mapping(entry: dict, where: str) -> LevelRequest:
             parts = [entry.get(f"{name}_{axis}") for axis in ("r", "a", "s")]
             if any(part in (None, "") for part in parts):
                 raise CementLeakageError(f"{where} has no {name} point: give {name} as R,A,S (mm)")
+            # One number per cell: a comma in it is a decimal mark (spreadsheets of many locales).
+            parts = [part.strip().replace(",", ".") if isinstance(part, str) else part for part in parts]
             points[name] = _point(parts, f"{where} {name}")
     level = str(entry["level"]).strip()
     return LevelRequest(level, points["upper"], points["lower"], check_side(entry["side"]))
 
 
 def read_level_requests(path: str | os.PathLike) -> list[LevelRequest]:
-    """Levels from a JSON list (or ``{"levels": [...]}``) or a CSV with one row per level."""
+    """Levels from a JSON list (or ``{"levels": [...]}``) or a CSV with one row per level, its
+    columns separated by commas, semicolons or tabs (whichever its header holds most of)."""
     path = Path(path)
     if not path.is_file():
         raise CementLeakageError(f"{path} does not exist: give the JSON or CSV file of levels")
-    text = path.read_text(encoding="utf-8-sig")
     try:
+        text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() == ".json":
             document = json.loads(text)
             entries = document.get("levels", []) if isinstance(document, dict) else document
         else:
-            entries = list(csv.DictReader(text.splitlines()))
+            lines = text.splitlines()
+            # Spreadsheets in many locales save with semicolons (the comma is their decimal mark)
+            # or tabs: the header, which holds no point, tells which.
+            delimiter = max(",;\t", key=lines[0].count) if lines else ","
+            entries = list(csv.DictReader(lines, delimiter=delimiter))
+    except UnicodeDecodeError:
+        raise CementLeakageError(
+            f"{path.name} is not UTF-8 text: save it as UTF-8 (CSV UTF-8 or JSON)"
+        ) from None
     except (ValueError, csv.Error) as error:
         raise CementLeakageError(f"{path.name} could not be read ({error}): check its format") from None
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):

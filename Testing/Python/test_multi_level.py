@@ -13,7 +13,7 @@ from CementLeakageLib.cli import EXIT_BAD_INPUT, main
 from CementLeakageLib.ct_volume import CtVolume
 from CementLeakageLib.errors import CementLeakageError
 from CementLeakageLib.image_io import write_volume
-from CementLeakageLib.multi_level import LevelRequest, measure_levels
+from CementLeakageLib.multi_level import LevelRequest, measure_levels, read_level_requests
 from CementLeakageLib.phantom import PhantomSpec, make_phantom
 from CementLeakageLib.pipeline import measure_vertebra
 
@@ -193,3 +193,30 @@ def test_bodies_given_by_hand_that_overlap_are_measured_with_the_overlap_named(t
         assert len(named) == 1
         percent = 100.0 * shared / body.sum()
         assert f"shares {shared * voxel_cm3:.2f} cm3 ({percent:.0f}% of it) with level {other}'s" in named[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "level;side;upper_r;upper_a;upper_s;lower_r;lower_a;lower_s\nL1;left;4,25;-8;37,5;4;-8,5;12,5\n",
+        "level\tside\tupper\tlower\nL1\tleft\t4.25,-8,37.5\t4,-8.5,12.5\n",
+        'level,side,upper,lower\nL1,left,"4.25,-8,37.5","4,-8.5,12.5"\n',
+    ],
+    ids=["semicolons and decimal commas", "tabs", "commas"],
+)
+def test_a_csv_of_levels_from_a_spreadsheet_of_any_locale_is_read(tmp_path, content):
+    # A spreadsheet saved where the comma is the decimal mark separates its columns with
+    # semicolons; each was read as one column named by the whole header ("has no level or side").
+    path = tmp_path / "levels.csv"
+    path.write_text(content, encoding="utf-8")
+    (request,) = read_level_requests(path)
+    assert request.level == "L1" and request.side == "left"
+    assert request.upper_ras.tolist() == [4.25, -8.0, 37.5]
+    assert request.lower_ras.tolist() == [4.0, -8.5, 12.5]
+
+
+def test_a_csv_of_levels_that_is_not_utf8_is_refused_saying_so(tmp_path):
+    path = tmp_path / "levels.csv"
+    path.write_bytes('level,side,upper,lower\nL\u00fc1,left,"4,-8,37.5","4,-8,12.5"\n'.encode("latin-1"))
+    with pytest.raises(CementLeakageError, match="levels.csv is not UTF-8 text: save it as UTF-8"):
+        read_level_requests(path)
