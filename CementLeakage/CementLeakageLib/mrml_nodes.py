@@ -245,6 +245,18 @@ def segment_id_by_name(segmentation_node, name: str) -> str | None:
     return None
 
 
+def segment_voxel_count(segmentation_node, segment_name: str) -> int:
+    """How many voxels the segment ``segment_name`` holds on its own labelmap, whatever grid that
+    is (0 for a segment that is empty or absent)."""
+    ensure_segmentation_converters()
+    segment_id = segment_id_by_name(segmentation_node, segment_name)
+    if segment_id is None:
+        return 0
+    image = slicer.vtkOrientedImageData()
+    segmentation_node.GetBinaryLabelmapRepresentation(segment_id, image)
+    return int(np.count_nonzero(_array_of(image)))
+
+
 def segment_mask(segmentation_node, segment_name: str, reference) -> np.ndarray:
     """The segment ``segment_name`` as a boolean ``[k, j, i]`` mask on the reference grid.
 

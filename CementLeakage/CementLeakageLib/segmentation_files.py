@@ -23,6 +23,7 @@ from .mrml_nodes import (
     segment_names,
     segment_provenance,
     segment_tag,
+    segment_voxel_count,
     set_segment_mask,
 )
 from .segments import LISTED_NAMES_MAX, SEGMENT_COLORS_RGB, listed_names
@@ -96,7 +97,15 @@ def read_segment_masks(
             "name them with --body-segment and --cement-segment"
             + (MANY_SEGMENTS_HINT if len(present) > LISTED_NAMES_MAX else "")
         )
-    return {name: segment_mask(node, name, geometry) for name in names}
+    masks = {name: segment_mask(node, name, geometry) for name in names}
+    for name, mask in masks.items():
+        held = 0 if mask.any() else segment_voxel_count(node, name)
+        if held:
+            raise CementLeakageError(
+                f"segment {name!r} of {Path(path).name} holds {held} voxels, none of them inside this CT: "
+                "the segmentation was drawn on another scan or grid; give the CT it was made on"
+            )
+    return masks
 
 
 def read_segment_metadata(path: str | os.PathLike, name: str) -> dict[str, str]:

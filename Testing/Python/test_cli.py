@@ -235,6 +235,32 @@ def test_a_bundle_of_a_given_segmentation_records_hand_edits(phantom, ct_file, t
     assert code == 0, err
 
 
+def test_a_segmentation_drawn_on_another_scan_is_refused_as_such(phantom, tmp_path, capsys):
+    # The same CT moved 300 mm up (another scan's grid): the body segment misses it entirely.
+    # This was refused as "the vertebral body mask is empty ... segment the body first".
+    truth = phantom.truth
+    segmentation = tmp_path / "drawn.seg.nrrd"
+    write_segmentation_file(
+        segmentation, {BODY: phantom.body_mask, CEMENT: phantom.cement_in_body_mask}, phantom.ct.geometry
+    )
+    matrix = phantom.ct.geometry.ijk_to_ras.copy()
+    matrix[2, 3] += 300.0
+    moved = tmp_path / "moved.nrrd"
+    write_volume(phantom.ct.array_hu, VolumeGeometry(matrix, phantom.ct.geometry.shape), moved)
+    shift = np.array([0.0, 0.0, 300.0])
+    args = measure_args(
+        moved, truth.upper_ras + shift, truth.lower_ras + shift, "--segmentation", str(segmentation)
+    )
+    code, out, err = run(args, capsys)
+    held = int(np.count_nonzero(phantom.body_mask))
+    assert_one_line_error(
+        code,
+        out,
+        err,
+        f"segment 'Vertebral body' of drawn.seg.nrrd holds {held} voxels, none of them inside this CT",
+    )
+
+
 def test_given_segmentation_is_measured_as_it_is(phantom, ct_file, tmp_path, capsys):
     """Volumes of a given .seg.nrrd are voxel count times voxel volume, identical to the API."""
     truth = phantom.truth
