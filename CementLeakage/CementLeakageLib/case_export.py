@@ -150,10 +150,6 @@ def write_case_bundle(
     if len(set(stems)) != len(stems):
         raise CementLeakageError(f"levels {levels} give the same file names: name each level differently")
     check_bundle_destination(out_dir, force)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CementLeakageError(unwritable_bundle_message(out_dir, error)) from None
     exported = utc_now()
     document = {
         "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -164,6 +160,7 @@ def write_case_bundle(
         "levels": level_records,
     }
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     except OSError as error:
         raise CementLeakageError(unwritable_bundle_message(out_dir, error)) from None

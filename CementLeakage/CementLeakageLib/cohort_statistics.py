@@ -25,6 +25,7 @@ from typing import Optional, Union
 import numpy as np
 from scipy import stats
 
+from .csv_text import column_separator
 from .errors import CementLeakageError
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null"})
@@ -215,9 +216,7 @@ def read_cohort_csv(path: Union[str, os.PathLike]) -> CohortTable:
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise CementLeakageError(f"Cohort file {path} is empty; it needs a header row and one row per case.")
-    header_line = next(line for line in lines if line.strip())
-    delimiter = max(",;\t", key=header_line.count)
-    reader = csv.reader(lines, delimiter=delimiter)
+    reader = csv.reader(lines, delimiter=column_separator(lines))
     records = [record for record in reader if any(cell.strip() for cell in record)]
     columns = [name.strip() for name in records[0]]
     duplicates = sorted({name for name in columns if columns.count(name) > 1})

@@ -220,10 +220,11 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
     if not series:
         raise CementLeakageError(f"{folder} holds no readable DICOM series: give a CT file or a DICOM folder")
     if series_uid is None and len(series) > 1:
-        modality_tag, description_tag = DICOM_UID_TAGS["Modality"], DICOM_UID_TAGS["SeriesDescription"]
+        wanted = {name: DICOM_UID_TAGS[name] for name in ("Modality", "SeriesDescription")}
+        first_files = {uid: _dicom_tags(files[0], wanted) for uid, files in series.items()}
         listing = "; ".join(
-            f"{uid} ({_dicom_tag(files[0], modality_tag) or 'no modality'}, {len(files)} files, "
-            f"{_dicom_tag(files[0], description_tag) or 'no description'})"
+            f"{uid} ({first_files[uid]['Modality'] or 'no modality'}, {len(files)} files, "
+            f"{first_files[uid]['SeriesDescription'] or 'no description'})"
             for uid, files in series.items()
         )
         raise CementLeakageError(
@@ -235,7 +236,8 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
         )
     uid = series_uid or next(iter(series))
     files = series[uid]
-    modality = _dicom_tag(files[0], DICOM_UID_TAGS["Modality"]).upper()
+    metadata = _dicom_tags(files[0], {**DICOM_UID_TAGS, **DICOM_IDENTIFYING_TAGS})
+    modality = metadata["Modality"].upper()
     if modality and modality != "CT":
         raise CementLeakageError(
             f"DICOM series {uid} is {modality}, not CT: the thresholds are in Hounsfield units; "
@@ -251,8 +253,6 @@ def _read_dicom_folder(folder: Path, series_uid: str | None) -> CtVolume:
             f"DICOM series {uid} in {folder} could not be read: check its files"
         ) from None
     geometry = _check_geometry(image, f"DICOM series {uid}")
-    tags = {**DICOM_UID_TAGS, **DICOM_IDENTIFYING_TAGS}
-    metadata = _dicom_tags(files[0], tags)
     metadata["number_of_slices"] = len(files)
     return CtVolume(
         array_hu=sitk.GetArrayFromImage(image).astype(np.float32),

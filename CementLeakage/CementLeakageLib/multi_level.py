@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .csv_text import column_separator
 from .ct_volume import CtVolume
 from .errors import CementLeakageError
 from .measurement import bounding_box
@@ -80,10 +81,7 @@ def read_level_requests(path: str | os.PathLike) -> list[LevelRequest]:
             entries = document.get("levels", []) if isinstance(document, dict) else document
         else:
             lines = text.splitlines()
-            # Spreadsheets in many locales save with semicolons (the comma is their decimal mark)
-            # or tabs: the header, which holds no point, tells which.
-            delimiter = max(",;\t", key=lines[0].count) if lines else ","
-            entries = list(csv.DictReader(lines, delimiter=delimiter))
+            entries = list(csv.DictReader(lines, delimiter=column_separator(lines)))
     except UnicodeDecodeError:
         raise CementLeakageError(
             f"{path.name} is not UTF-8 text: save it as UTF-8 (CSV UTF-8 or JSON)"
