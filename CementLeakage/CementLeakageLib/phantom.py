@@ -335,7 +335,7 @@ def _endplate_centres(body: ImplicitShape) -> tuple[np.ndarray, np.ndarray, np.n
     return body.upper_face_centre_ras, body.lower_face_centre_ras, np.asarray(body.centre_ras, float)
 
 
-def _volume_beyond_plane_mm3(blob: ImplicitShape, point_ras: np.ndarray, normal_ras: np.ndarray) -> float:
+def volume_beyond_plane_mm3(blob: ImplicitShape, point_ras: np.ndarray, normal_ras: np.ndarray) -> float:
     """Volume (mm³) of an ellipsoid (possibly Rotated) on the side of ``normal`` of a plane.
 
     In the ellipsoid's own frame (semi-axes a, b, c along its axes) the plane's offset from the
@@ -377,7 +377,7 @@ def phantom_truth(anatomy: PhantomAnatomy, level: str) -> PhantomTruth:
         plane = split_plane_from_endplates(upper, lower, anatomy.side)
         psbcv = float(
             sum(
-                _volume_beyond_plane_mm3(blob, plane.point_ras, plane.normal_ras)
+                volume_beyond_plane_mm3(blob, plane.point_ras, plane.normal_ras)
                 for blob in anatomy.cement_blobs
             )
         )
@@ -429,7 +429,7 @@ def phantom_geometry(spec: PhantomSpec, anatomy: PhantomAnatomy) -> VolumeGeomet
     )
 
 
-def _index_box(geometry: VolumeGeometry, shape: ImplicitShape, margin_mm: float):
+def index_box(geometry: VolumeGeometry, shape: ImplicitShape, margin_mm: float):
     """``[k, j, i]`` slices of the grid covering the shape's RAS bounds plus a margin; None if outside."""
     lower, upper = shape.bounds_ras()
     size = np.array(geometry.shape[::-1])
@@ -472,7 +472,7 @@ def _coordinates(
     return tuple(coordinates)
 
 
-def _slabs(box, max_voxels: int = 1_000_000):
+def slabs(box, max_voxels: int = 1_000_000):
     """Split a ``[k, j, i]`` box along k into slabs of at most about ``max_voxels`` (bounds memory)."""
     if box is None:
         return
@@ -486,7 +486,7 @@ def shape_mask(geometry: VolumeGeometry, shapes) -> np.ndarray:
     """Boolean ``[k, j, i]``: voxels whose centre lies in any of ``shapes`` (exact inside test)."""
     mask = np.zeros(geometry.shape, dtype=bool)
     for shape in shapes:
-        for slab in _slabs(_index_box(geometry, shape, 0.0)):
+        for slab in slabs(index_box(geometry, shape, 0.0)):
             mask[slab] |= shape.contains(*_coordinates(geometry, slab))
     return mask
 
@@ -544,7 +544,7 @@ def _lattice_offsets(substeps_kji: tuple[int, int, int]) -> np.ndarray:
     return np.stack(np.meshgrid(*fractions, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def _box_averaged_occupancy(geometry: VolumeGeometry, shape: ImplicitShape, slab) -> np.ndarray:
+def box_averaged_occupancy(geometry: VolumeGeometry, shape: ImplicitShape, slab) -> np.ndarray:
     """Share (0 to 1, float32 ``[k, j, i]``) of each voxel of ``slab`` inside ``shape``, averaged
     over the voxel's whole extent: 1 or 0 where ``SURFACE_SEARCH_MM`` finds the voxel wholly in
     or out, elsewhere the share of its points ``CEMENT_SUB_VOXEL_MM`` apart inside the solid."""
@@ -604,9 +604,9 @@ class _Canvas:
 
     def occupancy(self, shape: ImplicitShape, slab, box_averaged: bool = False) -> np.ndarray:
         """Share (0 to 1, float32) of each voxel of ``slab`` inside ``shape``; ``box_averaged``
-        averages the voxel's whole extent whatever the canvas's mode (:func:`_box_averaged_occupancy`)."""
+        averages the voxel's whole extent whatever the canvas's mode (:func:`box_averaged_occupancy`)."""
         if box_averaged:
-            return _box_averaged_occupancy(self.geometry, shape, slab)
+            return box_averaged_occupancy(self.geometry, shape, slab)
         if not self.slice_averaged:
             distance = shape.signed_distance_mm(*_coordinates(self.geometry, slab))
             return np.clip(0.5 - distance / self.voxel_mm, 0.0, 1.0).astype(np.float32)
@@ -623,7 +623,7 @@ class _Canvas:
         (``box_averaged``: see :meth:`occupancy`)."""
         # A voxel's whole extent reaches its largest spacing from its centre's neighbours.
         margin_mm = float(np.max(self.geometry.spacing_mm)) if box_averaged else self.margin_mm
-        for slab in _slabs(_index_box(self.geometry, shape, 2.0 * margin_mm)):
+        for slab in slabs(index_box(self.geometry, shape, 2.0 * margin_mm)):
             occupancy = self.occupancy(shape, slab, box_averaged)
             region = self.image[slab]
             target = value[slab] if isinstance(value, np.ndarray) else np.float32(value)
@@ -638,13 +638,14 @@ class _Canvas:
 def _texture(geometry: VolumeGeometry, rng: np.random.Generator) -> np.ndarray:
     """Smooth random field (float32 ``[k, j, i]``, mean 0, SD 1): white noise smoothed by TEXTURE_SIGMA_MM."""
     noise = rng.standard_normal(geometry.shape, dtype=np.float32)
-    smooth = sitk.GetArrayFromImage(_blur(to_sitk(noise, geometry), TEXTURE_SIGMA_MM))
+    smooth = sitk.GetArrayFromImage(gaussian_blurred(to_sitk(noise, geometry), TEXTURE_SIGMA_MM))
     smooth -= smooth.mean()
     smooth /= max(float(smooth.std()), 1e-6)
     return smooth
 
 
-def _blur(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+def gaussian_blurred(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+    """``image`` blurred by a Gaussian of SD ``sigma_mm`` (mm, in the image's spacing)."""
     return sitk.DiscreteGaussian(image, [sigma_mm**2] * 3, 32, 0.01, True)
 
 
@@ -656,7 +657,7 @@ def leak_label_map(geometry: VolumeGeometry, anatomy: PhantomAnatomy) -> np.ndar
     """uint8 ``[k, j, i]``: ``n + 1`` where a voxel centre lies in the n-th of ``anatomy.leak_solids``."""
     labels = np.zeros(geometry.shape, dtype=np.uint8)
     for label, (_, _, solid) in enumerate(anatomy.leak_solids, start=1):
-        for slab in _slabs(_index_box(geometry, solid, 0.0)):
+        for slab in slabs(index_box(geometry, solid, 0.0)):
             inside = solid.contains(*_coordinates(geometry, slab))
             labels[slab] = np.where(inside, np.uint8(label), labels[slab])
     return labels
@@ -701,7 +702,7 @@ def _render(spec: PhantomSpec, anatomy: PhantomAnatomy, geometry: VolumeGeometry
     del texture
     image = canvas.image
     if spec.blur_sigma_mm > 0:
-        image = sitk.GetArrayFromImage(_blur(to_sitk(image, geometry), spec.blur_sigma_mm))
+        image = sitk.GetArrayFromImage(gaussian_blurred(to_sitk(image, geometry), spec.blur_sigma_mm))
     if spec.noise_sd_hu > 0:
         image += np.float32(spec.noise_sd_hu) * rng_noise.standard_normal(geometry.shape, dtype=np.float32)
     top = np.iinfo(np.int16).max if spec.extended_scale else CT_SCALE_HU[1]

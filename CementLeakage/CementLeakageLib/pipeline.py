@@ -80,7 +80,9 @@ class VertebraResult:
         """List the cement components outside the body into the measurement (see
         :mod:`leakage_components`); called again when the extravertebral cement changes."""
         measurement = self.measurement
-        cement_min_hu = measurement.parameters.get("cement_min_hu", MeasurementParameters().cement_min_hu)
+        defaults = MeasurementParameters()
+        cement_min_hu = measurement.parameters.get("cement_min_hu", defaults.cement_min_hu)
+        bone_min_hu = measurement.parameters.get("bone_min_hu", defaults.bone_min_hu)
         self.extravertebral = describe_extravertebral_cement(
             self.body_mask,
             self.cement_mask,
@@ -90,6 +92,7 @@ class VertebraResult:
             measurement.side,
             array_hu=self.array_hu,
             cement_min_hu=float(cement_min_hu),
+            bone_min_hu=float(bone_min_hu),
         )
         described = self.extravertebral.as_dict()
         measurement.extravertebral_components = described["components"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_body_segmentation_real import endplate_midpoints, load_real_vertebra
+from real_vertebra import endplate_midpoints, load_real_vertebra
 
 from CementLeakageLib.body_axis_lean import (
     ANTERIOR_LEAN_MM,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_body_segmentation_real import endplate_midpoints, load_real_vertebra
+from real_vertebra import endplate_midpoints, load_real_vertebra
 from test_measurement import rotation
 
 from CementLeakageLib.body_centre_line import OFF_CENTRE_WARNING_MM, points_off_centre

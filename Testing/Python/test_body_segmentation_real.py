@@ -1,47 +1,16 @@
-"""Body segmentation on a real lumbar vertebra (VerSe subject 004, L2) with expert labels.
-
-The image is density-calibrated (mg HA/cm³) and cropped to the bone, not in HU. Stated
-assumption: HU = 1.3 x density (a QCT calibration slope of about 0.77 mg/cm³ per HU), with the
-zeroed background standing for water-like soft tissue (0 HU). Its header says identity
-direction but the anatomy runs the other way along y, so the j axis is flipped to anterior.
-"""
+"""Body segmentation on a real lumbar vertebra (VerSe subject 004, L2) with expert labels, read
+as a CT as :mod:`real_vertebra` states."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from real_vertebra import endplate_midpoints, load_real_vertebra
 
 from CementLeakageLib.body_segmentation import segment_vertebral_body
 from CementLeakageLib.ct_volume import CtVolume
 from CementLeakageLib.sitk_bridge import geometry_of, to_sitk
-
-DATA = Path(__file__).resolve().parents[1] / "Data" / "verse004-L2"
-HU_PER_DENSITY = 1.3
-
-
-def load_real_vertebra():
-    image = sitk.ReadImage(str(DATA / "verse004_L2_im.nii.gz"))
-    labels = sitk.ReadImage(str(DATA / "verse004_L2_seg.nii.gz"))
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    direction[:, 1] *= -1.0
-    image.SetDirection(direction.ravel().tolist())
-    geometry = geometry_of(image)
-    hu = (sitk.GetArrayFromImage(image) * HU_PER_DENSITY).astype(np.float32)
-    return CtVolume(hu, geometry, source="verse004 L2"), sitk.GetArrayFromImage(labels)
-
-
-def endplate_midpoints(geometry, body):
-    """Upper and lower endplate midpoints (RAS mm) where the body's central column ends: on the
-    outer faces of its last labelled voxels, where the endplate surfaces are."""
-    k, j, i = np.nonzero(body)
-    ci, cj = int(round(i.mean())), int(round(j.mean()))
-    column = np.flatnonzero(body[:, cj, ci])
-    upper = geometry.ijk_to_ras_points([[ci, cj, column.max() + 0.5]])[0]
-    lower = geometry.ijk_to_ras_points([[ci, cj, column.min() - 0.5]])[0]
-    return upper, lower
 
 
 def _measured(ct, truth, upper, lower, follow_surfaces):

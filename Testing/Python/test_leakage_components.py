@@ -26,6 +26,8 @@ from CementLeakageLib.leak_classes import (
     SPINAL_CANAL,
 )
 from CementLeakageLib.leakage_components import (
+    BONE_AROUND_MM,
+    BONE_AROUND_NOTED_SHARE,
     CROP_MARGIN_MM,
     FRAGMENT_GAP_MM,
     describe_extravertebral_cement,
@@ -343,6 +345,69 @@ def test_components_carry_their_peak_and_faint_ones_say_so():
         describe_extravertebral_cement(
             body, cement, geometry, UPPER_RAS, LOWER_RAS, "left", array_hu=array_hu[1:]
         )
+
+
+def test_a_leak_in_a_concave_posterior_wall_is_in_the_canal():
+    """A real body's posterior wall is concave, and cement from the basivertebral foramen lies in
+    its hollow, in front of the body's rearmost voxels: it is judged against the wall where it
+    lies. The same leak behind a flat wall, and one beside the hollow's edge, are judged as
+    before."""
+    geometry = grid()
+    body = box_mask(geometry, *BODY_BOX) & ~box_mask(geometry, (-8, -16, -1), (8, -11, 26))  # 4 mm hollow
+    cement = box_mask(geometry, (-10, -8, 4), (10, 8, 20))
+    in_hollow = box_mask(geometry, (-2, -14, 8), (2, -12, 13))  # 1 mm behind the hollow's floor
+    behind_a_flank = box_mask(geometry, (12, -19, 8), (15, -16, 13))  # lateral 13.5 mm of 20
+    components = extravertebral_components(
+        body, cement | in_hollow | behind_a_flank, geometry, UPPER_RAS, LOWER_RAS, "left"
+    )
+    by_x = {round(c.centroid_ras[0]): c.location for c in components}
+    assert by_x == {0: SPINAL_CANAL, 14: PARAVERTEBRAL}
+
+
+def _bone_share_by_tree(geometry, blob, body, array_hu, bone_min_hu):
+    """The share of bone around ``blob`` counted voxel by voxel with a k-d tree of its centres."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(geometry.voxel_centers_ras(np.nonzero(blob)))
+    candidates = ndimage.binary_dilation(
+        blob, np.ones((3, 3, 3), bool), iterations=int(np.ceil(BONE_AROUND_MM[1] / SPACING_MM)) + 1
+    )
+    kji = np.nonzero(candidates & ~body)
+    distance, _ = tree.query(geometry.voxel_centers_ras(kji))
+    around = (distance >= BONE_AROUND_MM[0] - 1e-9) & (distance <= BONE_AROUND_MM[1] + 1e-9)
+    return float(np.mean(array_hu[kji][around] >= bone_min_hu))
+
+
+def test_a_component_in_bone_is_noted_as_possibly_dense_cortex():
+    """Cement-bright voxels inside a plate of bone (a lamina's dense cortex) are noted as lying in
+    bone, with the share of bone around them; leaks in soft tissue are not, nor a leak into the
+    disc or the tract's cement, whatever lies around them."""
+    geometry, body, cement, blobs = synthetic_case()
+    array_hu = np.full(geometry.shape, 40.0)
+    lamina = box_mask(geometry, (-22, -50, 4), (-2, -40, 20))
+    array_hu[lamina] = 400.0
+    array_hu[box_mask(geometry, (-15, -12, 29), (15, 12, 40))] = 400.0  # the next vertebra, over the disc
+    array_hu[cement] = 2600.0
+    result = describe_extravertebral_cement(
+        body, cement, geometry, UPPER_RAS, LOWER_RAS, "left", array_hu=array_hu, bone_min_hu=226.0
+    )
+    by_centre = {}
+    for name, blob in blobs.items():
+        centre = geometry.voxel_centers_ras(np.nonzero(blob)).mean(axis=0)
+        by_centre[name] = next(c for c in result.components if np.allclose(c.centroid_ras, centre, atol=1e-6))
+        expected = _bone_share_by_tree(geometry, blob, body, array_hu, 226.0)
+        assert by_centre[name].bone_around_share == pytest.approx(expected, abs=1e-12), name
+    deep = by_centre["deep behind"]
+    assert deep.bone_around_share > 0.9 and deep.is_leakage
+    assert "lies in bone" in deep.note and "dense cortical bone" in deep.note
+    assert f"{100 * deep.bone_around_share:.0f}% of what surrounds it" in deep.note
+    assert by_centre["above"].bone_around_share >= BONE_AROUND_NOTED_SHARE  # the next vertebra
+    noted = sorted(name for name, c in by_centre.items() if "lies in bone" in c.note)
+    assert noted == ["deep behind"]
+    for name in ("canal", "front", "lateral"):
+        assert by_centre[name].bone_around_share == 0.0
+    plain = describe_extravertebral_cement(body, cement, geometry, UPPER_RAS, LOWER_RAS, "left")
+    assert all(c.bone_around_share is None for c in plain.components)
 
 
 def test_bad_input_is_refused():
