@@ -170,14 +170,22 @@ SPANNED_DISC_MIN_MM = 2.5
 """A run of slices this long (mm) without a closed bone ring inside the body suggests a disc."""
 
 
-def _largest_inner_gap_mm(slab, interiors: dict, axial_mm: np.ndarray, height_mm: float):
+def _largest_inner_gap_mm(
+    slab, interiors: dict, axial_mm: np.ndarray, height_mm: float, cement_slices: frozenset = frozenset()
+):
     """Length and centre (mm along the axis) of the longest run of slab slices without a body
-    cross-section that lies away from both endplates, if it is at least ``SPANNED_DISC_MIN_MM``."""
+    cross-section that lies away from both endplates, if it is at least ``SPANNED_DISC_MIN_MM``.
+    A run whose every slice is in ``cement_slices`` (the body there holds cement) is no disc: the
+    bolus fills what a faint shell's ring would enclose (the real L2 of the tests with a bolus
+    planted in it, its shell under the bone threshold: runs of 2.5-3.5 mm through the bolus)."""
     best = None
     run: list[int] = []
     for z in list(slab) + [None]:
         if z is not None and int(z) not in interiors:
             run.append(int(z))
+            continue
+        if run and all(z_run in cement_slices for z_run in run):
+            run = []
             continue
         if run:
             low, high = float(axial_mm[run[0]]), float(axial_mm[run[-1]])
@@ -834,7 +842,8 @@ def segment_vertebral_body(
         if not lean_warned:
             point_warnings.append(axis_lean_warning(by_faces, frame.height_mm, None))
     warnings = []
-    gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm)
+    cement_slices = frozenset(int(z) for z in slab if (hu[z][body[z]] >= parameters.cement_min_hu).any())
+    gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm, cement_slices)
     if gap is not None:
         length, middle = gap
         warnings.append(

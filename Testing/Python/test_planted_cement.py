@@ -143,3 +143,15 @@ def test_real_posterior_arch_read_as_cement_is_noted_as_lying_in_bone():
     assert arch[0]["volume_cm3"] > 1.0
     assert "lies in bone" in arch[0]["note"] and arch[0]["bone_around_share"] >= 0.2
     assert all("lies in bone" not in c["note"] and c["bone_around_share"] < 0.1 for c in planted)
+
+
+def test_a_bolus_in_a_faint_shelled_body_is_not_taken_for_a_spanned_disc():
+    """Read at 1.15 HU per mg/cm³ the real L2's shell lies under the bone threshold (median
+    172 HU) and closes no ring over a few millimetres of the bolus: those slices hold cement, which
+    a disc between two vertebrae does not, so the points are not said to span one (they were,
+    over 3.5 mm at 11.8 mm above the lower point). The phantom whose points span a disc is still
+    told so (test_anatomy_input_checks.py)."""
+    case = real_vertebra_with_cement("left", 0.0, LEAKS, hu_per_density=1.15)
+    result = measure_vertebra(case.ct, case.upper_ras, case.lower_ras, case.side, level="L2")
+    assert not [w for w in result.measurement.warnings if "span a disc" in w]
+    assert result.measurement.bcv_cm3 == pytest.approx(case.bcv_cm3, rel=0.04)  # measured +0.8%
