@@ -51,9 +51,8 @@ is that leak's."""
 
 def _without_bolus(slope: float, side: str) -> float:
     """VBV (cm³) of the CT with the leaks and no bolus."""
-    case = real_vertebra_with_cement(side, 0.0, LEAKS, slope)
     no_bolus = real_vertebra_with_cement(side, 0.0, LEAKS, slope, bolus=False)
-    result = measure_vertebra(no_bolus.ct, case.upper_ras, case.lower_ras, side, level="L2")
+    result = measure_vertebra(no_bolus.ct, no_bolus.upper_ras, no_bolus.lower_ras, side, level="L2")
     return result.measurement.vbv_cm3
 
 

@@ -842,7 +842,10 @@ def segment_vertebral_body(
         if not lean_warned:
             point_warnings.append(axis_lean_warning(by_faces, frame.height_mm, None))
     warnings = []
-    cement_slices = frozenset(int(z) for z in slab if (hu[z][body[z]] >= parameters.cement_min_hu).any())
+    # Only the slices without a ring of their own can make a run.
+    cement_slices = frozenset(
+        int(z) for z in slab if int(z) not in interiors and (hu[z][body[z]] >= parameters.cement_min_hu).any()
+    )
     gap = _largest_inner_gap_mm(slab, interiors, axial_mm, frame.height_mm, cement_slices)
     if gap is not None:
         length, middle = gap
